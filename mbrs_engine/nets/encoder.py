@@ -1,0 +1,53 @@
+"""MBRS encoder: message processor (optionally with the diffusion block) and SE-block image encoder.
+
+``Encoder(image, message)`` returns the encoded image itself (not a residual;
+no tanh, no clamp), as the reference does.  The watermark residual is
+``encoded - image``; the strength factor scales it outside the network.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import ConvBNReLU, ConvTBNReLU, se_stack
+from .config import NetworkConfig
+
+
+class MessageProcessor(nn.Module):
+    """Expands L bits to a C x H x H feature map (paper, Sec. 3.1)."""
+
+    def __init__(self, cfg: NetworkConfig):
+        super().__init__()
+        C, k, g = cfg.channels, cfg.upsamplings, cfg.grid_size
+        self.grid = g
+        # Diffusion block: a fully connected layer spreads every bit over the whole grid.
+        self.diffuse = nn.Linear(cfg.message_length, g * g) if cfg.diffusion else None
+        first_stack = 1 if cfg.diffusion else max(cfg.blocks - k, 1)
+        self.body = nn.Sequential(
+            ConvBNReLU(1, C),
+            *(ConvTBNReLU(C, C) for _ in range(k)),
+            se_stack(C, first_stack),
+            se_stack(C, cfg.blocks),
+        )
+
+    def forward(self, message: torch.Tensor) -> torch.Tensor:
+        if self.diffuse is not None:
+            message = self.diffuse(message)
+        return self.body(message.reshape(-1, 1, self.grid, self.grid))
+
+
+class Encoder(nn.Module):
+    """Cover image (N,3,H,H) in [-1,1] + message (N,L) in {0,1} -> encoded image (N,3,H,H)."""
+
+    def __init__(self, cfg: NetworkConfig):
+        super().__init__()
+        C = cfg.channels
+        self.config = cfg
+        self.image_branch = nn.Sequential(ConvBNReLU(3, C), se_stack(C, cfg.blocks))
+        self.message_processor = MessageProcessor(cfg)
+        self.fuse = ConvBNReLU(2 * C, C)
+        self.to_image = nn.Conv2d(C + 3, 3, 1)
+
+    def forward(self, image: torch.Tensor, message: torch.Tensor) -> torch.Tensor:
+        features = torch.cat([self.image_branch(image), self.message_processor(message.to(image.dtype))], dim=1)
+        return self.to_image(torch.cat([self.fuse(features), image], dim=1))

@@ -1,0 +1,37 @@
+"""Noise layers: the distortions put between the encoder and the decoder.
+
+Every layer is a :class:`NoiseLayer` (an ``nn.Module``) called as
+``layer(encoded, cover=None)`` on float batches ``(N, 3, H, W)``, RGB, in
+``[-1, 1]`` (the convention of :mod:`mbrs_engine.pixels`), of any height and
+width, on CPU or CUDA.  ``layer.spec()`` gives it back as text and
+:func:`parse_noise` reads such text (without ever evaluating it).
+
+Layers:
+
+- ``Identity()``: no distortion.
+- ``JpegSim(quality, subsampling="4:2:0")`` (alias ``Jpeg``): simulated, differentiable JPEG.
+- ``RealJpeg(quality, subsampling="4:2:0", gradient="stop")``: real JPEG.
+- ``JpegMask()``: the paper's JPEG-Mask (low DCT frequencies only).
+- ``JpegSS(quality)``: JPEG with Shin and Song's approximation of rounding.
+- ``KorniaJpeg(quality)``: kornia's differentiable JPEG.
+- ``Crop(p, fill=0.0)``, ``Cropout(p)``, ``Dropout(p)``, ``CropResize(p)``, ``Resize(scale, back=False)``.
+- ``GaussianBlur(sigma, kernel_size=None)`` (alias ``GF``), ``GaussianNoise(std)``,
+  ``BrightnessContrast(brightness=0.0, contrast=1.0)``.
+- ``Combined(layers, seed=None, weights=None)``: one layer per mini-batch (MBRS).
+
+:func:`available_layers` lists them with a one-line description.
+"""
+from .base import Identity, NoiseLayer
+from .combined import Combined
+from .filters import GF, BrightnessContrast, GaussianBlur, GaussianNoise
+from .geometric import Crop, CropResize, Cropout, Dropout, Resize
+from .jpeg import Jpeg, JpegMask, JpegSim, JpegSS, KorniaJpeg, RealJpeg
+from .spec import NoiseSpecError, available_layers, parse_noise
+
+__all__ = [
+    "NoiseLayer", "Identity", "Combined",
+    "Jpeg", "JpegSim", "RealJpeg", "JpegMask", "JpegSS", "KorniaJpeg",
+    "Crop", "Cropout", "Dropout", "CropResize", "Resize",
+    "GaussianBlur", "GF", "GaussianNoise", "BrightnessContrast",
+    "parse_noise", "NoiseSpecError", "available_layers",
+]

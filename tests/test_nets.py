@@ -1,0 +1,88 @@
+"""Networks: the reference's exact parameter counts, shapes, the diffusion variant at other sizes, errors."""
+import pytest
+import torch
+
+from mbrs_engine.nets import (PRESETS, ArchitectureError, NetworkConfig, build_from_config, build_networks,
+                              count_parameters, valid_message_lengths)
+
+
+@pytest.mark.parametrize("preset, encoder_params, decoder_params", [
+    ("faithful", 561_292, 20_244_099),
+    ("diffusion", 552_652, 5_246_497),
+])
+def test_reference_parameter_counts(preset, encoder_params, decoder_params):
+    encoder, decoder, adversary = build_from_config(PRESETS[preset])
+    assert count_parameters(encoder) == encoder_params
+    assert count_parameters(decoder) == decoder_params
+    assert count_parameters(adversary) == 113_153
+
+
+def test_interface_call_matches_faithful_preset():
+    encoder, decoder, _ = build_networks(image_size=128, message_length=64, channels=64, blocks=4, diffusion=False)
+    assert count_parameters(encoder) == 561_292 and count_parameters(decoder) == 20_244_099
+
+
+@pytest.mark.parametrize("size, length, diffusion", [(32, 16, False), (64, 64, False), (16, 16, False),
+                                                      (32, 30, True), (64, 100, True), (128, 30, True)])
+def test_shapes_round_trip(size, length, diffusion):
+    torch.manual_seed(0)
+    encoder, decoder, adversary = build_networks(size, length, channels=16, blocks=2, diffusion=diffusion)
+    image = torch.rand(2, 3, size, size) * 2 - 1
+    message = torch.randint(0, 2, (2, length)).float()
+    encoded = encoder(image, message)
+    assert encoded.shape == image.shape
+    assert decoder(encoded).shape == (2, length)
+    assert adversary(encoded).shape == (2,)
+
+
+def test_encoder_output_depends_on_message():
+    torch.manual_seed(0)
+    encoder, _, _ = build_networks(32, 16, channels=16, blocks=1)
+    encoder.eval()
+    image = torch.zeros(1, 3, 32, 32)
+    a = encoder(image, torch.zeros(1, 16))
+    b = encoder(image, torch.ones(1, 16))
+    assert not torch.allclose(a, b)
+
+
+def test_gradients_reach_every_parameter():
+    torch.manual_seed(0)
+    encoder, decoder, _ = build_networks(32, 16, channels=16, blocks=1, diffusion=True)
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    loss = decoder(encoder(image, torch.randint(0, 2, (2, 16)).float())).pow(2).mean()
+    loss.backward()
+    for name, p in [*encoder.named_parameters(), *decoder.named_parameters()]:
+        assert p.grad is not None, name
+
+
+def test_invalid_pair_names_nearest_valid_ones():
+    with pytest.raises(ArchitectureError) as err:
+        build_networks(image_size=128, message_length=100)
+    text = str(err.value)
+    assert "Nearest valid L for H=128: 16, 64." in text
+    assert "diffusion=True" in text
+    assert "80, 160" in text   # nearest H for L=100 (h=10)
+
+
+def test_invalid_image_size_for_diffusion():
+    with pytest.raises(ArchitectureError, match="16·2\\^k"):
+        NetworkConfig(image_size=100, message_length=30, diffusion=True)
+
+
+def test_valid_message_lengths():
+    assert valid_message_lengths(128) == [1, 4, 16, 64, 256, 1024, 4096, 16384]
+    assert valid_message_lengths(400) == [625, 2500, 10000, 40000, 160000]
+
+
+@pytest.mark.parametrize("bad", [dict(channels=12), dict(message_length=0), dict(image_size=-8),
+                                 dict(blocks=1.5)])
+def test_bad_config_values(bad):
+    with pytest.raises(ArchitectureError):
+        NetworkConfig(**{**dict(image_size=32, message_length=16), **bad})
+
+
+def test_config_dict_round_trip():
+    cfg = PRESETS["diffusion"]
+    assert NetworkConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ArchitectureError, match="unknown"):
+        NetworkConfig.from_dict({**cfg.to_dict(), "colour": 3})
