@@ -1,12 +1,331 @@
-"""The ``mbrs`` command line.  Sub-commands print one-line errors and exit non-zero on bad input."""
+"""The ``mbrs`` command line: embed, decode, attack, eval, models, info.
+
+Every command that reads an image also takes a folder (its images, sorted by
+name; outputs go to a folder of the same file names), with a progress bar on
+stderr.  Exit codes: 0 success; 1 ``decode`` found no watermark in at least
+one image; 2 bad input or a failed file (a one-line ``mbrs: error: ...`` on
+stderr, never a traceback); 130 interrupted.
+"""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from . import __version__
+
+EXIT_OK, EXIT_NOT_FOUND, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+_LOSSY_OUTPUTS = (".jpg", ".jpeg", ".webp")
+
+
+class CommandError(ValueError):
+    """A bad command line that argparse cannot catch (shown as one line)."""
+
+
+# ---------------------------------------------------------------- helpers
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr for more than one file (plain lines when stderr is not a terminal)."""
+
+    def __init__(self, total: int, stream=None, width: int = 24):
+        self.total, self.width = total, width
+        self.stream = stream or sys.stderr
+        self.enabled = total > 1
+        self.tty = self.enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def update(self, done: int, label: str = "") -> None:
+        if not self.enabled:
+            return
+        filled = self.width * done // self.total
+        bar = "#" * filled + "." * (self.width - filled)
+        line = f"[{bar}] {done}/{self.total} {label}"
+        self.stream.write(f"\r{line[:100]:100s}" if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _error(message: str) -> None:
+    print(f"mbrs: error: {message}", file=sys.stderr)
+
+
+@dataclass
+class Job:
+    source: Path
+    target: Path | None
+
+
+def _output_name(source: Path, folder: Path) -> Path:
+    """Same name in ``folder``; formats we do not write (GIF, BMP) become PNG."""
+    from .imageio import FORMATS
+
+    return folder / (source.name if source.suffix.lower() in FORMATS else source.stem + ".png")
+
+
+def _jobs(input_path: str, output: str | None) -> list[Job]:
+    """(input, output) pairs for a file or a folder; output folders are created."""
+    from .imageio import ImageLoadError, list_images
+
+    source = Path(input_path)
+    if not source.exists():
+        raise ImageLoadError(f"cannot read '{source}': no such file or folder")
+    if not source.is_dir():
+        target = None if output is None else Path(output)
+        if target is not None and target.is_dir():
+            target = _output_name(source, target)
+        return [Job(source, target)]
+    sources = list_images(source)
+    if not sources:
+        raise ImageLoadError(f"no images (.png, .jpg, .webp, .tif, .bmp, .gif) in the folder '{source}'")
+    if output is None:
+        return [Job(s, None) for s in sources]
+    folder = Path(output)
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"the input is a folder, so the output '{folder}' must be a folder too")
+    folder.mkdir(parents=True, exist_ok=True)
+    return [Job(s, _output_name(s, folder)) for s in sources]
+
+
+def _run_jobs(jobs: list[Job], work) -> tuple[int, list]:
+    """Run ``work(job)`` on each job; report failures and go on. Returns (failures, results)."""
+    from .imageio import ImageLoadError
+
+    progress = ProgressBar(len(jobs))
+    failures, results = 0, []
+    for i, job in enumerate(jobs):
+        try:
+            results.append(work(job))
+        except (ValueError, OSError) as exc:
+            if len(jobs) == 1:
+                raise
+            progress.close()
+            _error(str(exc) if isinstance(exc, ImageLoadError) else f"{job.source}: {exc}")
+            failures += 1
+        progress.update(i + 1, job.source.name)
+    progress.close()
+    return failures, results
+
+
+def _watermarker(model: str | None):
+    from .watermarker import Watermarker
+
+    return Watermarker.from_pretrained(model)
+
+
+def _check_outputs(jobs: list[Job], overwrite: bool) -> None:
+    from .imageio import check_output_path
+
+    for job in jobs:
+        check_output_path(job.target, job.source, overwrite)
+
+
+# ---------------------------------------------------------------- embed
+
+
+def _quality_line(original, saved_path: Path) -> str:
+    from .imageio import open_image
+    from .metrics import psnr, ssim
+
+    saved = open_image(saved_path)
+    parts = [f"PSNR {float(psnr(original, saved)[0]):.2f} dB"]
+    if min(saved.size) >= 11 and saved.size[0] * saved.size[1] <= 4_000_000:
+        parts.append(f"SSIM {float(ssim(original, saved)[0]):.4f}")
+    return ", ".join(parts)
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from . import payload
+    from .imageio import load_image, save_like
+
+    jobs = _jobs(args.input, args.output)
+    _check_outputs(jobs, args.overwrite)
+    wm = _watermarker(args.model)
+    size = len(args.message.encode("utf-8"))
+    payload.encode_text(args.message, wm.message_length, args.key)  # a too-long text fails before any image
+
+    def work(job: Job) -> None:
+        loaded = load_image(job.source)
+        marked = wm.embed(loaded.image, args.message, strength=args.strength, key=args.key)
+        save_like(marked, job.target, loaded, quality=args.quality, overwrite=args.overwrite)
+        print(f"wrote {job.target}: {size} of {wm.capacity} bytes, {_quality_line(loaded.image, job.target)}")
+
+    failures, _ = _run_jobs(jobs, work)
+    return EXIT_ERROR if failures else EXIT_OK
+
+
+# ---------------------------------------------------------------- decode
+
+
+def _result_dict(path: Path, result) -> dict:
+    return {"path": str(path), "detected": result.detected, "message": result.message,
+            "p_value": result.p_value, "threshold": result.threshold,
+            "bit_errors_corrected": result.bit_errors_corrected, "crc_ok": result.crc_ok,
+            "frame": result.frame, "hypotheses": result.hypotheses,
+            "bits": "".join(map(str, result.corrected_bits.tolist()))}
+
+
+def _result_line(path: Path, result) -> str:
+    if not result.detected:
+        return f"{path}: no watermark found"
+    frame = "" if result.frame == "full" else f", found as {result.frame}"
+    return (f"{path}: {json.dumps(result.message, ensure_ascii=False)} (p = {result.p_value:.3g}, "
+            f"{result.bit_errors_corrected} bit errors corrected{frame})")
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from .imageio import open_image
+
+    jobs = _jobs(args.input, None)
+    wm = _watermarker(args.model)
+    wm.layout  # raw-bits-only models fail here, once
+
+    def work(job: Job):
+        result = wm.decode(open_image(job.source), key=args.key, search=not args.no_search)
+        if not args.json:
+            print(_result_line(job.source, result), flush=True)
+        return _result_dict(job.source, result)
+
+    failures, results = _run_jobs(jobs, work)
+    if args.json:
+        single = not Path(args.input).is_dir()
+        print(json.dumps(results[0] if single else results, indent=2, ensure_ascii=False))
+    if failures:
+        return EXIT_ERROR
+    return EXIT_OK if all(r["detected"] for r in results) else EXIT_NOT_FOUND
+
+
+# ---------------------------------------------------------------- attack
+
+
+class _AttackAction(argparse.Action):
+    """Collects ``--jpeg 75 --crop 0.8 ...`` in command-line order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .attacks import Attack, AttackError
+
+        try:
+            attack = Attack(self.dest, float(values))
+        except (AttackError, ValueError) as exc:
+            parser.error(f"{option_string}: {exc}")
+        chain = list(getattr(namespace, "chain", None) or [])
+        namespace.chain = chain + [attack]
+
+
+def _cmd_attack(args: argparse.Namespace) -> int:
+    from .attacks import apply_chain, chain_spec
+    from .imageio import load_image, save_like
+
+    chain = tuple(args.chain or ())
+    if not chain:
+        raise CommandError("give at least one attack: --jpeg Q, --crop F, --resize F, --blur SIGMA or --noise STD")
+    jobs = _jobs(args.input, args.output)
+    _check_outputs(jobs, args.overwrite)
+
+    def work(job: Job) -> None:
+        loaded = load_image(job.source)
+        attacked = apply_chain(loaded.image, chain, seed=args.seed)
+        save_like(attacked, job.target, loaded, quality=args.quality, overwrite=args.overwrite)
+        print(f"wrote {job.target}: {chain_spec(chain)}")
+
+    failures, _ = _run_jobs(jobs, work)
+    return EXIT_ERROR if failures else EXIT_OK
+
+
+# ---------------------------------------------------------------- eval
+
+
+def _eval_images(path: str, limit: int | None):
+    from .evaluate import load_folder
+    from .imageio import open_image
+
+    source = Path(path)
+    if source.is_dir():
+        return load_folder(source, limit)
+    return [(source.name, open_image(source))]
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import EvalConfig, evaluate, format_table, write_reports
+
+    config = EvalConfig(attacks=tuple(args.attacks), strengths=tuple(args.strengths), protocol=args.protocol,
+                        seed=args.seed, key=args.key)
+    images = _eval_images(args.folder, args.limit)
+    wm = _watermarker(args.model)
+    progress = ProgressBar(len(images))
+    rows = evaluate(wm, images, config, progress=lambda done, total, name: progress.update(done, name))
+    progress.close()
+    print(f"model {wm.name} (H={wm.image_size}, L={wm.message_length}), protocol {config.protocol}, "
+          f"{len(images)} images, seed {config.seed}")
+    print(format_table(rows))
+    if args.out:
+        info = {"model": wm.name, "image_size": wm.image_size, "message_length": wm.message_length,
+                "protocol": config.protocol, "seed": config.seed, "attacks": list(config.attacks),
+                "strengths": list(config.strengths), "images": [name for name, _ in images]}
+        for path in write_reports(rows, args.out, info):
+            print(f"wrote {path}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- models
+
+
+def _format_metrics(metrics: dict) -> str:
+    parts = []
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            inner = ", ".join(f"{k} {100 * v:.2f}%" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+            parts.append(f"{key}: {inner}")
+        elif isinstance(value, float):
+            parts.append(f"{key} {value:g}")
+        else:
+            parts.append(f"{key} {value}")
+    return "; ".join(parts) or "not measured"
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .model_files import install_model, list_models, set_default_model, shipped_models_dir, user_models_dir
+
+    if args.install:
+        info = install_model(args.install, args.name)
+        print(f"installed '{info.name}' into {user_models_dir()}")
+    if args.set_default:
+        set_default_model(args.set_default)
+        print(f"default model: {args.set_default}")
+    if args.reset_default:
+        set_default_model(None)
+        print("default model: default (shipped)")
+    infos = list_models()
+    if args.json:
+        print(json.dumps([{**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(i).items()}}
+                          for i in infos], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not infos:
+        print(f"no models installed (shipped: {shipped_models_dir()}, user: {user_models_dir()}); "
+              f"the trained default model comes with a later release")
+        return EXIT_OK
+    for i in infos:
+        mark = "*" if i.is_default else " "
+        if i.error:
+            print(f"{mark} {i.name:16s} [{i.source}] unreadable: {i.error}")
+            continue
+        cap = f"{i.capacity} chars" if i.capacity is not None else "raw bits only"
+        print(f"{mark} {i.name:16s} [{i.source}] H={i.image_size} L={i.message_length} capacity {cap}; "
+              f"{_format_metrics(i.metrics)}")
+    print("(* = default model)")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- info
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -26,21 +345,135 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- parser
+
+
+def _add_model_key(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-M", metavar="M", help="model name (see `mbrs models`) or path; default: the default model")
+    p.add_argument("--key", "-k", metavar="K", help="secret key: the watermark can only be read with the same key")
+
+
+def _quality(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"quality must be between 1 and 100, got {value}")
+    return value
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output image (.png, .jpg, .webp, .tif) or folder")
+    p.add_argument("--overwrite", action="store_true", help="allow writing over the input file")
+    p.add_argument("--quality", type=_quality, default=95, metavar="Q", help="JPEG/WebP quality 1..100 (default 95)")
+
+
+def _add_embed(sub) -> None:
+    p = sub.add_parser("embed", help="embed a text message", description="Embed a text message in an image or a "
+                       "folder of images.  Output keeps the size, the EXIF and the ICC profile; alpha is untouched.")
+    p.add_argument("input", metavar="IN", help="image file or folder")
+    _add_output(p)
+    p.add_argument("-m", "--message", required=True, metavar="TEXT", help="the text to embed (UTF-8)")
+    p.add_argument("--strength", "-s", type=float, default=1.0, metavar="S",
+                   help="watermark strength (residual scale, default 1.0): higher is more robust and more visible")
+    _add_model_key(p)
+    p.set_defaults(func=_cmd_embed)
+
+
+def _add_decode(sub) -> None:
+    p = sub.add_parser("decode", help="read a message and test for a watermark",
+                       description="Read the message of a watermarked image (or folder).  Exit code 0: watermark "
+                       "found in every image, 1: not found in at least one, 2: error.")
+    p.add_argument("input", metavar="IN", help="image file or folder")
+    _add_model_key(p)
+    p.add_argument("--json", action="store_true", help="print JSON (message, detected, p-value, bits ...)")
+    p.add_argument("--no-search", action="store_true", help="do not search for a crop (full frame only)")
+    p.set_defaults(func=_cmd_decode)
+
+
+def _add_attack(sub) -> None:
+    p = sub.add_parser("attack", help="distort images (to test robustness)",
+                       description="Apply attacks in the order given, e.g. --jpeg 75 --crop 0.8.")
+    p.add_argument("input", metavar="IN", help="image file or folder")
+    _add_output(p)
+    for name, metavar, text in (("jpeg", "Q", "JPEG compression at quality Q"),
+                                ("crop", "F", "keep the central fraction F of the area"),
+                                ("resize", "F", "scale both sides by F"),
+                                ("blur", "SIGMA", "Gaussian blur (pixels)"),
+                                ("noise", "STD", "Gaussian noise (8-bit levels)")):
+        p.add_argument(f"--{name}", dest=name, action=_AttackAction, metavar=metavar, help=text)
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise attack (default 0)")
+    p.set_defaults(func=_cmd_attack, chain=None)
+
+
+def _add_eval(sub) -> None:
+    from .evaluate import DEFAULT_ATTACKS, PROTOCOLS
+
+    p = sub.add_parser("eval", help="measure BER, PSNR and SSIM over images x attacks x strengths",
+                       description="Embed a random message in every image, attack it, decode it, and tabulate "
+                       "bit error rate, PSNR, SSIM and message recovery (deterministic for a seed).")
+    p.add_argument("folder", metavar="FOLDER", help="folder of images (or one image)")
+    p.add_argument("--attacks", nargs="+", default=list(DEFAULT_ATTACKS), metavar="A",
+                   help="attack chains such as identity jpeg:50 crop:0.8 jpeg:75+resize:0.5 "
+                        f"(default: {' '.join(DEFAULT_ATTACKS)})")
+    p.add_argument("--strengths", nargs="+", type=float, default=[1.0], metavar="S", help="strengths (default 1.0)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="native",
+                   help="native: centre square resized to the model size (the paper's); full: images as they are")
+    p.add_argument("--out", metavar="DIR", help="also write results.txt, results.csv and results.json here")
+    p.add_argument("--seed", type=int, default=0, help="seed of messages and noise (default 0)")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N images")
+    _add_model_key(p)
+    p.set_defaults(func=_cmd_eval)
+
+
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="list installed models", description="List the shipped and user models with "
+                       "H, L, text capacity and measured robustness; choose the default; install a model file.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--set-default", metavar="NAME", help="make NAME the default model")
+    p.add_argument("--reset-default", action="store_true", help="go back to the shipped default model")
+    p.add_argument("--install", metavar="PATH", help="copy a model (.json + .safetensors) into the user models folder")
+    p.add_argument("--name", metavar="NAME", help="name for --install (default: the file name)")
+    p.set_defaults(func=_cmd_models)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mbrs", description="MBRS Studio: robust invisible image watermarking.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("info", help="version, device, network presets and noise layers").set_defaults(func=_cmd_info)
+    for add in (_add_embed, _add_decode, _add_attack, _add_eval, _add_models):
+        add(sub)
+    sub.add_parser("info", help="version, device, network presets and noise layers",
+                   description="Version, device, network presets and noise layers.").set_defaults(func=_cmd_info)
     return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"mbrs: warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, OSError) as exc:
-        print(f"mbrs: error: {exc}", file=sys.stderr)
-        return 2
+    from .imageio import ImageWarning
+    from .model_files import ModelWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for category in (ImageWarning, ModelWarning):
+            warnings.simplefilter("always", category)
+        warnings.showwarning = _show_warning
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            print("mbrs: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except (ValueError, OSError) as exc:
+            _error(str(exc))
+            return EXIT_ERROR
+        except Exception as exc:  # never a traceback for users; MBRS_DEBUG=1 shows it
+            if os.environ.get("MBRS_DEBUG"):
+                raise
+            _error(f"unexpected {type(exc).__name__}: {exc} (set MBRS_DEBUG=1 for details)")
+            return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -46,6 +46,20 @@ def _from_levels(levels: torch.Tensor) -> torch.Tensor:
     return levels / 127.5 - 1.0
 
 
+def _on_levels(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Apply ``fn`` (8-bit levels to levels) to [-1, 1] images ``x``.
+
+    Levels are computed as :func:`mbrs_engine.pixels.to_uint8` computes them (in
+    float32 at least), ``fn`` runs in ``dtype`` (at least) with autocast off
+    (autocast would run the DCT matmuls in half precision, far too coarse for
+    quantisation steps), and the result comes back in x's dtype.
+    """
+    base = torch.promote_types(x.dtype, torch.float32)
+    with torch.autocast(x.device.type, enabled=False):
+        levels = fn(_levels(x.to(base)).to(torch.promote_types(dtype, base)))
+        return _from_levels(levels.to(base)).to(x.dtype)
+
+
 class _QualityLayer(NoiseLayer):
     """A layer with a validated JPEG quality (1..100) and chroma subsampling."""
 
@@ -65,9 +79,15 @@ class _QualityLayer(NoiseLayer):
 # ---------------------------------------------------------------- real libjpeg
 
 
-@lru_cache(maxsize=1)
 def _executor() -> ThreadPoolExecutor:
-    """One process-wide pool for PIL encode/decode (PIL releases the GIL there)."""
+    """One pool per process for PIL encode/decode (PIL releases the GIL there)."""
+    return _executor_of(os.getpid())
+
+
+@lru_cache(maxsize=1)
+def _executor_of(pid: int) -> ThreadPoolExecutor:
+    # Keyed by process id: a forked child (e.g. a DataLoader worker) inherits the
+    # parent's pool object but not its threads, so it must make its own.
     return ThreadPoolExecutor(max_workers=min(32, os.cpu_count() or 1), thread_name_prefix="jpeg")
 
 
@@ -89,7 +109,7 @@ class RealJpeg(_QualityLayer):
 
     ``gradient="stop"`` (the paper): the output is detached, so no gradient
     reaches the encoder.  ``gradient="straight-through"``: forward is the JPEG
-    output, backward the identity (``x + (jpeg - x).detach()``).
+    output (bit for bit), backward the identity.
     """
 
     defaults = {"subsampling": "4:2:0", "gradient": "stop"}
@@ -111,10 +131,10 @@ class RealJpeg(_QualityLayer):
         return torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2)
 
     def forward(self, encoded: torch.Tensor, cover: torch.Tensor | None = None) -> torch.Tensor:
-        jpeg = from_uint8(self.compress_uint8(to_uint8(encoded)))
-        jpeg = jpeg.to(device=encoded.device, dtype=encoded.dtype)
+        decoded = self.compress_uint8(to_uint8(encoded)).to(encoded.device)
+        jpeg = from_uint8(decoded).to(encoded.dtype)
         if self.gradient == "straight-through":
-            return encoded + (jpeg - encoded).detach()
+            return jpeg + (encoded - encoded.detach())  # = x + (jpeg - x).detach(), bit-exact
         return jpeg
 
 
@@ -122,31 +142,33 @@ class RealJpeg(_QualityLayer):
 
 
 def simulate_jpeg(
-    x: torch.Tensor,
+    rgb: torch.Tensor,
     quality: int,
     subsampling: str,
     quantiser: Callable[[torch.Tensor], torch.Tensor],
     exact: bool,
 ) -> torch.Tensor:
-    """The JPEG pipeline in torch on [-1, 1] images; ``quantiser`` replaces rounding.
+    """The JPEG pipeline in torch on RGB levels (0..255); ``quantiser`` replaces rounding.
 
     Colour transform, 8x8 DCT of level-shifted (-128) planes with chroma
     subsampled, division by the libjpeg-scaled tables, ``quantiser``,
     multiplication back, inverse DCT, chroma upsampling, back to RGB, clamp.
     ``exact`` follows libjpeg's integer arithmetic at every other step too
-    (8-bit input, colour transforms, resampling, 8-bit planes).
+    (8-bit input, colour transforms, resampling, 8-bit planes).  Returns levels.
     """
-    h, w = x.shape[-2:]
+    h, w = rgb.shape[-2:]
     factors = jm.SUBSAMPLING[subsampling][1]
-    rgb = _levels(x).clamp(0.0, 255.0)
+    rgb = rgb.clamp(0.0, 255.0)
     if exact:
         rgb = torch.round(rgb)  # the 8-bit image, as pixels.to_uint8 makes it
     ycc = jm.rgb_to_ycbcr(rgb, exact)
-    luma = _code_planes(jm.pad_to_multiple(ycc[:, :1], jm.BLOCK), jm.luma_table(quality), quantiser, exact)
-    chroma = _code_planes(jm.downsample_chroma(ycc[:, 1:], factors, exact), jm.chroma_table(quality), quantiser, exact)
+    luma = jm.pad_to_multiple(ycc[:, :1], jm.BLOCK)
+    luma = _code_planes(luma, jm.luma_table(quality), quantiser, exact)
+    chroma = jm.downsample_chroma(ycc[:, 1:], factors, exact)
+    chroma = _code_planes(chroma, jm.chroma_table(quality), quantiser, exact)
     chroma = jm.upsample_chroma(chroma, factors, (h, w), exact)
     rgb = jm.ycbcr_to_rgb(torch.cat([luma[..., :h, :w], chroma], dim=1), exact)
-    return _from_levels(rgb.clamp(0.0, 255.0))
+    return rgb.clamp(0.0, 255.0)
 
 
 def _code_planes(
@@ -172,7 +194,12 @@ class _TorchJpeg(_QualityLayer):
         raise NotImplementedError
 
     def forward(self, encoded: torch.Tensor, cover: torch.Tensor | None = None) -> torch.Tensor:
-        return simulate_jpeg(encoded, self.quality, self.subsampling, self.quantise, self.exact)
+        def run(rgb: torch.Tensor) -> torch.Tensor:
+            return simulate_jpeg(rgb, self.quality, self.subsampling, self.quantise, self.exact)
+
+        # float32 is exact enough for libjpeg's arithmetic, but CUDA may run float32 matmuls as TF32.
+        exact_on_gpu = self.exact and encoded.device.type != "cpu"
+        return _on_levels(run, encoded, torch.float64 if exact_on_gpu else torch.float32)
 
 
 class JpegSim(_TorchJpeg):
@@ -233,13 +260,15 @@ class JpegMask(NoiseLayer):
     CHROMA_KEEP = 3
 
     def forward(self, encoded: torch.Tensor, cover: torch.Tensor | None = None) -> torch.Tensor:
-        h, w = encoded.shape[-2:]
-        ycc = jm.rgb_to_ycbcr(jm.pad_to_multiple(_levels(encoded), jm.BLOCK))
+        return _on_levels(self._mask, encoded, torch.float32)
+
+    def _mask(self, rgb: torch.Tensor) -> torch.Tensor:
+        h, w = rgb.shape[-2:]
+        ycc = jm.rgb_to_ycbcr(jm.pad_to_multiple(rgb, jm.BLOCK))
         keep = [self.LUMA_KEEP, self.CHROMA_KEEP, self.CHROMA_KEEP]
         mask = torch.stack([jm.low_frequency_mask(k, ycc.device, ycc.dtype) for k in keep])
         coefs = jm.dct_blocks(ycc) * mask.view(1, 3, 1, 1, jm.BLOCK, jm.BLOCK)
-        rgb = jm.ycbcr_to_rgb(jm.idct_blocks(coefs))
-        return _from_levels(rgb[..., :h, :w])
+        return jm.ycbcr_to_rgb(jm.idct_blocks(coefs))[..., :h, :w]
 
     def spec(self) -> str:
         return "JpegMask()"

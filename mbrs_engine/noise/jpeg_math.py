@@ -9,8 +9,9 @@ Most steps come in two flavours, chosen by the ``exact`` flag:
   JPEG-Mask);
 * ``exact=True``: the integer arithmetic of libjpeg(-turbo), the library behind
   PIL, reproduced with ``floor`` on float tensors (every intermediate value is an
-  integer below 2**24, so float32 holds it exactly).  Used by the simulated JPEG
-  that aims to match PIL; ``floor`` has a zero gradient, as JPEG's rounding has.
+  integer below 2**24, exact in float32 and float64; on CUDA the simulated JPEG
+  computes in float64 so that TF32 matmuls cannot disturb it).  Used by the simulated
+  JPEG that aims to match PIL; ``floor`` has a zero gradient, as JPEG's has.
 
 The pieces: JFIF colour transforms, the 8x8 block split/merge and orthonormal
 8x8 DCT-II, the ITU T.81 Annex K quantisation tables scaled by quality as
@@ -21,6 +22,7 @@ average with its alternating rounding bias, and its edge padding) and its
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -113,20 +115,37 @@ def round_half_away(x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- colour
 
 
-def _ycbcr_matrix() -> torch.Tensor:
-    return torch.tensor(
-        [
-            [_KR, _KG, _KB],
-            [-0.5 * _KR / (1 - _KB), -0.5 * _KG / (1 - _KB), 0.5],
-            [0.5, -0.5 * _KG / (1 - _KR), -0.5 * _KB / (1 - _KR)],
-        ],
-        dtype=torch.float64,
-    )
+#: JFIF RGB -> YCbCr weights (real), and their exact inverse's chroma columns.
+_YCC_FROM_RGB = torch.tensor(
+    [
+        [_KR, _KG, _KB],
+        [-0.5 * _KR / (1 - _KB), -0.5 * _KG / (1 - _KB), 0.5],
+        [0.5, -0.5 * _KG / (1 - _KR), -0.5 * _KB / (1 - _KR)],
+    ],
+    dtype=torch.float64,
+)
+_RGB_FROM_CHROMA = torch.linalg.inv(_YCC_FROM_RGB)[:, 1:]  # its luma column is all ones
+
+#: libjpeg's ``rgb_ycc_convert``: fixed-point weights and rounding (0.5 - epsilon for Cb, Cr).
+_FIXED_YCC_FROM_RGB = torch.tensor(
+    [
+        [_fix(0.29900), _fix(0.58700), _fix(0.11400)],
+        [-_fix(0.16874), -_fix(0.33126), _fix(0.5)],
+        [_fix(0.5), -_fix(0.41869), -_fix(0.08131)],
+    ],
+    dtype=torch.float64,
+)
+_FIXED_ROUNDING = (_HALF, _HALF - 1, _HALF - 1)
 
 
 def _mix(planes: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """Per-pixel 3x3 matrix product over the channel axis of (N, 3, H, W)."""
+    """Per-pixel matrix product over the channel axis of (N, C, H, W)."""
     return torch.einsum("ij,njhw->nihw", matrix.to(planes.device, planes.dtype), planes)
+
+
+def _per_channel(values, like: torch.Tensor) -> torch.Tensor:
+    """Constants (one per channel) shaped (1, C, 1, 1) to broadcast over ``like``."""
+    return torch.tensor(values, device=like.device, dtype=like.dtype).view(1, -1, 1, 1)
 
 
 def rgb_to_ycbcr(rgb: torch.Tensor, exact: bool = False) -> torch.Tensor:
@@ -135,21 +154,11 @@ def rgb_to_ycbcr(rgb: torch.Tensor, exact: bool = False) -> torch.Tensor:
     ``exact`` reproduces libjpeg's ``rgb_ycc_convert`` on integer inputs (its
     fixed-point weights, rounding of Y and the 0.5-epsilon rounding of Cb, Cr).
     """
+    offset = _per_channel((0.0, 128.0, 128.0), rgb)
     if not exact:
-        offset = torch.tensor([0.0, 128.0, 128.0], device=rgb.device, dtype=rgb.dtype)
-        return _mix(rgb, _ycbcr_matrix()) + offset.view(1, 3, 1, 1)
-    weights = torch.tensor(
-        [
-            [_fix(0.29900), _fix(0.58700), _fix(0.11400)],
-            [-_fix(0.16874), -_fix(0.33126), _fix(0.5)],
-            [_fix(0.5), -_fix(0.41869), -_fix(0.08131)],
-        ],
-        dtype=torch.float64,
-    )
-    rounding = torch.tensor([_HALF, _HALF - 1, _HALF - 1], device=rgb.device, dtype=rgb.dtype)
-    mixed = _mix(rgb, weights) + rounding.view(1, 3, 1, 1)
-    offset = torch.tensor([0.0, 128.0, 128.0], device=rgb.device, dtype=rgb.dtype)
-    return torch.floor(mixed / _SCALE) + offset.view(1, 3, 1, 1)
+        return _mix(rgb, _YCC_FROM_RGB) + offset
+    mixed = _mix(rgb, _FIXED_YCC_FROM_RGB) + _per_channel(_FIXED_ROUNDING, rgb)
+    return torch.floor(mixed / _SCALE) + offset
 
 
 def ycbcr_to_rgb(ycc: torch.Tensor, exact: bool = False) -> torch.Tensor:
@@ -160,8 +169,7 @@ def ycbcr_to_rgb(ycc: torch.Tensor, exact: bool = False) -> torch.Tensor:
     """
     y, cb, cr = ycc[:, 0:1], ycc[:, 1:2] - 128.0, ycc[:, 2:3] - 128.0
     if not exact:
-        chroma = torch.cat([cb, cr], dim=1)
-        return _mix(chroma, torch.linalg.inv(_ycbcr_matrix())[:, 1:]) + y
+        return _mix(torch.cat([cb, cr], dim=1), _RGB_FROM_CHROMA) + y
     r = y + torch.floor((_fix(1.40200) * cr + _HALF) / _SCALE)
     g = y + torch.floor((-_fix(0.34414) * cb - _fix(0.71414) * cr + _HALF) / _SCALE)
     b = y + torch.floor((_fix(1.77200) * cb + _HALF) / _SCALE)
@@ -196,8 +204,12 @@ def merge_blocks(blocks: torch.Tensor) -> torch.Tensor:
     return blocks.permute(0, 1, 2, 4, 3, 5).reshape(n, c, bh * BLOCK, bw * BLOCK)
 
 
+@lru_cache(maxsize=16)
 def dct_matrix(device=None, dtype=torch.float32) -> torch.Tensor:
-    """The orthonormal 8x8 DCT-II matrix D (rows are frequencies): coef = D X D^T."""
+    """The orthonormal 8x8 DCT-II matrix D (rows are frequencies): coef = D X D^T.
+
+    Cached per device and dtype: do not modify the returned tensor.
+    """
     k = torch.arange(BLOCK, dtype=torch.float64)
     d = torch.cos((2 * k[None, :] + 1) * k[:, None] * math.pi / (2 * BLOCK))
     d[0] /= math.sqrt(2.0)
@@ -265,16 +277,11 @@ def downsample_chroma(planes: torch.Tensor, factors: tuple[int, int], exact: boo
     """
     fh, fv = factors
     x = pad_to_multiple(planes, fv, BLOCK * fh)
-    n, c, h, w = x.shape
-    total = x.reshape(n, c, h // fv, fv, w // fh, fh).sum(dim=(3, 5))
-    area = fh * fv
-    if area > 1:
-        if exact:
-            first = 1.0 if area == 4 else 0.0
-            total = torch.floor((total + _parity_bias(total.shape[-1], first, first + 1, 3, total)) / area)
-        else:
-            total = total / area
-    return pad_to_multiple(total, BLOCK)
+    mean = F.avg_pool2d(x, (fv, fh)) if fh * fv > 1 else x
+    if exact and fh * fv > 1:
+        first = 1.0 if fh * fv == 4 else 0.0
+        mean = torch.floor(mean + _parity_bias(mean.shape[-1], first, first + 1, 3, mean) / (fh * fv))
+    return pad_to_multiple(mean, BLOCK)
 
 
 def _neighbours(x: torch.Tensor, axis: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,52 @@
+"""Checkpoints: atomic writes of everything needed to continue a run bit-for-bit.
+
+A run directory holds ``config.json``, ``last.ckpt`` (networks, optimisers,
+noise-layer state, RNG state, step, history), ``best.ckpt`` (networks and the
+validation metrics that made it best) and ``history.jsonl`` (one line per
+validation).  Files are written to a temporary name and renamed, so a crash
+never leaves a half-written checkpoint.  They are our own files, read back
+with ``torch.load(weights_only=True)`` (no arbitrary unpickling); models for
+distribution are exported as safetensors + JSON instead.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+LAST, BEST, CONFIG, HISTORY = "last.ckpt", "best.ckpt", "config.json", "history.jsonl"
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path) -> dict:
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

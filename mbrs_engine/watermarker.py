@@ -1,0 +1,350 @@
+"""The watermarking API: :class:`Watermarker` embeds and reads bits or text in PIL images of any size.
+
+>>> from mbrs_engine import Watermarker
+>>> wm = Watermarker.from_pretrained()               # or a name from `mbrs models`, or a path
+>>> marked = wm.embed(img, "© Jane Doe")
+>>> wm.decode(marked).message
+
+Native size (the model's H x H): the encoder runs on the image itself, as in
+the paper.  Any other size: the cover is resized (antialiased) to H x H, the
+encoder gives a residual ``encoded - cover`` there, the residual is scaled by
+``strength``, upscaled (bicubic) to the full size and added to the full-size
+image, which is then rounded to 8 bit.  Decoding resizes (antialiased) to
+H x H and runs the decoder.  See ``docs/watermarking.md``.
+
+:meth:`Watermarker.decode` can also search for the frame of a cropped image:
+it tries the image as the full original first, then as a crop of an original
+with a smaller area (see :class:`SearchConfig`), padding it back to the
+presumed original frame before resizing, and keeps the first hypothesis whose
+payload passes the test; the p-value is multiplied by the number of hypotheses
+(Bonferroni), so the false-positive bound still holds.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from PIL import Image, ImageChops
+from torch import nn
+
+from . import payload
+from .imageio import join_alpha, split_alpha
+from .nets import NetworkConfig
+from .payload import DEFAULT_THRESHOLD, DecodeResult
+from .pixels import pil_to_tensor
+
+#: PIL's ``reducing_gap``: shrink by an integer factor with a box filter first, then bicubic (fast, antialiased).
+REDUCING_GAP = 3.0
+#: The largest residual (8-bit levels) the fast add path takes; larger ones take the exact slow path.
+_FAST_RESIDUAL_LIMIT = 127.0
+_ROW_BLOCK_ELEMENTS = 1 << 21
+_ANCHORS = ("center", "top-left", "top-right", "bottom-left", "bottom-right")
+_FILLS = ("mean", "edge", "grey")
+MAX_STRENGTH = 10.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One synchronisation hypothesis: the image is a crop of ``area`` of the original, at ``anchor``."""
+
+    area: float = 1.0
+    anchor: str = "center"
+
+    def describe(self) -> str:
+        return "full" if self.area >= 1.0 else f"crop {self.area:g} {self.anchor}"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """The crop hypotheses :meth:`Watermarker.decode` tries, in order, after the full frame."""
+
+    area_fractions: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6)
+    anchors: tuple[str, ...] = _ANCHORS
+    fill: str = "mean"  # what stands for the cropped-away part: the image's mean colour, its edges, or grey
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if any(not 0.0 < a < 1.0 for a in self.area_fractions):
+            raise ValueError(f"search area fractions must lie in (0, 1), got {self.area_fractions}")
+        if any(a not in _ANCHORS for a in self.anchors) or not self.anchors:
+            raise ValueError(f"search anchors must be among {_ANCHORS}, got {self.anchors}")
+        if self.fill not in _FILLS:
+            raise ValueError(f"search fill must be one of {_FILLS}, got {self.fill!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"search batch size must be positive, got {self.batch_size}")
+
+    def frames(self) -> list[Frame]:
+        return [Frame()] + [Frame(a, anchor) for a in self.area_fractions for anchor in self.anchors]
+
+
+# ---------------------------------------------------------------- resampling
+
+
+def to_model_size(rgb: Image.Image, size: int) -> Image.Image:
+    """The antialiased ``size`` x ``size`` view of an RGB image that the networks see."""
+    if rgb.size == (size, size):
+        return rgb
+    return rgb.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
+
+
+def _cubic(x: torch.Tensor, a: float = -0.5) -> torch.Tensor:
+    """Keys' cubic convolution kernel (a = -0.5, as PIL's BICUBIC)."""
+    x = x.abs()
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return torch.where(x < 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
+
+
+@lru_cache(maxsize=32)
+def resize_matrix(out_size: int, in_size: int) -> torch.Tensor:
+    """(out, in) matrix of PIL-style bicubic resampling, antialiased (kernel widened) when shrinking."""
+    scale = in_size / out_size
+    width = max(scale, 1.0)
+    centers = (torch.arange(out_size, dtype=torch.float64) + 0.5) * scale
+    taps = torch.arange(in_size, dtype=torch.float64) + 0.5
+    weights = _cubic((taps[None, :] - centers[:, None]) / width)
+    return (weights / weights.sum(1, keepdim=True)).float()
+
+
+def _upscaled_offsets(residual: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """round(resized residual) + 128 as uint8 (3, height, width); the residual is (3, h, w) in 8-bit levels.
+
+    Separable resampling as two matrix products, the second one in blocks of
+    rows so that the float intermediate stays small.
+    """
+    rows = resize_matrix(height, residual.shape[1])
+    cols_t = resize_matrix(width, residual.shape[2]).t().contiguous()
+    partial = torch.matmul(rows, residual)  # (3, height, w)
+    out = torch.empty(3, height, width, dtype=torch.uint8)
+    step = max(1, _ROW_BLOCK_ELEMENTS // (3 * width))
+    for top in range(0, height, step):
+        block = torch.matmul(partial[:, top:top + step], cols_t)
+        out[:, top:top + step] = block.round_().add_(128.0).clamp_(0.0, 255.0)
+    return out
+
+
+def _residual_bound(residual: torch.Tensor, width: int, height: int) -> float:
+    """An upper bound of |resized residual| (resampling overshoot included)."""
+    gain_rows = resize_matrix(height, residual.shape[1]).abs().sum(1).max()
+    gain_cols = resize_matrix(width, residual.shape[2]).abs().sum(1).max()
+    return float(residual.abs().max() * gain_rows * gain_cols)
+
+
+def _add_fast(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
+    """rgb + round(resized residual), clipped, in PIL (the residual must stay within +-127 levels)."""
+    width, height = rgb.size
+    offsets = _upscaled_offsets(residual, width, height).numpy()
+    bands = [Image.frombuffer("L", (width, height), offsets[c], "raw", "L", 0, 1) for c in range(3)]
+    return ImageChops.add(rgb, Image.merge("RGB", bands), scale=1.0, offset=-128)
+
+
+def _add_exact(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
+    """The same sum in numpy for any residual size (slower)."""
+    width, height = rgb.size
+    rows = resize_matrix(height, residual.shape[1])
+    cols = resize_matrix(width, residual.shape[2])
+    up = torch.matmul(torch.matmul(rows, residual), cols.t()).round_().permute(1, 2, 0).numpy()
+    out = np.clip(np.asarray(rgb, dtype=np.float32) + up, 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "RGB")
+
+
+def add_residual(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
+    """``clip(rgb + round(resize(residual)))``: residual (3, h, w) float, in 8-bit levels, resized bicubically."""
+    width, height = rgb.size
+    if _residual_bound(residual, width, height) <= _FAST_RESIDUAL_LIMIT:
+        return _add_fast(rgb, residual)
+    return _add_exact(rgb, residual)
+
+
+# ---------------------------------------------------------------- synchronisation search
+
+
+def _fill_canvas(small: np.ndarray, size: int, left: int, top: int, fill: str) -> np.ndarray:
+    """Place ``small`` (h, w, 3) at (left, top) in a ``size`` x ``size`` canvas; fill the rest."""
+    h, w = small.shape[:2]
+    pad = ((top, size - top - h), (left, size - left - w), (0, 0))
+    if fill == "edge":
+        return np.pad(small, pad, mode="edge")
+    value = small.reshape(-1, 3).mean(0) if fill == "mean" else np.full(3, 127.5)
+    canvas = np.empty((size, size, 3), dtype=np.uint8)
+    canvas[:] = np.rint(value).astype(np.uint8)
+    canvas[top:top + h, left:left + w] = small
+    return canvas
+
+
+def _anchor_offset(anchor: str, free: int) -> tuple[int, int]:
+    """(left, top) of a box with ``free`` pixels of slack on each axis."""
+    horizontal = {"center": free // 2, "top-left": 0, "bottom-left": 0, "top-right": free, "bottom-right": free}
+    vertical = {"center": free // 2, "top-left": 0, "top-right": 0, "bottom-left": free, "bottom-right": free}
+    return horizontal[anchor], vertical[anchor]
+
+
+def frame_view(base: Image.Image, frame: Frame, fill: str) -> Image.Image:
+    """The H x H view of the presumed original frame, built from the H x H view ``base`` of the image."""
+    size = base.size[0]
+    if frame.area >= 1.0:
+        return base
+    side = max(1, min(size, round(size * math.sqrt(frame.area))))
+    small = np.asarray(base.resize((side, side), Image.Resampling.BICUBIC))
+    left, top = _anchor_offset(frame.anchor, size - side)
+    return Image.fromarray(_fill_canvas(small, size, left, top, fill), "RGB")
+
+
+# ---------------------------------------------------------------- the API
+
+
+def _check_strength(strength) -> float:
+    if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not math.isfinite(strength):
+        raise ValueError(f"strength must be a finite number, got {strength!r}")
+    if not 0.0 <= strength <= MAX_STRENGTH:
+        raise ValueError(f"strength must be between 0 and {MAX_STRENGTH:g}, got {strength}")
+    return float(strength)
+
+
+def _check_bits(bits, length: int) -> torch.Tensor:
+    arr = np.asarray(bits)
+    if arr.ndim != 1 or arr.size != length:
+        raise ValueError(f"expected {length} bits, got an array of shape {arr.shape}")
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if not np.issubdtype(arr.dtype, np.number) or not np.isin(arr, (0, 1)).all():
+        raise ValueError("bits must be 0 or 1")
+    return torch.from_numpy(arr.astype(np.float32)).unsqueeze(0)
+
+
+def _check_image(img) -> Image.Image:
+    if not isinstance(img, Image.Image):
+        raise TypeError(f"expected a PIL image, got {type(img).__name__}")
+    if min(img.size) < 1:
+        raise ValueError(f"the image is empty ({img.size[0]}x{img.size[1]})")
+    return img
+
+
+class Watermarker:
+    """Embed and read watermarks with one MBRS encoder/decoder pair.
+
+    ``Watermarker(encoder, decoder, config)`` wraps networks in memory (for
+    example a freshly trained model); :meth:`from_pretrained` loads a model
+    file.  The networks run in eval mode (BatchNorm running statistics) under
+    ``torch.inference_mode``.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, config: NetworkConfig | None = None, *,
+                 name: str = "model", metadata: dict | None = None, search: SearchConfig | None = None,
+                 device: str | torch.device = "cpu"):
+        self.config = config or getattr(encoder, "config", None)
+        if not isinstance(self.config, NetworkConfig):
+            raise ValueError("pass the model's NetworkConfig (the encoder does not carry one)")
+        self.device = torch.device(device)
+        self.encoder = encoder.to(self.device).eval()
+        self.decoder = decoder.to(self.device).eval()
+        self.name = name
+        self.metadata = metadata or {}
+        self.search = search or SearchConfig()
+
+    @classmethod
+    def from_pretrained(cls, name_or_path=None, *, search: SearchConfig | None = None,
+                        device: str | torch.device = "cpu") -> "Watermarker":
+        """Load a shipped or user model by name, a model file by path, or the default model (None)."""
+        from .model_files import load_model
+
+        loaded = load_model(name_or_path)
+        meta = {"description": loaded.metadata.description, "training_noise": loaded.metadata.training_noise,
+                "training_data": loaded.metadata.training_data, "metrics": loaded.metadata.metrics,
+                "source": loaded.source, "path": str(loaded.files.json_path)}
+        return cls(loaded.encoder, loaded.decoder, loaded.config, name=loaded.metadata.name, metadata=meta,
+                   search=search, device=device)
+
+    def save(self, path, metadata=None, *, fp16: bool = False):
+        """Write this model's files (see :func:`mbrs_engine.model_files.save_model`)."""
+        from .model_files import save_model
+
+        return save_model(path, self.encoder, self.decoder, self.config, metadata, fp16=fp16)
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def message_length(self) -> int:
+        """L: the raw bits the model carries."""
+        return self.config.message_length
+
+    @property
+    def image_size(self) -> int:
+        """H: the model's native side."""
+        return self.config.image_size
+
+    @property
+    def layout(self) -> payload.PayloadLayout:
+        """The text payload layout (raises PayloadUnsupportedError when L is too small)."""
+        return payload.layout_for(self.message_length)
+
+    @property
+    def capacity(self) -> int:
+        """Text capacity in UTF-8 bytes (= characters for ASCII)."""
+        return payload.capacity(self.message_length)
+
+    def __repr__(self) -> str:
+        return f"Watermarker({self.name!r}, H={self.image_size}, L={self.message_length})"
+
+    # ------------------------------------------------------------ networks
+
+    @torch.inference_mode()
+    def _residual(self, small: Image.Image, bits: torch.Tensor, strength: float) -> torch.Tensor:
+        """strength * (encoded - cover) at H x H, in 8-bit levels, float32 (3, H, H) on the CPU."""
+        cover = pil_to_tensor(small).to(self.device)
+        encoded = self.encoder(cover, bits.to(self.device))
+        return ((encoded - cover)[0] * (127.5 * strength)).float().cpu()
+
+    @torch.inference_mode()
+    def _decode_views(self, views: list[Image.Image]) -> np.ndarray:
+        """Soft bits (n, L) in [0, 1] of H x H RGB views."""
+        batch = torch.cat([pil_to_tensor(v) for v in views]).to(self.device)
+        return self.decoder(batch).clamp(0.0, 1.0).float().cpu().numpy()
+
+    # ------------------------------------------------------------ bits
+
+    def embed_bits(self, img: Image.Image, bits, strength: float = 1.0) -> Image.Image:
+        """Embed L bits; same size out, 8-bit RGB (RGBA when the input had alpha, kept untouched)."""
+        rgb, alpha = split_alpha(_check_image(img))
+        message = _check_bits(bits, self.message_length)
+        strength = _check_strength(strength)
+        residual = self._residual(to_model_size(rgb, self.image_size), message, strength)
+        return join_alpha(add_residual(rgb, residual), alpha)
+
+    def decode_bits(self, img: Image.Image) -> np.ndarray:
+        """L soft bits in [0, 1] (float32); bit = value > 0.5.  No synchronisation search."""
+        rgb, _ = split_alpha(_check_image(img))
+        return self._decode_views([to_model_size(rgb, self.image_size)])[0]
+
+    # ------------------------------------------------------------ text
+
+    def embed(self, img: Image.Image, text: str, strength: float = 1.0, key: str | None = None) -> Image.Image:
+        """Embed a text message (UTF-8, at most :attr:`capacity` bytes; longer raises PayloadTooLongError)."""
+        return self.embed_bits(img, payload.encode_text(text, self.message_length, key), strength)
+
+    def decode(self, img: Image.Image, key: str | None = None, search: bool = True,
+               threshold: float = DEFAULT_THRESHOLD) -> DecodeResult:
+        """Read a text message and test for the watermark (see :mod:`mbrs_engine.payload` for the test)."""
+        self.layout  # a clear error for raw-bits-only models, before any work
+        rgb, _ = split_alpha(_check_image(img))
+        frames = self.search.frames() if search else [Frame()]
+        base = to_model_size(rgb, self.image_size)
+        first = None
+        for start, stop in self._batches(len(frames)):
+            views = [frame_view(base, f, self.search.fill) for f in frames[start:stop]]
+            for frame, soft in zip(frames[start:stop], self._decode_views(views)):
+                result = payload.decode_payload(soft, key, hypotheses=len(frames), threshold=threshold)
+                result.frame = frame.describe()
+                if result.detected:
+                    return result
+                first = first or result
+        return first
+
+    def _batches(self, count: int) -> list[tuple[int, int]]:
+        """The full frame alone first (most images need nothing else), then batches of the rest."""
+        size = self.search.batch_size
+        return [(0, 1)] + [(i, min(i + size, count)) for i in range(1, count, size)]

@@ -1,0 +1,49 @@
+"""Shared fixtures: isolated model/config folders, and one tiny trained model per test session."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mbrs_engine.model_files import ModelMetadata, save_model
+
+from tiny_model import TinyTraining, random_crops, train_tiny_model
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path, monkeypatch):
+    """Never touch the real user models folder or settings."""
+    monkeypatch.setenv("MBRS_MODELS_DIR", str(tmp_path / "user-models"))
+    monkeypatch.setenv("MBRS_CONFIG_DIR", str(tmp_path / "user-config"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory):
+    """The tiny model, trained once per session and saved with save_model; the path of its JSON."""
+    settings = TinyTraining()
+    encoder, decoder, config, seconds = train_tiny_model(settings)
+    folder = tmp_path_factory.mktemp("tiny-model")
+    meta = ModelMetadata(name="tiny", description="tiny test model (32x32, L=256)",
+                         training_noise="8-bit rounding + down/up resampling", training_data="skimage.data crops",
+                         training={"steps": settings.steps, "seconds": round(seconds, 1)})
+    return save_model(folder, encoder, decoder, config, meta).json_path
+
+
+@pytest.fixture(scope="session")
+def tiny_wm(tiny_model_path):
+    from mbrs_engine import Watermarker
+
+    return Watermarker.from_pretrained(tiny_model_path)
+
+
+@pytest.fixture(scope="session")
+def sample_images():
+    """Natural test images of assorted sizes (RGB PIL), from scikit-image's samples."""
+    crops = random_crops(6, 160, seed=123)
+    sizes = [(32, 32), (97, 61), (128, 32), (160, 120), (61, 97), (200, 150)]
+    return [Image.fromarray(c).resize(s, Image.Resampling.BICUBIC) for c, s in zip(crops, sizes)]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,173 @@
+"""Trainer: configuration, data pipeline, learning, bit-exact resume, DDP on two CPU processes, export."""
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skdata
+
+from mbrs_engine.nets import NetworkConfig
+from mbrs_engine.train.config import OptimConfig
+from mbrs_engine.train import PRESETS, TrainConfig, Trainer, apply_overrides, parse_budget, preset
+from mbrs_engine.train.data import ImageSource, StreamSampler, TrainImages, scan_images, split_paths
+
+SAMPLES = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "camera"]
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory) -> Path:
+    """A folder of scikit-image sample photos (tests only), one in a subfolder, plus one broken file."""
+    root = tmp_path_factory.mktemp("photos")
+    (root / "sub").mkdir()
+    for i, name in enumerate(SAMPLES):
+        folder = root / "sub" if i == 0 else root
+        Image.fromarray(getattr(skdata, name)()).save(folder / f"{name}.{'jpg' if i % 2 else 'png'}")
+    (root / "broken.jpg").write_text("this is not a JPEG")
+    return root
+
+
+def tiny_config(photo_dir, **kw) -> TrainConfig:
+    settings = dict(network=NetworkConfig(32, 16, channels=16, blocks=1), noise="Identity()",
+                    batch_size=8, steps=20, target_psnr=20.0, seed=0, optim=OptimConfig(lr=3e-3))
+    cfg = TrainConfig(**{**settings, **kw})
+    cfg.data.train_dir, cfg.data.val_count, cfg.data.workers = str(photo_dir), 2, 0
+    cfg.validation.every_steps, cfg.validation.target_psnr = 1000, 20.0
+    return cfg
+
+
+# ---------------------------------------------------------------- config
+def test_presets_validate_and_round_trip():
+    for name in PRESETS:
+        cfg = preset(name).validate()
+        assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert preset("paper-128-64").network.message_length == 64
+    assert "Crop" in preset("paper-diffusion-128-30").noise
+
+
+def test_overrides():
+    cfg = apply_overrides(preset("cpu-small"), ["network.channels=48", "target_psnr=38.5", "noise=Identity()",
+                                                "data.train_dir=/photos", "optim.schedule=cosine"])
+    assert cfg.network.channels == 48 and cfg.target_psnr == 38.5 and cfg.noise == "Identity()"
+    assert cfg.data.train_dir == "/photos" and cfg.optim.schedule == "cosine"
+    for bad, match in [("colour=3", "unknown setting"), ("network.size=3", "unknown setting"),
+                       ("precision=fp8", "precision"), ("noise=Bogus(1)", "Bogus"), ("steps", "key=value"),
+                       ("network.message_length=100", "message length 100")]:
+        with pytest.raises(ValueError, match=match):
+            apply_overrides(preset("cpu-small"), [bad])
+
+
+def test_budget():
+    assert parse_budget("90s") == 90 and parse_budget("10m") == 600 and parse_budget("1.5h") == 5400
+    assert parse_budget("") is None and parse_budget("30") == 30
+    with pytest.raises(ValueError):
+        parse_budget("soon")
+
+
+# ---------------------------------------------------------------- data
+def test_scan_skips_broken_files(photo_dir):
+    paths = scan_images(photo_dir)
+    assert len(paths) == 7 and any(p.parent.name == "sub" for p in paths)
+    source = ImageSource()
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        usable = source.usable(paths)
+    assert len(usable) == 6 and source.broken == [str(photo_dir / "broken.jpg")]
+
+
+def test_split_is_fixed_and_disjoint(photo_dir):
+    paths = scan_images(photo_dir)
+    a, b = split_paths(paths, 2, seed=3), split_paths(paths, 2, seed=3)
+    assert a == b and not set(a[0]) & set(a[1]) and len(a[1]) == 2
+
+
+def test_stream_sampler_is_resumable_and_sharded():
+    full = StreamSampler(10, 4, seed=1)
+    it = iter(full)
+    stream = [next(it) for _ in range(40)]
+    it5 = iter(StreamSampler(10, 4, seed=1, start_step=5))
+    assert [next(it5) for _ in range(20)] == stream[20:40]
+    assert sorted(i for i, e in stream[:10]) == list(range(10))            # each epoch is a permutation
+    r0, r1 = iter(StreamSampler(10, 4, 1, rank=0, world=2)), iter(StreamSampler(10, 4, 1, rank=1, world=2))
+    assert [next(r0) for _ in range(4)] + [next(r1) for _ in range(4)] == stream[:8]
+
+
+def test_crops_deterministic_and_sized(photo_dir, tmp_path):
+    paths = [p for p in scan_images(photo_dir) if "broken" not in p.name]
+    cached = ImageSource(cache_dir=str(tmp_path / "cache"), cache_side=128)
+    ds = TrainImages(paths, cached, 48, seed=0)
+    a, b = ds[(2, 7)], ds[(2, 7)]
+    assert a.shape == (3, 48, 48) and a.dtype == torch.uint8 and torch.equal(a, b)
+    assert not torch.equal(ds[(2, 7)], ds[(2, 8)])
+    cached_files = list((tmp_path / "cache").glob("*.npy"))
+    assert len(cached_files) == 1 and min(np.load(cached_files[0]).shape[:2]) == 128
+
+
+# ---------------------------------------------------------------- training
+def test_tiny_model_learns_identity_channel(photo_dir, tmp_path):
+    cfg = tiny_config(photo_dir, steps=90)
+    metrics = Trainer(cfg, tmp_path / "run").run()
+    assert metrics["ber_clean"] < 0.25, metrics       # chance is 0.5
+    assert abs(metrics["psnr"] - 20.0) < 0.5          # strength 1 = the residual at its training PSNR
+    assert (tmp_path / "run" / "best.ckpt").exists() and (tmp_path / "run" / "config.json").exists()
+
+
+def test_resume_is_bit_exact(photo_dir, tmp_path):
+    warnings.simplefilter("ignore")
+    pool = "Combined([JpegMask(),RealJpeg(50),Crop(0.5),Dropout(0.7),Identity()])"
+    straight = Trainer(tiny_config(photo_dir, noise=pool), tmp_path / "a")
+    straight.run()
+
+    def stop_at_10(event):
+        if event.kind == "step" and event.step == 10:
+            first.cancel()
+    first = Trainer(tiny_config(photo_dir, noise=pool), tmp_path / "b", [stop_at_10])
+    first.run()
+    assert first.step == 10
+    second = Trainer.resume(tmp_path / "b")
+    second.run()
+    assert second.step == 20
+    for net in ("encoder", "decoder", "adversary"):
+        sa, sb = getattr(straight, net).state_dict(), getattr(second, net).state_dict()
+        for key in sa:
+            assert torch.equal(sa[key], sb[key]), f"{net}.{key} differs after resume"
+
+
+def test_budget_stops_and_checkpoints(photo_dir, tmp_path):
+    cfg = tiny_config(photo_dir, steps=10_000)
+    cfg.budget = "3s"
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.run()
+    assert 0 < trainer.step < 10_000
+    assert torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)["step"] == trainer.step
+
+
+def test_two_stage_method_freezes_encoder_in_stage_two(photo_dir, tmp_path):
+    cfg = tiny_config(photo_dir, method="tsr", steps=6)
+    cfg.stage1_fraction, cfg.stage2_noise = 0.5, "RealJpeg(50)"
+    trainer = Trainer(cfg, tmp_path / "run")
+    snapshots = {}
+
+    def watch(event):
+        if event.kind == "step" and event.step in (3, 6):
+            snapshots[event.step] = {k: v.clone() for k, v in trainer.encoder.state_dict().items()}
+    trainer.callbacks.append(watch)
+    trainer.run()
+    assert all(torch.equal(snapshots[3][k], snapshots[6][k]) for k in snapshots[3])
+
+
+def test_ddp_two_cpu_processes(photo_dir, tmp_path):
+    script = Path(__file__).with_name("ddp_train_script.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script), str(photo_dir), str(tmp_path / "run"), str(tmp_path / "digest")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [(tmp_path / f"digest.{r}").read_text().split() for r in (0, 1)]
+    assert lines[0][:2] == ["2", "3"] and lines[1][:2] == ["2", "3"]
+    assert lines[0][2] == lines[1][2]                       # gradients were averaged: same weights on both ranks
+    assert (tmp_path / "run" / "last.ckpt").exists()
