@@ -297,17 +297,17 @@ class Trainer:
             cb(event)
 
     def run_validation(self) -> dict:
+        """Validate (rank 0 only), log to history.jsonl, keep the best checkpoint."""
         metrics = validate(self.encoder, self.decoder, self.val_images, self.val_messages,
                            self.config.validation.quality, self.config.validation.target_psnr, self.device,
                            residual_psnr=self.config.target_psnr)
         metrics["step"] = self.step
         self.history.append(metrics)
-        if self.world.is_main:
-            with open(self.run_dir / ckpt.HISTORY, "a") as f:
-                f.write(json.dumps(metrics) + "\n")
-            if metrics["ber_jpeg"] < self.best_ber:
-                self.best_ber = metrics["ber_jpeg"]
-                self._save_best(metrics)
+        with open(self.run_dir / ckpt.HISTORY, "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        if metrics["ber_jpeg"] < self.best_ber:
+            self.best_ber = metrics["ber_jpeg"]
+            self._save_best(metrics)
         self._emit("validation", metrics=metrics)
         return metrics
 
@@ -350,12 +350,12 @@ class Trainer:
                     self._emit("stage", message="stage 2: decoder only")
                 if cfg.sample_every_steps and self.step % cfg.sample_every_steps == 0:
                     self._emit_samples()
-                if self.step % cfg.validation.every_steps == 0 or self.step == cfg.steps:
+                if self.world.is_main and (self.step % cfg.validation.every_steps == 0 or self.step == cfg.steps):
                     metrics = self.run_validation()
                 if now - last_ckpt >= cfg.checkpoint_minutes * 60:
                     self.save_checkpoint()
                     last_ckpt = time.monotonic()
-            if not metrics or metrics.get("step") != self.step:
+            if self.world.is_main and metrics.get("step") != self.step:
                 metrics = self.run_validation()
             self.save_checkpoint()
         finally:
