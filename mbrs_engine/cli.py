@@ -184,13 +184,16 @@ def _result_line(path: Path, result) -> str:
 
 def _cmd_decode(args: argparse.Namespace) -> int:
     from .imageio import open_image
+    from .watermarker import CORNER_SEARCH
 
     jobs = _jobs(args.input, None)
     wm = _watermarker(args.model)
     wm.layout  # raw-bits-only models fail here, once
 
+    search = False if args.no_search else (CORNER_SEARCH if args.search_corners else True)
+
     def work(job: Job):
-        result = wm.decode(open_image(job.source), key=args.key, search=not args.no_search)
+        result = wm.decode(open_image(job.source), key=args.key, search=search)
         if not args.json:
             print(_result_line(job.source, result), flush=True)
         return _result_dict(job.source, result)
@@ -349,7 +352,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _add_model_key(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-M", metavar="M", help="model name (see `mbrs models`) or path; default: the default model")
+    p.add_argument("--model", "-M", metavar="M",
+                   help="model name (see `mbrs models`) or path; default: the default model")
     p.add_argument("--key", "-k", metavar="K", help="secret key: the watermark can only be read with the same key")
 
 
@@ -386,7 +390,10 @@ def _add_decode(sub) -> None:
     p.add_argument("input", metavar="IN", help="image file or folder")
     _add_model_key(p)
     p.add_argument("--json", action="store_true", help="print JSON (message, detected, p-value, bits ...)")
-    p.add_argument("--no-search", action="store_true", help="do not search for a crop (full frame only)")
+    search = p.add_mutually_exclusive_group()
+    search.add_argument("--no-search", action="store_true", help="do not search for a crop (full frame only)")
+    search.add_argument("--search-corners", action="store_true",
+                        help="also try crops anchored at the corners (21 hypotheses instead of 5; slower)")
     p.set_defaults(func=_cmd_decode)
 
 

@@ -169,11 +169,11 @@ def _rgb_icc_profile(img: Image.Image) -> bytes | None:
 
 
 def _exif_bytes(img: Image.Image) -> bytes | None:
+    """The EXIF block with orientation 1 ("upright"), since the pixels were already turned upright."""
     exif = img.getexif()
     if not len(exif):
         return None
-    if _ORIENTATION in exif:
-        exif[_ORIENTATION] = 1
+    exif[_ORIENTATION] = 1
     return exif.tobytes()
 
 
@@ -294,8 +294,8 @@ def atomic_write(path: str | os.PathLike, write) -> None:
 
 
 def save_image(img: Image.Image, path: str | os.PathLike, *, exif: bytes | None = None,
-               icc_profile: bytes | None = None, quality: int = DEFAULT_QUALITY, source: str | os.PathLike | None = None,
-               overwrite: bool = False) -> Path:
+               icc_profile: bytes | None = None, quality: int = DEFAULT_QUALITY,
+               source: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
     """Write ``img`` atomically in the format of ``path``'s extension; returns the path."""
     path = check_output_path(path, source, overwrite)
     fmt = output_format(path)

@@ -13,7 +13,8 @@ D - 16 bits before it, packed into bytes most significant bit first.  The BCH
 code is the shortest primitive one that covers L (field order
 m = max(5, bit length of L), length 2^m - 1, shortened) with t chosen so that
 about half the L bits are parity (t = floor(L / 2 / m)), lowered until the
-text field holds at least :data:`MIN_CAPACITY` bytes.  Too-small L raise
+text field holds at least :data:`MIN_CAPACITY` bytes; a layout also needs at
+least :data:`MIN_CHECK_BITS` parity + CRC bits.  Too-small L raise
 :class:`PayloadUnsupportedError` (such a model carries raw bits only).
 
 Before embedding, the L bits are whitened and scrambled: XOR with a mask and a
@@ -55,6 +56,9 @@ CRC_BITS = 16
 PARITY_FRACTION = 0.5
 #: The smallest text capacity (UTF-8 bytes) a layout must offer.
 MIN_CAPACITY = 2
+#: The fewest parity + CRC bits a layout may have: then an error-free payload has p <= 2^-30, detectable
+#: at the default threshold even when the p-value is multiplied by up to 1000 hypotheses.
+MIN_CHECK_BITS = 30
 #: Default significance level of the detection test (the false-positive bound per image).
 DEFAULT_THRESHOLD = 1e-6
 _MIN_M, _MAX_M = 5, 15
@@ -101,8 +105,9 @@ class PayloadLayout:
         return self.data_bits - CRC_BITS
 
     def describe(self) -> str:
+        padding = self.checked_bits - VERSION_BITS - self.length_bits - 8 * self.capacity
         return (f"L={self.message_length}: version {VERSION_BITS} + length {self.length_bits} + text "
-                f"{8 * self.capacity} + padding {self.checked_bits - VERSION_BITS - self.length_bits - 8 * self.capacity}"
+                f"{8 * self.capacity} + padding {padding}"
                 f" + CRC {CRC_BITS} = {self.data_bits} data bits; BCH(m={self.bch_m}, t={self.bch_t}) "
                 f"{self.ecc_bits} parity bits; {self.spare_bits} spare; capacity {self.capacity} bytes, "
                 f"corrects up to {self.bch_t} bit errors")
@@ -155,7 +160,7 @@ def _try_layout(L: int) -> PayloadLayout | None:
             continue
         data_bits = 8 * ((n_max - ecc_bits) // 8)
         capacity = _text_capacity(data_bits)
-        if capacity >= MIN_CAPACITY:
+        if capacity >= MIN_CAPACITY and ecc_bits + CRC_BITS >= MIN_CHECK_BITS:
             return PayloadLayout(L, m, t, ecc_bits, data_bits, capacity, _length_bits(capacity))
     return None
 
@@ -301,6 +306,7 @@ def _bch_correct(layout: PayloadLayout, code: np.ndarray) -> tuple[np.ndarray, i
     bch = _bch(layout.bch_t, layout.bch_m)
     data = bytearray(np.packbits(code[:layout.data_bits]).tobytes())
     ecc = bytearray(np.packbits(code[layout.data_bits:layout.code_bits]).tobytes())
+    ecc += bytes(bch.ecc_bytes - len(ecc))  # bchlib sizes the buffer for m * t bits, which may exceed ecc_bits
     errors = bch.decode(data, ecc)
     if errors < 0:
         return None

@@ -26,11 +26,12 @@ SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "
 
 @dataclass(frozen=True)
 class TinyTraining:
-    steps: int = 600
-    batch_size: int = 32
-    lr: float = 2e-3
-    image_weight: float = 0.05
+    steps: int = 300
+    batch_size: int = 16
+    lr: float = 3e-3
+    image_weight: float = 0.5
     seed: int = 0
+    pool: int = 1024
 
 
 def sample_photos() -> list[np.ndarray]:
@@ -89,7 +90,7 @@ def _train(settings: TinyTraining, config: NetworkConfig):
     torch.manual_seed(settings.seed)
     start = time.perf_counter()
     encoder, decoder, _ = build_from_config(config)
-    covers = _pool(config.image_size, 2048, settings.seed)
+    covers = _pool(config.image_size, settings.pool, settings.seed)
     params = list(encoder.parameters()) + list(decoder.parameters())
     optimiser = torch.optim.Adam(params, lr=settings.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, settings.lr, total_steps=settings.steps)

@@ -1,0 +1,91 @@
+"""The Preferences and About dialogs."""
+from __future__ import annotations
+
+import platform
+
+import PySide6
+import torch
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout,
+                               QWidget)
+
+from mbrs_engine.model_files import user_models_dir
+
+from . import APP_NAME, __version__
+from .context import AppContext, available_devices
+from .settings import THEMES
+
+
+class PreferencesDialog(QDialog):
+    """Theme, inference device and the default save quality; applied by the caller on accept."""
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        self.theme = QComboBox()
+        for name in THEMES:
+            self.theme.addItem(name.capitalize(), name)
+        self.theme.setCurrentIndex(THEMES.index(ctx.settings.get("theme")))
+        self.device = QComboBox()
+        for name in available_devices():
+            self.device.addItem("CPU" if name == "cpu" else f"CUDA ({torch.cuda.get_device_name(0)})", name)
+        self.device.setCurrentIndex(max(0, self.device.findData(ctx.models.device)))
+        self.device.setToolTip("Where the watermarking network runs (training has its own choice in the Train tab)")
+        self.quality = QSpinBox()
+        self.quality.setRange(1, 100)
+        self.quality.setValue(int(ctx.settings.get("save_quality")))
+        form = QFormLayout()
+        form.addRow("Theme", self.theme)
+        form.addRow("Run the model on", self.device)
+        form.addRow("JPEG / WebP quality", self.quality)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def values(self) -> dict:
+        return {"theme": self.theme.currentData(), "device": self.device.currentData(),
+                "save_quality": self.quality.value()}
+
+
+def about_html(ctx: AppContext) -> str:
+    wm = ctx.models.wm
+    if wm is not None:
+        try:
+            capacity = f"{wm.capacity} characters"
+        except ValueError:
+            capacity = "raw bits only"
+        model = (f"<b>{wm.name}</b> — {wm.image_size}×{wm.image_size}, L = {wm.message_length} bits, "
+                 f"text capacity {capacity}<br>{wm.metadata.get('description', '')}<br>"
+                 f"<small>{wm.metadata.get('path', '')}</small>")
+    else:
+        model = ctx.models.problem or "loading…"
+    return (f"<h2>{APP_NAME} {__version__}</h2>"
+            f"<p>Robust, invisible image watermarking built on <b>MBRS</b> (Jia, Fang &amp; Zhang, "
+            f"<i>Mini-Batch of Real and Simulated JPEG compression</i>, ACM Multimedia 2021).</p>"
+            f"<p><b>Model:</b> {model}</p>"
+            f"<p><b>Models folder:</b> {user_models_dir()}<br><b>Device:</b> {ctx.models.device}</p>"
+            f"<p><small>Python {platform.python_version()} · PySide6 {PySide6.__version__} · "
+            f"PyTorch {torch.__version__}</small></p><p>MIT licence.</p>")
+
+
+class AboutDialog(QDialog):
+    def __init__(self, ctx: AppContext, icon: QIcon, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(f"About {APP_NAME}")
+        logo = QLabel()
+        logo.setPixmap(icon.pixmap(96, 96))
+        logo.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.text = QLabel(about_html(ctx))
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.text.setMinimumWidth(460)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(logo)
+        layout.addWidget(self.text)
+        layout.addWidget(buttons)

@@ -1,0 +1,270 @@
+"""The Embed tab's documents and the background jobs on them (no widgets; each job runs in a worker).
+
+An :class:`ImageDocument` is one opened image: its pixels, the metadata to keep
+when saving, its strength, and — once the network has run for the current
+message — its :class:`~mbrs_gui.imaging.Residual`.  The jobs (:func:`load_documents`,
+:func:`embed`, :func:`refine`, :func:`auto_strength`, :func:`save_document`,
+:func:`save_all`) take a :class:`~mbrs_gui.workers.TaskContext` for progress
+and cancellation and only read the documents; the GUI thread applies results.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from PySide6.QtGui import QImage
+
+from mbrs_engine import payload
+from mbrs_engine.attacks import apply_chain, parse_chain
+from mbrs_engine.imageio import ImageLoadError, LoadedImage, atomic_write, join_alpha, load_image, save_like, split_alpha
+
+from .imaging import PREVIEW_SIDE, Preview, Residual, fit_size, paper_difference
+from .qimage import array_to_qimage, pil_to_qimage, thumbnail
+
+_keys = itertools.count(1)
+#: Output formats of "Save all": label -> extension.
+OUTPUT_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WebP": ".webp", "TIFF": ".tif"}
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a residual was computed for: message, key and model (the network's inputs)."""
+
+    text: str
+    key: str | None
+    model: int  # id() of the Watermarker
+
+
+@dataclass
+class ImageDocument:
+    loaded: LoadedImage
+    rgb: np.ndarray  # (H, W, 3) uint8
+    alpha: Image.Image | None
+    thumb: QImage
+    original_preview: QImage
+    strength: float = 1.0
+    key: int = field(default_factory=lambda: next(_keys))
+    residual: Residual | None = None
+    preview: Preview | None = None
+    signature: Signature | None = None
+    original_full: QImage | None = None
+    saved_state: tuple | None = None  # (signature, strength) when last saved
+    saved_path: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.loaded.path
+
+    @property
+    def name(self) -> str:
+        return self.loaded.path.name
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+    def state(self) -> tuple:
+        return self.signature, round(self.strength, 4)
+
+    @property
+    def is_marked(self) -> bool:
+        return self.residual is not None and bool(self.signature and self.signature.text)
+
+    @property
+    def unsaved(self) -> bool:
+        return self.is_marked and self.saved_state != self.state()
+
+    def marked_image(self, strength: float | None = None) -> Image.Image:
+        """The 8-bit watermarked image to save (alpha re-attached)."""
+        rgb = self.residual.render(self.strength if strength is None else strength)
+        return join_alpha(Image.fromarray(rgb, "RGB"), self.alpha)
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def open_document(path: Path) -> ImageDocument:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an animation's "first frame only" is not worth a dialog
+        loaded = load_image(path)
+    rgb_img, alpha = split_alpha(loaded.image)
+    rgb = np.asarray(rgb_img, dtype=np.uint8)
+    preview = rgb_img.resize(fit_size(*rgb_img.size, PREVIEW_SIDE), Image.Resampling.BOX) \
+        if max(rgb_img.size) > PREVIEW_SIDE else rgb_img
+    return ImageDocument(loaded, rgb, alpha, thumbnail(rgb_img, 96), pil_to_qimage(preview))
+
+
+def load_documents(ctx, paths: list[Path]) -> tuple[list[ImageDocument], list[tuple[Path, str]]]:
+    """Open the images; returns (documents, [(path, reason)] for the files that could not be read)."""
+    docs, failures = [], []
+    for i, path in enumerate(paths):
+        ctx.progress(i, len(paths), f"Opening {Path(path).name}")
+        try:
+            docs.append(open_document(Path(path)))
+        except (ImageLoadError, OSError, ValueError) as exc:
+            failures.append((Path(path), str(exc)))
+    return docs, failures
+
+
+@dataclass
+class EmbedResult:
+    doc_key: int
+    signature: Signature
+    residual: Residual
+    preview: Preview
+    seconds: float
+
+
+def embed(ctx, wm, doc: ImageDocument, signature: Signature) -> EmbedResult:
+    """Run the network once (strength 1) and prepare the residual, its histogram and its preview."""
+    start = time.perf_counter()
+    ctx.progress(0, 0, f"Embedding into {doc.name}")
+    marked = wm.embed(Image.fromarray(doc.rgb, "RGB"), signature.text, 1.0, key=signature.key)
+    ctx.check()
+    residual = Residual(doc.rgb, np.asarray(marked.convert("RGB"), dtype=np.uint8))
+    residual.histogram()
+    ctx.check()
+    return EmbedResult(doc.key, signature, residual, residual.preview(), time.perf_counter() - start)
+
+
+@dataclass
+class Refinement:
+    """The full-resolution views and the SSIM for one (document, signature, strength)."""
+
+    doc_key: int
+    state: tuple
+    marked: QImage
+    difference: QImage
+    original: QImage | None
+    ssim: float
+    ssim_sampled: bool
+
+
+def refine(ctx, doc: ImageDocument, residual: Residual, state: tuple, strength: float,
+           need_original: bool) -> Refinement:
+    marked = residual.render(strength)
+    ctx.check()
+    difference = paper_difference(marked.astype(np.int16) - residual.original)
+    ctx.check()
+    marked_q, difference_q = array_to_qimage(marked), array_to_qimage(difference)
+    original_q = array_to_qimage(residual.original) if need_original else None
+    ctx.check()
+    ssim, sampled = residual.ssim(strength)
+    return Refinement(doc.key, state, marked_q, difference_q, original_q, ssim, sampled)
+
+
+def chain_needs_search(chain_text: str) -> bool:
+    return any(a.name == "crop" for a in parse_chain(chain_text))
+
+
+def bit_errors_under(wm, residual: Residual, strength: float, chain, bits: np.ndarray, key: str | None,
+                     search: bool) -> int:
+    """Wrong raw bits after attacking the image watermarked at ``strength``."""
+    attacked = apply_chain(Image.fromarray(residual.render(strength), "RGB"), chain)
+    soft = wm.decode(attacked, key=key).soft if search else wm.decode_bits(attacked)
+    return int(((np.asarray(soft) > 0.5) != bits.astype(bool)).sum())
+
+
+@dataclass
+class AutoStrength:
+    doc_key: int
+    strength: float | None  # None: not even the highest strength survives
+    chain: str
+    errors_at_max: int
+
+
+def auto_strength(ctx, wm, doc: ImageDocument, residual: Residual, signature: Signature, chain_text: str,
+                  low: float = 0.1, high: float = 3.0, steps: int = 7) -> AutoStrength:
+    """The lowest strength in [low, high] whose watermark keeps every bit under the attack (bisection)."""
+    chain = parse_chain(chain_text)
+    search = chain_needs_search(chain_text)
+    bits = payload.encode_text(signature.text, wm.message_length, signature.key)
+    total = steps + 2
+    ctx.progress(0, total, f"Auto strength: trying {high:g}")
+    errors_high = bit_errors_under(wm, residual, high, chain, bits, signature.key, search)
+    if errors_high:
+        return AutoStrength(doc.key, None, chain_text, errors_high)
+    ctx.progress(1, total, f"Auto strength: trying {low:g}")
+    if bit_errors_under(wm, residual, low, chain, bits, signature.key, search) == 0:
+        return AutoStrength(doc.key, low, chain_text, 0)
+    for i in range(steps):
+        middle = (low + high) / 2
+        ctx.progress(i + 2, total, f"Auto strength: trying {middle:.2f}")
+        if bit_errors_under(wm, residual, middle, chain, bits, signature.key, search) == 0:
+            high = middle
+        else:
+            low = middle
+    return AutoStrength(doc.key, math.ceil(high * 100) / 100, chain_text, 0)
+
+
+def save_document(ctx, doc: ImageDocument, path: Path, quality: int, strength: float) -> Path:
+    ctx.progress(0, 0, f"Saving {path.name}")
+    return save_like(doc.marked_image(strength), path, doc.loaded, quality=quality)
+
+
+REPORT_FIELDS = ("input", "output", "width", "height", "message", "keyed", "strength", "psnr_db", "ssim",
+                 "ssim_estimated", "seconds")
+
+
+@dataclass
+class SaveAllResult:
+    saved: list[tuple[int, Path, Signature, float, Residual | None, Preview | None]]  # per document
+    report: Path | None
+    rows: list[dict]
+
+
+def output_path(folder: Path, doc: ImageDocument, extension: str, suffix: str) -> Path:
+    return folder / f"{doc.path.stem}{suffix}{extension}"
+
+
+def save_all(ctx, wm, docs: list[ImageDocument], signature: Signature, folder: Path, extension: str, quality: int,
+             suffix: str, write_report: bool) -> SaveAllResult:
+    """Embed (where needed), save each document at its own strength, and write a CSV report."""
+    saved, rows = [], []
+    for i, doc in enumerate(docs):
+        ctx.progress(i, len(docs), f"Saving {i + 1} of {len(docs)}: {doc.name}")
+        start = time.perf_counter()
+        residual, preview = doc.residual, doc.preview
+        if residual is None or doc.signature != signature:
+            result = embed(ctx, wm, doc, signature)
+            residual, preview = result.residual, result.preview
+        ctx.check()
+        target = output_path(folder, doc, extension, suffix)
+        rgb = residual.render(doc.strength)
+        save_like(join_alpha(Image.fromarray(rgb, "RGB"), doc.alpha), target, doc.loaded, quality=quality)
+        ssim, sampled = residual.ssim(doc.strength)
+        rows.append({"input": str(doc.path), "output": str(target), "width": doc.size[0], "height": doc.size[1],
+                     "message": signature.text, "keyed": signature.key is not None, "strength": doc.strength,
+                     "psnr_db": round(residual.psnr(doc.strength), 3),
+                     "ssim": "" if math.isnan(ssim) else round(ssim, 5), "ssim_estimated": sampled,
+                     "seconds": round(time.perf_counter() - start, 3)})
+        saved.append((doc.key, target, signature, doc.strength, residual, preview))
+    report = None
+    if write_report:
+        ctx.progress(len(docs), len(docs), "Writing the report")
+        report = folder / "mbrs-report.csv"
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=REPORT_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(report, lambda fh: fh.write(buf.getvalue().encode("utf-8")))
+    return SaveAllResult(saved, report, rows)
+
+
+@dataclass
+class VerifyInput:
+    """What the Embed tab hands to the Verify tab: the saved-to-be image and what is known about it."""
+
+    image: Image.Image
+    name: str
+    original: Image.Image | None = None
+    message: str | None = None
+    key: str | None = None

@@ -1,0 +1,1 @@
+"""The main window's tabs: Embed, Verify, Train and Models (one module each)."""

@@ -1,0 +1,116 @@
+"""The Embed tab's image area: original / watermarked / difference side by side, or a split view, all in step."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QSplitter, QStackedWidget, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from .image_view import ImageView, ViewSync
+from .split_view import SplitView
+
+DROP_HINT = "Drop photos here\nor press Ctrl+O to open them"
+DIFFERENCE = "Difference (|Δ luma|, normalised as in the paper's Fig. 4)"
+
+
+class CompareViews(QWidget):
+    """``set_original`` / ``set_marked`` / ``set_difference`` take a preview and optionally the full image."""
+
+    MODES = ("side", "split")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.original = ImageView("Original", DROP_HINT)
+        self.marked = ImageView("Watermarked", "Type a message to watermark the image")
+        self.difference = ImageView("Difference", "")
+        self.split = SplitView()
+        self.split_difference = ImageView("Difference", "")
+        for view in (self.difference, self.split_difference):
+            view.setToolTip(DIFFERENCE)
+        self.sync = ViewSync([self.original, self.marked, self.difference, self.split, self.split_difference])
+
+        side = QSplitter(Qt.Orientation.Horizontal)
+        for view in (self.original, self.marked, self.difference):
+            side.addWidget(view)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.split)
+        split.addWidget(self.split_difference)
+        split.setSizes([700, 300])
+        self.stack = QStackedWidget()
+        self.stack.addWidget(side)
+        self.stack.addWidget(split)
+
+        bar = QHBoxLayout()
+        self.mode_buttons = QButtonGroup(self)
+        for i, (label, tip) in enumerate((("Side by side", "Original, watermarked and difference next to each other"),
+                                          ("Split", "Drag the divider to compare original and watermarked"))):
+            button = QToolButton()
+            button.setText(label)
+            button.setToolTip(tip)
+            button.setCheckable(True)
+            self.mode_buttons.addButton(button, i)
+            bar.addWidget(button)
+        self.mode_buttons.button(0).setChecked(True)
+        self.mode_buttons.idClicked.connect(lambda i: self.set_mode(self.MODES[i]))
+        bar.addStretch(1)
+        self.zoom_label = QLabel("")
+        self.zoom_label.setObjectName("Muted")
+        bar.addWidget(self.zoom_label)
+        for text, tip, slot in (("−", "Zoom out (Ctrl+-)", lambda: self.sync.zoom_all(1 / 1.25)),
+                                ("+", "Zoom in (Ctrl++)", lambda: self.sync.zoom_all(1.25)),
+                                ("1:1", "Actual pixels (Ctrl+Alt+0)", self.sync.actual_size),
+                                ("Fit", "Fit to window (Ctrl+0)", self.sync.fit_all)):
+            button = QToolButton()
+            button.setText(text)
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            bar.addWidget(button)
+        for view in self.sync.views:
+            view.zoom_changed.connect(self._show_zoom)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.stack, 1)
+
+    @property
+    def mode(self) -> str:
+        return self.MODES[self.stack.currentIndex()]
+
+    def set_mode(self, mode: str) -> None:
+        index = self.MODES.index(mode)
+        self.stack.setCurrentIndex(index)
+        self.mode_buttons.button(index).setChecked(True)
+        self.sync.fit_all()
+
+    def _show_zoom(self, zoom: float) -> None:
+        self.zoom_label.setText(f"{zoom * 100:.0f} %")
+
+    def set_original(self, preview: QImage | None, full_size=None, full: QImage | None = None) -> None:
+        self.original.set_images(preview, full, full_size)
+        self.split.set_original(preview, full, full_size)
+
+    def set_original_full(self, full: QImage) -> None:
+        self.original.set_full(full)
+        self.split.set_original_full(full)
+
+    def set_marked(self, preview: QImage | None, full_size=None) -> None:
+        self.marked.set_images(preview, None, full_size)
+        self.split.set_images(preview, None, full_size)
+
+    def set_marked_full(self, full: QImage) -> None:
+        self.marked.set_full(full)
+        self.split.set_full(full)
+
+    def set_difference(self, preview: QImage | None, full_size=None) -> None:
+        self.difference.set_images(preview, None, full_size)
+        self.split_difference.set_images(preview, None, full_size)
+
+    def set_difference_full(self, full: QImage) -> None:
+        self.difference.set_full(full)
+        self.split_difference.set_full(full)
+
+    def clear(self) -> None:
+        self.set_original(None)
+        self.set_marked(None)
+        self.set_difference(None)

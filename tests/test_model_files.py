@@ -1,0 +1,262 @@
+"""Model files: safetensors + JSON round trip, checksums, no pickle, the registry, the default model, packaging."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from mbrs_engine import model_files as mf
+from mbrs_engine.nets import NetworkConfig, build_from_config
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = NetworkConfig(image_size=32, message_length=64, channels=16, blocks=1)
+
+
+def trained_like(config: NetworkConfig = CONFIG, seed: int = 0):
+    """Networks with non-default BatchNorm statistics (a few train-mode forwards)."""
+    torch.manual_seed(seed)
+    encoder, decoder, _ = build_from_config(config)
+    with torch.no_grad():
+        for _ in range(3):
+            x = torch.rand(4, 3, config.image_size, config.image_size) * 2 - 1
+            decoder(encoder(x, torch.randint(0, 2, (4, config.message_length)).float()))
+    return encoder.eval(), decoder.eval()
+
+
+def outputs(encoder, decoder, seed: int = 1):
+    torch.manual_seed(seed)
+    x = torch.rand(2, 3, CONFIG.image_size, CONFIG.image_size) * 2 - 1
+    m = torch.randint(0, 2, (2, CONFIG.message_length)).float()
+    with torch.inference_mode():
+        encoded = encoder(x, m)
+        return encoded, decoder(encoded)
+
+
+def save(tmp_path, name="m", **kw):
+    encoder, decoder = trained_like()
+    meta = mf.ModelMetadata(name=name, training_noise="Identity()", training_data="unit test",
+                            metrics={"psnr": 40.0, "ber": {"identity": 0.0}})
+    return mf.save_model(tmp_path, encoder, decoder, CONFIG, meta, **kw), encoder, decoder
+
+
+def test_round_trip_is_exact_including_batchnorm_statistics(tmp_path):
+    files, encoder, decoder = save(tmp_path)
+    assert files.json_path == tmp_path / "m.json" and files.weights_path == tmp_path / "m.safetensors"
+    loaded = mf.load_model_files(files.json_path)
+    assert loaded.config == CONFIG and not loaded.encoder.training and not loaded.decoder.training
+    assert torch.equal(loaded.decoder.body[0][1].running_var, decoder.body[0][1].running_var)
+    assert not torch.equal(decoder.body[0][1].running_var, torch.ones_like(decoder.body[0][1].running_var))
+    for a, b in zip(outputs(encoder, decoder), outputs(loaded.encoder, loaded.decoder)):
+        assert torch.equal(a, b)
+
+
+def test_json_description(tmp_path):
+    files, _, _ = save(tmp_path)
+    data = json.loads(files.json_path.read_text())
+    assert data["format"] == mf.FORMAT and data["format_version"] == mf.FORMAT_VERSION
+    assert data["network"] == CONFIG.to_dict()
+    assert data["weights"]["sha256"] == hashlib.sha256(files.weights_path.read_bytes()).hexdigest()
+    assert data["training"] == {"noise": "Identity()", "data": "unit test"}
+    assert data["metrics"]["ber"] == {"identity": 0.0} and data["licence"]
+    meta = mf.load_model_files(files.json_path).metadata
+    assert meta.training_noise == "Identity()" and meta.metrics["psnr"] == 40.0
+
+
+def test_stem_and_file_paths(tmp_path):
+    encoder, decoder = trained_like()
+    for target in ("a", "b.json", "c.safetensors"):
+        files = mf.save_model(tmp_path / target, encoder, decoder, CONFIG)
+        assert files.json_path.is_file() and files.weights_path.is_file()
+        assert files.json_path.stem == target.split(".")[0]
+
+
+def test_fp16_weights(tmp_path):
+    files, encoder, decoder = save(tmp_path, fp16=True)
+    (tmp_path / "f32").mkdir()
+    full, _, _ = save(tmp_path / "f32", name="full")
+    assert files.weights_path.stat().st_size < 0.6 * full.weights_path.stat().st_size
+    loaded = mf.load_model_files(files.json_path)
+    assert loaded.encoder.image_branch[0][0].weight.dtype == torch.float32
+    for a, b in zip(outputs(encoder, decoder), outputs(loaded.encoder, loaded.decoder)):
+        assert torch.allclose(a, b, atol=0.05, rtol=0.01)
+
+
+def test_checksum_mismatch_is_refused(tmp_path):
+    files, _, _ = save(tmp_path)
+    blob = bytearray(files.weights_path.read_bytes())
+    blob[-1] ^= 1
+    files.weights_path.write_bytes(bytes(blob))
+    with pytest.raises(mf.ModelFileError, match="do not match the SHA-256"):
+        mf.load_model_files(files.json_path)
+
+
+def test_missing_checksum_warns_for_user_models_and_fails_for_shipped(tmp_path):
+    files, _, _ = save(tmp_path)
+    data = json.loads(files.json_path.read_text())
+    del data["weights"]["sha256"]
+    files.json_path.write_text(json.dumps(data))
+    with pytest.warns(mf.ModelWarning, match="unchecked"):
+        mf.load_model_files(files.json_path)
+    with pytest.raises(mf.ModelFileError, match="shipped model must have"):
+        mf.load_model_files(files.json_path, source="shipped")
+
+
+def test_pickles_are_never_loaded(tmp_path):
+    files, _, _ = save(tmp_path)
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    payload = pickle.dumps({"encoder.x": Boom()})
+    files.weights_path.write_bytes(payload)
+    data = json.loads(files.json_path.read_text())
+    data["weights"]["sha256"] = hashlib.sha256(payload).hexdigest()
+    files.json_path.write_text(json.dumps(data))
+    with pytest.raises(mf.ModelFileError, match="cannot read the weights"):
+        mf.load_model_files(files.json_path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_weights_must_fit_the_architecture(tmp_path):
+    files, _, _ = save(tmp_path)
+    other = json.loads(files.json_path.read_text())
+    other["network"]["channels"] = 24
+    files.json_path.write_text(json.dumps(other))
+    with pytest.raises(mf.ModelFileError, match="do not fit the network"):
+        mf.load_model_files(files.json_path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update(format="something"), "not an MBRS Studio model"),
+    (lambda d: d.update(format_version=99), "format version 99"),
+    (lambda d: d.pop("network"), "lacks its 'network'"),
+    (lambda d: d["network"].update(message_length=65), "invalid network configuration"),
+    (lambda d: d["weights"].update(file="../elsewhere.safetensors"), "beside the description"),
+])
+def test_bad_descriptions(tmp_path, change, message):
+    files, _, _ = save(tmp_path)
+    data = json.loads(files.json_path.read_text())
+    change(data)
+    files.json_path.write_text(json.dumps(data))
+    with pytest.raises(mf.ModelFileError, match=message):
+        mf.load_model_files(files.json_path)
+
+
+def test_unreadable_json(tmp_path):
+    (tmp_path / "x.json").write_text("{not json")
+    with pytest.raises(mf.ModelFileError, match="cannot read the model description"):
+        mf.load_model_files(tmp_path / "x.json")
+
+
+# ---------------------------------------------------------------- registry
+
+
+def test_no_default_model_installed_yet():
+    from mbrs_engine import Watermarker
+
+    assert mf.default_model_name() == "default"
+    with pytest.raises(mf.NoDefaultModelError, match="no default model is installed"):
+        Watermarker.from_pretrained()
+
+
+def test_registry_lists_user_models_and_resolves_names_paths_and_folders(tmp_path):
+    user = mf.user_models_dir()
+    user.mkdir(parents=True)
+    files, _, _ = save(user, name="mine")
+    infos = {i.name: i for i in mf.list_models()}
+    info = infos["mine"]
+    assert (info.source, info.image_size, info.message_length, info.capacity) == ("user", 32, 64, 2)
+    assert info.metrics["ber"] == {"identity": 0.0} and not info.is_default
+    assert mf.resolve_model("mine") == (files.json_path, "user")
+    assert mf.resolve_model(files.weights_path)[0] == files.json_path
+    assert mf.resolve_model(user)[0] == files.json_path
+    with pytest.raises(mf.ModelFileError, match="no model named 'other'.*mine"):
+        mf.resolve_model("other")
+    with pytest.raises(mf.ModelFileError, match="invalid model name"):
+        mf.check_name("../x")
+
+
+def test_default_model_pointer(tmp_path):
+    user = mf.user_models_dir()
+    user.mkdir(parents=True)
+    save(user, name="mine")
+    with pytest.raises(mf.ModelFileError, match="no model named"):
+        mf.set_default_model("absent")
+    mf.set_default_model("mine")
+    assert mf.default_model_name() == "mine"
+    assert json.loads(mf.user_config_path().read_text()) == {"default_model": "mine"}
+    assert [i.name for i in mf.list_models() if i.is_default] == ["mine"]
+    assert mf.load_model().metadata.name == "mine"
+    (user / "mine.json").unlink()
+    with pytest.raises(mf.ModelFileError, match="default model 'mine'.*not installed"):
+        mf.load_model()
+    mf.set_default_model(None)
+    assert mf.default_model_name() == "default"
+
+
+def test_install_model(tmp_path):
+    (tmp_path / "dl").mkdir()
+    files, _, _ = save(tmp_path / "dl", name="download")
+    info = mf.install_model(files.json_path, name="installed")
+    assert info.source == "user" and info.name == "installed"
+    assert mf.load_model("installed").config == CONFIG
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(files.json_path, broken / "b.json")
+    (broken / "download.safetensors").write_bytes(b"garbage")
+    with pytest.raises(mf.ModelFileError):
+        mf.install_model(broken / "b.json")
+
+
+def test_unreadable_model_is_listed_with_its_error():
+    user = mf.user_models_dir()
+    user.mkdir(parents=True)
+    (user / "junk.json").write_text("[]")
+    (info,) = [i for i in mf.list_models() if i.name == "junk"]
+    assert info.error and "not an MBRS Studio model" in info.error
+
+
+# ---------------------------------------------------------------- packaging
+
+
+def test_shipped_models_folder_is_the_assets_package():
+    assert mf.shipped_models_dir().resolve() == (ROOT / "assets" / "models").resolve()
+
+
+@pytest.mark.slow
+def test_wheel_ships_models_and_finds_them_when_installed(tmp_path):
+    """Build a wheel of a copy of the repository with a model in assets/models, install it, load the model."""
+    src = tmp_path / "src"
+    ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", "build", "dist", "runs", "data")
+    shutil.copytree(ROOT, src, ignore=ignore)
+    save(src / "assets" / "models", name="shipped-test")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "dist")], cwd=src, check=True)
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for needed in ("mbrs_assets/__init__.py", "mbrs_assets/models/shipped-test.json",
+                   "mbrs_assets/models/shipped-test.safetensors", "mbrs_engine/watermarker.py"):
+        assert needed in names
+    for init in [*ROOT.glob("mbrs_engine/**/__init__.py"), *ROOT.glob("mbrs_gui/**/__init__.py")]:
+        assert init.relative_to(ROOT).as_posix() in names  # every package is discovered
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                   check=True)
+    code = ("import mbrs_engine, mbrs_engine.model_files as mf; from mbrs_engine import Watermarker;"
+            "print(mbrs_engine.__file__); print([(i.name, i.source) for i in mf.list_models()]);"
+            "print(Watermarker.from_pretrained('shipped-test').metadata['source'])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(site)}).stdout.splitlines()
+    assert out[0].startswith(str(site))
+    assert "('shipped-test', 'shipped')" in out[1]
+    assert out[2] == "shipped"

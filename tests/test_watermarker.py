@@ -1,0 +1,249 @@
+"""The Watermarker API with a tiny model trained in the session: bits and text round trips at any size and mode,
+the detection test on clean images, the crop search, keys, strength, and bad arguments."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mbrs_engine import Watermarker
+from mbrs_engine import payload as P
+from mbrs_engine.metrics import psnr
+from mbrs_engine.nets import NetworkConfig, build_from_config
+from mbrs_engine.pixels import pil_to_tensor
+from mbrs_engine.watermarker import (CORNER_SEARCH, Frame, SearchConfig, _add_exact, _add_fast, frame_view,
+                                     resize_matrix, to_model_size)
+
+from tiny_model import random_crops
+
+
+def random_bits(length: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2, length)
+
+
+def ber(soft: np.ndarray, bits: np.ndarray) -> float:
+    return float(np.mean((soft > 0.5) != bits))
+
+
+def test_properties(tiny_wm):
+    assert (tiny_wm.image_size, tiny_wm.message_length, tiny_wm.capacity) == (32, 256, 13)
+    assert tiny_wm.layout.bch_t == 14
+    assert not tiny_wm.encoder.training and not tiny_wm.decoder.training
+    assert "tiny" in repr(tiny_wm)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (97, 61), (128, 32), (32, 128), (61, 97), (400, 300)])
+def test_bits_round_trip_at_any_size(tiny_wm, sample_images, size):
+    errors = []
+    for i, img in enumerate(sample_images):
+        cover = img.resize(size, Image.Resampling.BICUBIC)
+        bits = random_bits(256, i)
+        marked = tiny_wm.embed_bits(cover, bits)
+        assert marked.size == size and marked.mode == "RGB"
+        soft = tiny_wm.decode_bits(marked)
+        assert soft.shape == (256,) and soft.dtype == np.float32 and 0 <= soft.min() and soft.max() <= 1
+        errors.append(ber(soft, bits))
+    assert max(errors) <= 0.04, errors  # a few bits: well within what BCH corrects (14 of 256)
+
+
+def test_native_size_runs_the_network_directly(tiny_wm, sample_images):
+    cover = sample_images[0]
+    assert cover.size == (32, 32)
+    bits = random_bits(256, 0)
+    marked = tiny_wm.embed_bits(cover, bits)
+    x = pil_to_tensor(cover)
+    with torch.inference_mode():
+        encoded = tiny_wm.encoder(x, torch.tensor(bits, dtype=torch.float32)[None])
+    expected = ((encoded + 1) * 127.5).clamp(0, 255).round()[0].permute(1, 2, 0).numpy()
+    assert np.abs(np.asarray(marked).astype(float) - expected).max() <= 1  # float rounding at .5 only
+
+
+@pytest.mark.parametrize("text", ["hello", "héllo wörld", "日本語", "🙂🙂🙂", "", "x" * 13])
+def test_text_round_trip(tiny_wm, sample_images, text):
+    for img in sample_images[:3]:
+        result = tiny_wm.decode(tiny_wm.embed(img, text))
+        assert result.detected and result.message == text
+        assert result.p_value < 1e-20 and result.frame == "full" and result.crc_ok
+
+
+def test_too_long_text(tiny_wm, sample_images):
+    with pytest.raises(P.PayloadTooLongError, match="at most 13"):
+        tiny_wm.embed(sample_images[0], "this is far too long for 256 bits")
+
+
+def test_clean_images_are_not_detected(tiny_wm):
+    """Natural crops at several sizes and pure noise images: never detected (bound: 1e-6 per image)."""
+    images = [Image.fromarray(c) for c in random_crops(40, 96, seed=99)]
+    images += [img.resize((97, 61)) for img in images[:20]]
+    rng = np.random.default_rng(3)
+    images += [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for _ in range(20)]
+    images += [Image.new("RGB", (50, 40), c) for c in ((0, 0, 0), (255, 255, 255), (128, 128, 128))]
+    for img in images:
+        result = tiny_wm.decode(img)
+        assert not result.detected and result.message is None
+        assert result.hypotheses == 5
+
+
+def test_secret_key(tiny_wm, sample_images):
+    marked = tiny_wm.embed(sample_images[1], "keyed", key="s3cret")
+    assert tiny_wm.decode(marked, key="s3cret").message == "keyed"
+    for key in (None, "wrong"):
+        result = tiny_wm.decode(marked, key=key)
+        assert not result.detected and result.message is None
+
+
+def test_strength(tiny_wm, sample_images):
+    cover = sample_images[3]
+    bits = random_bits(256, 1)
+    weak, strong = (tiny_wm.embed_bits(cover, bits, s) for s in (0.5, 1.5))
+    assert float(psnr(cover, weak)[0]) > float(psnr(cover, strong)[0]) + 5
+    assert np.array_equal(np.asarray(tiny_wm.embed_bits(cover, bits, 0.0)), np.asarray(cover))
+    for bad in (-1, 11, float("nan"), "1", True):
+        with pytest.raises(ValueError, match="strength"):
+            tiny_wm.embed_bits(cover, bits, bad)
+
+
+def test_modes(tiny_wm, sample_images):
+    cover = sample_images[3]
+    rgba = cover.convert("RGBA")
+    alpha = Image.fromarray(np.random.default_rng(0).integers(0, 256, cover.size[::-1], dtype=np.uint8))
+    rgba.putalpha(alpha)
+    marked = tiny_wm.embed(rgba, "alpha")
+    assert marked.mode == "RGBA" and np.array_equal(np.asarray(marked.getchannel("A")), np.asarray(alpha))
+    assert tiny_wm.decode(marked).message == "alpha"
+    for mode in ("L", "P", "CMYK", "LA"):
+        out = tiny_wm.embed(cover.convert(mode), "mode")
+        assert out.mode == ("RGBA" if mode == "LA" else "RGB") and out.size == cover.size
+        assert tiny_wm.decode(out).message == "mode"
+
+
+@pytest.mark.parametrize("size", [(1, 1), (8, 8), (3, 200)])
+def test_tiny_and_extreme_images_still_embed(tiny_wm, size):
+    img = Image.new("RGB", size, (90, 120, 150))
+    marked = tiny_wm.embed(img, "tiny")
+    assert marked.size == size
+    result = tiny_wm.decode(marked)  # too small to carry the watermark, but no crash
+    assert isinstance(result.detected, bool)
+
+
+def test_bad_bits_and_images(tiny_wm, sample_images):
+    img = sample_images[0]
+    with pytest.raises(ValueError, match="expected 256 bits"):
+        tiny_wm.embed_bits(img, [0, 1])
+    with pytest.raises(ValueError, match="0 or 1"):
+        tiny_wm.embed_bits(img, np.full(256, 2))
+    assert tiny_wm.embed_bits(img, np.ones(256, dtype=bool)).size == img.size
+    with pytest.raises(TypeError, match="PIL image"):
+        tiny_wm.decode_bits(np.zeros((32, 32, 3)))
+
+
+# ---------------------------------------------------------------- crop search
+
+
+def test_frame_view_rebuilds_the_original_frame(tiny_wm, sample_images):
+    """Placing a central crop back in its presumed frame lines up with the original to a fraction of a level."""
+    original = sample_images[5].resize((240, 180))
+    reference = pil_to_tensor(to_model_size(original, 32))[0]
+    for area, box in ((0.8, (12, 9, 228, 171)),):
+        crop = original.crop(box)
+        view = frame_view(pil_to_tensor(to_model_size(crop, 128))[0], Frame(area, "center"), 32, "mean")
+        inner = slice(4, 28)
+        diff = (view - reference)[:, inner, inner].abs().mean() * 127.5
+        assert diff < 4, diff
+        wrong = frame_view(pil_to_tensor(to_model_size(crop, 128))[0], Frame(area, "top-left"), 32, "mean")
+        assert (wrong - reference)[:, inner, inner].abs().mean() * 127.5 > 2 * diff
+
+
+def test_frame_view_fills(tiny_wm):
+    view = torch.zeros(3, 64, 64) + torch.tensor([0.5, -0.5, 0.0])[:, None, None]
+    mean = frame_view(view, Frame(0.5, "top-left"), 32, "mean")
+    assert torch.allclose(mean, view[:, :32, :32], atol=1e-5)
+    grey = frame_view(view, Frame(0.5, "top-left"), 32, "grey")
+    assert torch.allclose(grey[:, -1, -1], torch.zeros(3), atol=1e-6)
+    assert torch.allclose(grey[:, 0, 0], view[:, 0, 0], atol=1e-5)
+    edge = frame_view(view, Frame(0.5, "bottom-right"), 32, "edge")
+    assert torch.allclose(edge, view[:, :32, :32], atol=1e-5)
+
+
+def test_search_finds_crops_the_full_frame_misses(tiny_wm, sample_images):
+    from mbrs_engine.attacks import apply_chain, parse_chain
+
+    found_with, found_without = 0, 0
+    for i, crop in enumerate(random_crops(12, 300, seed=7)):
+        marked = tiny_wm.embed(Image.fromarray(crop).resize((240, 180)), "crop me")
+        cropped = apply_chain(marked, parse_chain("crop:0.9"))
+        with_search = tiny_wm.decode(cropped)
+        without = tiny_wm.decode(cropped, search=False)
+        found_with += with_search.message == "crop me"
+        found_without += without.message == "crop me"
+        if with_search.detected and not without.detected:
+            assert with_search.frame == "crop 0.9 center"
+    assert found_with > found_without
+
+
+def test_search_p_value_is_bonferroni_corrected(tiny_wm, sample_images):
+    marked = tiny_wm.embed(sample_images[2], "p")
+    once = tiny_wm.decode(marked, search=False)
+    searched = tiny_wm.decode(marked)
+    corners = tiny_wm.decode(marked, search=CORNER_SEARCH)
+    assert (once.hypotheses, searched.hypotheses, corners.hypotheses) == (1, 5, 21)
+    assert searched.p_value == pytest.approx(5 * once.p_value)
+    assert corners.p_value == pytest.approx(21 * once.p_value)
+
+
+def test_search_config_validation():
+    assert len(SearchConfig().frames()) == 5 and len(CORNER_SEARCH.frames()) == 21
+    with pytest.raises(ValueError):
+        SearchConfig(area_fractions=(1.2,))
+    with pytest.raises(ValueError):
+        SearchConfig(anchors=("middle",))
+    with pytest.raises(ValueError):
+        SearchConfig(fill="blue")
+
+
+# ---------------------------------------------------------------- construction and resampling
+
+
+def test_wraps_networks_in_memory_and_raw_bits_models():
+    config = NetworkConfig(image_size=32, message_length=16, channels=16, blocks=1)
+    encoder, decoder, _ = build_from_config(config)
+    wm = Watermarker(encoder, decoder)
+    assert wm.config == config and not encoder.training
+    img = Image.new("RGB", (50, 40), (100, 100, 100))
+    assert wm.embed_bits(img, random_bits(16, 0), strength=0.1).size == (50, 40)
+    assert wm.decode_bits(img).shape == (16,)
+    with pytest.raises(P.PayloadUnsupportedError, match="raw bits only"):
+        wm.capacity
+    with pytest.raises(P.PayloadUnsupportedError):
+        wm.embed(img, "x")
+    with pytest.raises(P.PayloadUnsupportedError):
+        wm.decode(img)
+
+
+def test_from_pretrained_by_name(tiny_model_path, tmp_path):
+    import shutil
+
+    from mbrs_engine.model_files import user_models_dir
+
+    user = user_models_dir()
+    user.mkdir(parents=True)
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(tiny_model_path.with_suffix(suffix), user / f"tiny{suffix}")
+    wm = Watermarker.from_pretrained("tiny")
+    assert wm.name == "tiny" and wm.metadata["source"] == "user"
+
+
+@pytest.mark.parametrize("out_size, in_size", [(61, 32), (300, 32), (8, 32), (1, 32), (32, 32), (4000, 128)])
+def test_resize_matrix_matches_pil_bicubic(out_size, in_size):
+    signal = np.random.default_rng(0).normal(size=(in_size, 7)).astype(np.float32)
+    pil = np.asarray(Image.fromarray(signal, "F").resize((7, out_size), Image.Resampling.BICUBIC))
+    ours = (resize_matrix(out_size, in_size) @ torch.from_numpy(signal)).numpy()
+    assert np.abs(pil - ours).max() < 1e-4
+
+
+def test_fast_and_exact_residual_paths_agree():
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (123, 201, 3), dtype=np.uint8))
+    residual = torch.from_numpy(rng.normal(0, 8, (3, 32, 32)).astype(np.float32))
+    assert np.array_equal(np.asarray(_add_fast(img, residual)), np.asarray(_add_exact(img, residual)))
