@@ -22,14 +22,15 @@ import argparse
 import statistics
 import time
 
-import numpy as np
-import torch
-from PIL import Image
+from mbrs_engine import Watermarker, payload  # first: it sets OMP_WAIT_POLICY before torch loads OpenMP
 
-from mbrs_engine import Watermarker, payload
-from mbrs_engine.nets import PRESETS, build_from_config
-from mbrs_engine.pixels import pil_to_tensor
-from mbrs_engine.watermarker import to_model_size
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from mbrs_engine.nets import PRESETS, build_from_config  # noqa: E402
+from mbrs_engine.pixels import pil_to_tensor  # noqa: E402
+from mbrs_engine.watermarker import to_model_size  # noqa: E402
 
 DEFAULT_SIZES = ("128x128", "512x512", "1920x1080", "4000x3000", "6000x4000")
 

@@ -92,8 +92,13 @@ def _jobs(input_path: str, output: str | None) -> list[Job]:
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
         raise CommandError(f"the input is a folder, so the output '{folder}' must be a folder too")
+    jobs = [Job(s, _output_name(s, folder)) for s in sources]
+    targets = [job.target for job in jobs]
+    clash = next((t for t in targets if targets.count(t) > 1), None)
+    if clash is not None:
+        raise CommandError(f"two inputs would both be written to '{clash}' (GIF/BMP outputs become .png)")
     folder.mkdir(parents=True, exist_ok=True)
-    return [Job(s, _output_name(s, folder)) for s in sources]
+    return jobs
 
 
 def _run_jobs(jobs: list[Job], work) -> tuple[int, list]:
@@ -447,7 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mbrs", description="MBRS Studio: robust invisible image watermarking.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_embed, _add_decode, _add_attack, _add_eval, _add_models):
+    from .train.commands import add_commands as _add_training
+
+    for add in (_add_embed, _add_decode, _add_attack, _add_eval, _add_models, _add_training):
         add(sub)
     sub.add_parser("info", help="version, device, network presets and noise layers",
                    description="Version, device, network presets and noise layers.").set_defaults(func=_cmd_info)

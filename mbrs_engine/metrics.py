@@ -106,3 +106,14 @@ def bit_error_rate(decoded: torch.Tensor | np.ndarray, message: torch.Tensor | n
 def psnr_to_mse(target_psnr: float) -> float:
     """The mean squared error (in 8-bit levels squared) that gives ``target_psnr`` dB."""
     return 255.0**2 / math.pow(10.0, target_psnr / 10.0)
+
+
+def residual_scale_for_psnr(residual: torch.Tensor, target_psnr: float) -> torch.Tensor:
+    """Per-image factor s (shape (N, 1, 1, 1)) so that s * residual has the MSE of ``target_psnr`` dB.
+
+    ``residual`` is a float batch (N, C, H, W) in the engine's [-1, 1] units
+    (one 8-bit level = 2/255).
+    """
+    target = psnr_to_mse(target_psnr) * (2.0 / 255.0) ** 2
+    mse = residual.float().pow(2).flatten(1).mean(1).clamp_min(1e-12)
+    return (target / mse).sqrt().view(-1, 1, 1, 1)

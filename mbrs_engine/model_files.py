@@ -8,8 +8,10 @@ A model ``NAME`` is two files side by side:
 * ``NAME.json``: ``format`` / ``format_version``, ``name``, ``description``,
   ``network`` (:meth:`NetworkConfig.to_dict`), ``weights`` (file name, SHA-256,
   dtype, size), ``training`` (noise spec, data description, anything else the
-  trainer records), ``metrics`` (measured quality and robustness) and
-  ``licence``.
+  trainer records), ``metrics`` (measured quality and robustness),
+  ``licence`` and ``residual_psnr`` (null, or the PSNR in dB that the native
+  residual is rescaled to at strength 1: models trained with a fixed residual
+  energy, see the trainer's ``target_psnr``).
 
 Loading never unpickles anything (safetensors and JSON only), checks the
 SHA-256 of the weights (mandatory for shipped models, checked whenever present
@@ -78,6 +80,7 @@ class ModelMetadata:
     training: dict = field(default_factory=dict)  # anything else the trainer records (steps, seed, ...)
     metrics: dict = field(default_factory=dict)  # measured quality and robustness
     licence: str = DEFAULT_LICENCE
+    residual_psnr: float | None = None  # strength 1 = the native-size residual rescaled to this PSNR (dB)
 
 
 @dataclass
@@ -165,6 +168,7 @@ def save_model(path: str | os.PathLike, encoder: nn.Module, decoder: nn.Module, 
         "training": {"noise": metadata.training_noise, "data": metadata.training_data, **metadata.training},
         "metrics": metadata.metrics,
         "licence": metadata.licence,
+        "residual_psnr": metadata.residual_psnr,
     }
     atomic_write(files.weights_path, lambda fh: fh.write(blob))
     text = json.dumps(description, indent=2, ensure_ascii=False) + "\n"
@@ -207,7 +211,16 @@ def metadata_from_json(data: dict) -> ModelMetadata:
     return ModelMetadata(name=str(data.get("name", "model")), description=str(data.get("description", "")),
                          training_noise=training.pop("noise", None), training_data=training.pop("data", None),
                          training=training, metrics=dict(data.get("metrics") or {}),
-                         licence=str(data.get("licence", "")))
+                         licence=str(data.get("licence", "")), residual_psnr=_optional_float(data, "residual_psnr"))
+
+
+def _optional_float(data: dict, key: str) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ModelFileError(f"'{key}' must be a number or null, got {value!r}")
+    return float(value)
 
 
 def _read_weights(data: dict, json_path: Path, require_checksum: bool) -> dict[str, torch.Tensor]:

@@ -4,8 +4,9 @@ Every tensor image inside ``mbrs_engine`` (networks, noise layers, metrics'
 float inputs) is a float tensor of shape ``(N, 3, H, W)``, RGB, with values in
 ``[-1, 1]``: ``x = u8 / 127.5 - 1``.  This is the reference implementation's
 range; ``0`` is mid-grey.  8-bit images are ``uint8`` tensors ``(N, 3, H, W)``
-or PIL images.  Quantising to 8 bit rounds half away from zero after clamping,
-which is what saving an image does.
+or PIL images.  Quantising to 8 bit clamps to [0, 255] and rounds to the
+nearest level (exact halves to even, as ``torch.round``), which is what
+saving an image does.
 """
 from __future__ import annotations
 

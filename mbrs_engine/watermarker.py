@@ -33,6 +33,7 @@ from torch import nn
 
 from . import payload
 from .imageio import join_alpha, split_alpha
+from .metrics import residual_scale_for_psnr
 from .nets import NetworkConfig
 from .payload import DEFAULT_THRESHOLD, DecodeResult
 from .pixels import pil_to_tensor
@@ -254,7 +255,7 @@ class Watermarker:
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, config: NetworkConfig | None = None, *,
                  name: str = "model", metadata: dict | None = None, search: SearchConfig | None = None,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", residual_psnr: float | None = None):
         self.config = config or getattr(encoder, "config", None)
         if not isinstance(self.config, NetworkConfig):
             raise ValueError("pass the model's NetworkConfig (the encoder does not carry one)")
@@ -264,6 +265,7 @@ class Watermarker:
         self.name = name
         self.metadata = metadata or {}
         self.search = search or SearchConfig()
+        self.residual_psnr = residual_psnr
 
     @classmethod
     def from_pretrained(cls, name_or_path=None, *, search: SearchConfig | None = None,
@@ -276,7 +278,7 @@ class Watermarker:
                 "training_data": loaded.metadata.training_data, "metrics": loaded.metadata.metrics,
                 "source": loaded.source, "path": str(loaded.files.json_path)}
         return cls(loaded.encoder, loaded.decoder, loaded.config, name=loaded.metadata.name, metadata=meta,
-                   search=search, device=device)
+                   search=search, device=device, residual_psnr=loaded.metadata.residual_psnr)
 
     def save(self, path, metadata=None, *, fp16: bool = False):
         """Write this model's files (see :func:`mbrs_engine.model_files.save_model`)."""
@@ -313,10 +315,15 @@ class Watermarker:
 
     @torch.inference_mode()
     def _residual(self, small: Image.Image, bits: torch.Tensor, strength: float) -> torch.Tensor:
-        """strength * (encoded - cover) at H x H, in 8-bit levels, float32 (3, H, H) on the CPU."""
+        """strength * (encoded - cover) at H x H, in 8-bit levels, float32 (3, H, H) on the CPU.
+
+        With ``residual_psnr`` the residual is first rescaled to that PSNR (as the model was trained).
+        """
         cover = pil_to_tensor(small).to(self.device)
-        encoded = self.encoder(cover, bits.to(self.device))
-        return ((encoded - cover)[0] * (127.5 * strength)).float().cpu()
+        residual = (self.encoder(cover, bits.to(self.device)) - cover).float()
+        if self.residual_psnr is not None:
+            residual = residual * residual_scale_for_psnr(residual, self.residual_psnr)
+        return (residual[0] * (127.5 * strength)).cpu()
 
     @torch.inference_mode()
     def _decode_batch(self, batch: torch.Tensor) -> np.ndarray:

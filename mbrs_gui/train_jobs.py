@@ -52,7 +52,8 @@ def scan_folder(ctx, folder: Path) -> FolderScan:
             usable.append(path)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is simply not usable
             broken.append((str(path), str(exc) or type(exc).__name__))
-    picks = [usable[round(i * (len(usable) - 1) / max(SAMPLE_COUNT - 1, 1))] for i in range(min(SAMPLE_COUNT, len(usable)))]
+    count = min(SAMPLE_COUNT, len(usable))
+    picks = [usable[round(i * (len(usable) - 1) / max(count - 1, 1))] for i in range(count)]
     samples, names = [], []
     for path in dict.fromkeys(picks):
         ctx.check()

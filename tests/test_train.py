@@ -171,3 +171,23 @@ def test_ddp_two_cpu_processes(photo_dir, tmp_path):
     assert lines[0][:2] == ["2", "3"] and lines[1][:2] == ["2", "3"]
     assert lines[0][2] == lines[1][2]                       # gradients were averaged: same weights on both ranks
     assert (tmp_path / "run" / "last.ckpt").exists()
+
+
+def test_cli_train_export_and_load_in_watermarker(photo_dir, tmp_path):
+    from mbrs_engine import Watermarker
+    from mbrs_engine.cli import main
+
+    run = tmp_path / "run"
+    tiny = ["--set", "network.image_size=32", "--set", "network.message_length=256", "--set", "network.channels=16",
+            "--set", "network.blocks=1", "--set", "batch_size=4", "--set", "data.val_count=2",
+            "--set", "data.workers=0", "--set", "data.cache_dir=", "--set", "target_psnr=25"]
+    assert main(["train", "--preset", "cpu-small", "--data", str(photo_dir), "--out", str(run),
+                 "--budget", "4s", *tiny]) == 0
+    assert (run / "last.ckpt").exists()
+    assert main(["train", "--preset", "cpu-small", "--data", str(photo_dir), "--out", str(run), *tiny]) == 2
+    assert main(["export", str(run), "-o", str(tmp_path / "models"), "--name", "mine"]) == 0
+    wm = Watermarker.from_pretrained(str(tmp_path / "models" / "mine.json"))
+    assert (wm.image_size, wm.message_length, wm.residual_psnr) == (32, 256, 25.0)
+    photo = Image.fromarray(skdata.astronaut()[:96, :64])
+    marked = wm.embed_bits(photo, np.zeros(256, dtype=np.uint8), strength=1.0)
+    assert marked.size == photo.size

@@ -18,7 +18,8 @@ from ..pixels import from_uint8, quantize
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .data import ImageSource, scan_images, split_paths, validation_images
-from .validation import fixed_messages, residual_scale_for_psnr
+from ..metrics import residual_scale_for_psnr
+from .validation import fixed_messages
 
 
 def load_run(run_dir: str | Path, which: str = "best"):
@@ -83,6 +84,7 @@ def export_run(run_dir: str | Path, out: str | Path, name: str, fp16: str = "aut
                   "target_psnr": config.target_psnr, "precision": config.precision,
                   "batch_size": config.batch_size},
         metrics={"validation": state.get("metrics") or (state.get("history") or [{}])[-1]},
+        residual_psnr=config.target_psnr,
     )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,8 @@ from . import checkpoint as ckpt
 from .config import TrainConfig, parse_budget
 from .data import ImageSource, StreamSampler, TrainImages, scan_images, split_paths, validation_images
 from .distributed import World, any_rank, init_world, shutdown, unwrap, wrap
-from .validation import fixed_messages, residual_scale_for_psnr, validate
+from ..metrics import residual_scale_for_psnr
+from .validation import fixed_messages, validate
 
 
 @dataclass

@@ -8,24 +8,15 @@ criterion of the best checkpoint is ``ber_jpeg`` at that PSNR.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
-from ..metrics import bit_error_rate, psnr, ssim
+from ..metrics import bit_error_rate, psnr, residual_scale_for_psnr, ssim
 from ..noise import RealJpeg
 from ..pixels import from_uint8, quantize
 
 
 def fixed_messages(count: int, length: int, seed: int = 1234) -> torch.Tensor:
     return torch.randint(0, 2, (count, length), generator=torch.Generator().manual_seed(seed)).float()
-
-
-def residual_scale_for_psnr(residual: torch.Tensor, target_psnr: float) -> torch.Tensor:
-    """Per-image factor s so that adding s * residual gives a mean squared error of ``target_psnr`` dB."""
-    target_mse = 4.0 / math.pow(10.0, target_psnr / 10.0)          # in [-1, 1] units: (2/255)^2 * 255^2/10^(p/10)
-    mse = residual.float().pow(2).flatten(1).mean(1).clamp_min(1e-12)
-    return (target_mse / mse).sqrt().view(-1, 1, 1, 1)
 
 
 @torch.inference_mode()

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QPushButton, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
+                               QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget)
 
 from mbrs_engine.imageio import save_image
 from mbrs_engine.payload import PayloadError
@@ -173,9 +173,14 @@ class VerifyTab(QWidget):
         plots.addWidget(self.crop_plot)
         sweep_layout.addLayout(plots, 1)
         sweep_layout.addWidget(self.sweep_summary)
-        self.lower = QTabWidget()
-        self.lower.addTab(bits_page, "Bits")
-        self.lower.addTab(sweep_page, "Robustness sweep")
+        bits_box = QGroupBox("Decoded bits")
+        QVBoxLayout(bits_box).addWidget(bits_page)
+        sweep_box = QGroupBox("Robustness sweep")
+        QVBoxLayout(sweep_box).addWidget(sweep_page)
+        self.lower = QSplitter(Qt.Orientation.Horizontal)
+        self.lower.addWidget(bits_box)
+        self.lower.addWidget(sweep_box)
+        self.lower.setSizes([330, 700])
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(views)
@@ -317,7 +322,6 @@ class VerifyTab(QWidget):
         if decoded.attacked.token == self._chain_token():
             self._attacked(decoded.attacked)
         self._show_result()
-        self.lower.setCurrentIndex(0)
 
     def _show_result(self) -> None:
         decoded = self.decoded
@@ -366,7 +370,6 @@ class VerifyTab(QWidget):
             show_error(self, "Open an image first." if wm is not None else (self.ctx.models.problem or "No model."))
             return
         image, message, key = self.image, self.expected.text() or None, self.key.text() or None
-        self.lower.setCurrentIndex(1)
         self.sweep_summary.setText("Sweeping…")
         self.ctx.tasks.run("Robustness sweep", lambda c: jobs.sweep(c, wm, image, message, key),
                            on_result=self._swept, on_cancel=lambda: self.sweep_summary.setText("Sweep cancelled."),
@@ -402,6 +405,6 @@ class VerifyTab(QWidget):
         if not name:
             return
         path = Path(name) if Path(name).suffix else Path(name).with_suffix(SAVE_FILTERS.get(selected, ".png"))
-        image = self.attacked.image
-        self.ctx.tasks.run("Save", lambda c: save_image(image, path, quality=100, source=self.source_path),
+        image, source = self.attacked.image, self.source_path
+        self.ctx.tasks.run("Save", lambda c: save_image(image, path, quality=100, source=source),
                            on_result=lambda p: self.saved.emit(str(p)), parent_widget=self)

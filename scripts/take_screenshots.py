@@ -1,0 +1,173 @@
+"""Screenshots of each tab for the README, taken from a real window: docs/screenshots/{embed,verify,train,models}.png
+
+    xvfb-run -s "-screen 0 1600x1000x24" python scripts/take_screenshots.py [--model PATH.json]
+
+The app runs on sample photos from scikit-image (a test dependency) with its
+model registry and settings in a temporary folder, so the user's own are
+never touched.  Without ``--model`` (and until the trained default model
+ships) the tiny test model is trained first (about a minute on a CPU).  The
+Train tab's screenshot is of a real, short training run on the sample photos.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+if not os.environ.get("DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+WORK = Path(tempfile.mkdtemp(prefix="mbrs-screenshots-"))
+os.environ["MBRS_MODELS_DIR"] = str(WORK / "models")
+os.environ["MBRS_CONFIG_DIR"] = str(WORK / "config")
+
+from PIL import Image  # noqa: E402
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+MESSAGE = "Jane Doe 2025"
+SIZE = (1440, 900)
+
+
+def pump(ms: int) -> None:
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def wait_until(condition, timeout: float = 300.0) -> None:
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise TimeoutError("the app did not get there in time")
+        pump(100)
+
+
+def idle(window) -> bool:
+    return (not window.ctx.tasks.active(include_quiet=True) and not window.embed._embed_timer.isActive()
+            and not window.embed._refine_timer.isActive() and not window.verify._preview_timer.isActive())
+
+
+def install_model(path: str | None) -> None:
+    from mbrs_engine.model_files import ModelMetadata, install_model, save_model, set_default_model
+
+    if path is None:
+        from tiny_model import TinyTraining, train_tiny_model
+
+        print("training the tiny model (no --model given)…", flush=True)
+        encoder, decoder, config, seconds = train_tiny_model(TinyTraining())
+        folder = WORK / "tiny"
+        folder.mkdir()
+        meta = ModelMetadata(name="tiny-demo", description="Tiny demonstration model (32×32, L=256), trained in "
+                             f"{seconds:.0f} s on scikit-image sample crops", training_noise="8-bit rounding + "
+                             "resampling", training_data="scikit-image sample photos")
+        path = str(save_model(folder, encoder, decoder, config, meta).json_path)
+    info = install_model(path)
+    set_default_model(info.name)
+
+
+def sample_folder() -> Path:
+    import skimage.data
+
+    folder = WORK / "photos"
+    folder.mkdir()
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field"):
+        Image.fromarray(getattr(skimage.data, name)()[..., :3]).save(folder / f"{name}.png")
+    return folder
+
+
+def grab(window, name: str, out: Path) -> None:
+    pump(400)
+    path = out / f"{name}.png"
+    window.grab().save(str(path))
+    print(path.relative_to(ROOT), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model .json to show (default: train the tiny test model)")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument("--theme", default="dark", choices=("dark", "light"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    install_model(args.model)
+    photos = sample_folder()
+
+    from mbrs_gui.app import build_window, create_app
+    from mbrs_gui.attack_chain import Step
+    from mbrs_gui.settings import Settings
+
+    app = create_app([sys.argv[0]])
+    settings = Settings()
+    settings.set("theme", args.theme)
+    window = build_window(settings)
+    window.resize(*SIZE)
+    window.show()
+    wait_until(lambda: not window.ctx.models.is_loading)
+
+    # Embed: three photos, a message, strength 1.4, split view
+    embed = window.embed
+    embed.open_files([photos / "astronaut.png", photos / "coffee.png", photos / "chelsea.png"])
+    wait_until(lambda: len(embed.docs) == 3)
+    embed.message.setText(MESSAGE)
+    embed.spin.setValue(1.4)
+    wait_until(lambda: idle(window))
+    embed.views.set_mode("split")
+    embed.views.split.set_split(0.45)
+    wait_until(lambda: idle(window))
+    grab(window, "embed", out)
+
+    # Verify: the embedded image under JPEG 50 and a 90 % crop, decoded, and the sweep
+    embed.views.set_mode("side")
+    embed.verify_button.click()
+    verify = window.verify
+    verify.editor.add(Step("jpeg", (50,)))
+    verify.editor.add(Step("crop", (0.9,)))
+    wait_until(lambda: idle(window))
+    verify.decode()
+    wait_until(lambda: idle(window))
+    verify.run_sweep()
+    wait_until(lambda: idle(window))
+    grab(window, "verify", out)
+
+    # Train: a short real run on the sample photos
+    train = window.train
+    window.tabs.setCurrentWidget(train)
+    train.folder.setText(str(photos))
+    train.scan_folder(str(photos))
+    wait_until(lambda: train.scan is not None)
+    train.preset.setCurrentText("cpu-small")
+    for spin, value in ((train.image_size, 64), (train.message_length, 64), (train.channels, 16),
+                        (train.blocks, 1), (train.batch_size, 8), (train.steps, 60), (train.val_count, 2),
+                        (train.validation_every, 10), (train.sample_every, 20)):
+        spin.setValue(value)
+    train.run_folder.setText(str(WORK / "runs" / "my-photos"))
+    train.start()
+    wait_until(lambda: train.state in ("finished", "cancelled", "failed"), timeout=900)
+    train.model_name.setText("my-photos-64")
+    grab(window, "train", out)
+
+    # Models: export the run, then the list (the default is the demo model)
+    train.make_default.setChecked(False)
+    train.export()
+    wait_until(lambda: idle(window))
+    window.tabs.setCurrentWidget(window.models)
+    window.models.refresh()
+    wait_until(lambda: idle(window))
+    grab(window, "models", out)
+
+    for doc in embed.docs.values():
+        doc.saved_state = doc.state()
+    window.close()
+    app.quit()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""The Embed tab driven like a user: drop a photo, type a message, move the strength slider, save."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from conftest import random_bytes_file, wait_idle
+from gui_helpers import drop_files, type_text
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+
+from mbrs_engine import Watermarker
+from mbrs_engine.metrics import psnr
+
+MESSAGE = "Hi MBRS!"
+
+
+def embed_photo(qtbot, window, photo, message=MESSAGE):
+    tab = window.embed
+    assert drop_files(tab, [photo])
+    qtbot.waitUntil(lambda: tab.current is not None, timeout=20_000)
+    type_text(qtbot, tab.message, message)
+    wait_idle(qtbot, window)
+    assert tab.can_save()
+    return tab
+
+
+def psnr_of_label(tab) -> float:
+    return float(tab.psnr_label.text().split()[0])
+
+
+def test_drop_type_slide_and_save(qtbot, window, photo, tmp_path, monkeypatch, tiny_wm):
+    tab = embed_photo(qtbot, window, photo)
+    assert tab.meter.label.text() == f"{len(MESSAGE)} of {tiny_wm.capacity} characters"
+    assert tab.views.marked.has_image() and tab.views.difference.has_image()
+    first = psnr_of_label(tab)
+
+    tab.slider.setFocus()
+    qtbot.keyClick(tab.slider, Qt.Key.Key_PageUp)  # +0.1 strength
+    qtbot.keyClick(tab.slider, Qt.Key.Key_PageUp)
+    assert tab.spin.value() == pytest.approx(1.2)
+    stronger = psnr_of_label(tab)
+    assert stronger < first - 0.5  # a stronger watermark is more visible
+    assert tab.last_update_ms < 1000
+    wait_idle(qtbot, window)
+    assert tab.ssim_label.text() not in ("–", "…")
+    assert window.windowTitle().endswith("unsaved image(s)")
+
+    target = tmp_path / "marked.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "PNG (*.png)")))
+    tab.save_button.click()
+    wait_idle(qtbot, window)
+    assert target.is_file()
+    assert not tab.unsaved_documents()
+    saved = Image.open(target).convert("RGB")
+    original = Image.open(photo).convert("RGB")
+    assert float(psnr(original, saved)[0]) == pytest.approx(stronger, abs=0.006)  # the PSNR shown is the file's
+    assert tiny_wm.decode(saved).message == MESSAGE
+
+
+def test_message_field_refuses_text_beyond_capacity(qtbot, window, photo, tiny_wm):
+    tab = window.embed
+    type_text(qtbot, tab.message, "x" * (tiny_wm.capacity + 5))
+    assert tab.message.text() == "x" * tiny_wm.capacity
+    assert tab.meter.label.text() == f"{tiny_wm.capacity} of {tiny_wm.capacity} characters"
+    type_text(qtbot, tab.message, "é")
+    assert "bytes" in tab.meter.label.text()
+
+
+def test_bad_file_gives_a_dialog_not_a_crash(qtbot, window, dialogs, tmp_path, photo):
+    bad = random_bytes_file(tmp_path / "broken.png")
+    drop_files(window.embed, [bad, photo])
+    qtbot.waitUntil(lambda: bool(dialogs.errors()), timeout=20_000)
+    icon, text, details = dialogs.errors()[0]
+    assert "broken.png" in text and "broken.png" in details
+    qtbot.waitUntil(lambda: len(window.embed.docs) == 1, timeout=20_000)  # the good file still opened
+
+
+@pytest.mark.qt_no_exception_capture
+def test_uncaught_exception_shows_dialog(qtbot, window, dialogs):
+    try:
+        raise RuntimeError("simulated bug in a slot")
+    except RuntimeError:
+        sys.excepthook(*sys.exc_info())
+    qtbot.waitUntil(lambda: bool(dialogs.errors()), timeout=5_000)
+    assert "simulated bug" in dialogs.errors()[0][1].lower()
+    assert "Traceback" in dialogs.errors()[0][2]
+    assert window.isVisible()
+
+
+def test_unsaved_image_prompts_on_close(qtbot, window, dialogs, photo):
+    embed_photo(qtbot, window, photo)
+    dialogs.answers = [QMessageBox.StandardButton.Cancel]
+    window.close()
+    assert window.isVisible() and len(dialogs.questions) == 1 and "not saved" in dialogs.questions[0]
+    dialogs.answers = [QMessageBox.StandardButton.Discard]
+    window.close()
+    assert not window.isVisible()
+
+
+def test_no_model_installed_starts_and_says_so(qtbot, bare_window):
+    tab = bare_window.embed
+    assert tab.banner.isVisible()
+    assert "No watermarking model is installed" in tab.banner.label.text()
+    assert not tab.message.isEnabled()
+    assert not bare_window.verify.banner.isHidden() and "Models" in bare_window.verify.banner.label.text()
+    tab.banner.button.click()
+    assert bare_window.tabs.currentWidget() is bare_window.models
+    assert bare_window.models.empty.isVisible()
+
+
+def test_save_all_writes_images_and_csv_report(qtbot, window, dialogs, photo_folder, tmp_path, monkeypatch):
+    from mbrs_gui.tabs import embed as embed_module
+
+    photos = sorted(photo_folder.glob("*.png"))[:3]
+    tab = window.embed
+    drop_files(tab, photos)
+    qtbot.waitUntil(lambda: len(tab.docs) == 3, timeout=20_000)
+    type_text(qtbot, tab.message, MESSAGE)
+    wait_idle(qtbot, window)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def accept(dialog):
+        dialog.folder.setText(str(out))
+        dialog.format.setCurrentText("JPEG")
+        dialog.quality.setValue(90)
+        return embed_module.QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(embed_module.SaveAllDialog, "exec", accept)
+    tab.save_all_button.click()
+    wait_idle(qtbot, window)
+    assert sorted(p.name for p in out.glob("*.jpg")) == [f"{p.stem}-wm.jpg" for p in photos]
+    report = (out / "mbrs-report.csv").read_text().splitlines()
+    assert report[0].startswith("input,output,width,height,message") and len(report) == 4
+    assert not tab.unsaved_documents()
+
+
+def test_slider_update_is_fast_on_a_12_megapixel_photo(qtbot, window, tmp_path):
+    big = tmp_path / "big.bmp"
+    rng = np.random.default_rng(1)
+    coarse = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    coarse.resize((4000, 3000), Image.Resampling.BILINEAR).save(big)
+    tab = embed_photo(qtbot, window, big)
+    times = []
+    for value in (110, 140, 170, 200, 90, 60):
+        tab.slider.setValue(value)
+        QApplication.processEvents()
+        times.append(tab.last_update_ms)
+    print(f"slider update on 4000x3000: median {np.median(times):.1f} ms, max {max(times):.1f} ms")
+    assert np.median(times) < 100

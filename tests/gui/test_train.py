@@ -1,0 +1,93 @@
+"""The Train tab driven like a user: a photo folder, a tiny network, a 5-step run to the end, cancelling, closing."""
+from __future__ import annotations
+
+from conftest import wait_idle
+from PySide6.QtWidgets import QMessageBox
+
+from mbrs_engine.model_files import default_model_name, list_models
+
+
+def fill_tiny_run(qtbot, tab, photo_folder, run_dir, steps: int) -> None:
+    """The form as a user with little time would fill it: tiny network, few steps, small validation."""
+    tab.folder.setText(str(photo_folder))
+    tab.scan_folder(str(photo_folder))
+    qtbot.waitUntil(lambda: tab.scan is not None, timeout=20_000)
+    tab.preset.setCurrentText("cpu-small")
+    tab.advanced_button.click()
+    tab.image_size.setValue(32)
+    tab.message_length.setValue(16)
+    tab.channels.setValue(16)
+    tab.blocks.setValue(1)
+    tab.batch_size.setValue(4)
+    tab.steps.setValue(steps)
+    tab.workers.setValue(0)
+    tab.val_count.setValue(2)
+    tab.validation_every.setValue(5)
+    tab.sample_every.setValue(5)
+    tab.run_folder.setText(str(run_dir))
+    tab.noise_boxes["crop"][0].setChecked(True)
+
+
+def test_five_step_training_reaches_the_end_and_becomes_a_model(qtbot, window, photo_folder, tmp_path):
+    window.tabs.setCurrentWidget(window.train)
+    tab = window.train
+    fill_tiny_run(qtbot, tab, photo_folder, tmp_path / "run", steps=5)
+    assert tab.count_label.text().startswith("6 usable image(s)")
+    assert len(tab.samples_grid.labels) == 6
+    assert tab.noise_spec() == "Combined([JpegMask(),RealJpeg(50),Identity(),Crop(0.7)])"
+    assert "raw bits only" in tab.arch_label.text()
+
+    tab.start_button.click()
+    assert not tab.start_button.isEnabled() and tab.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: tab.state == "finished", timeout=120_000)
+    assert tab.progress.value() == 5 and tab.progress.maximum() == 5
+    assert tab.progress_label.text().startswith("Finished at step 5 of 5")
+    assert len(tab.val_plot.points("clean")[0]) == 1
+    assert len(tab.loss_plot.points("loss")[0]) == 5
+    assert tab.sample_grid.labels  # the latest samples are shown
+    assert (tmp_path / "run" / "last.ckpt").is_file()
+
+    assert tab.export_box.isEnabled()
+    tab.model_name.setText("my-tiny")
+    tab.export_button.click()
+    wait_idle(qtbot, window)
+    assert "my-tiny" in [m.name for m in list_models()]
+    assert default_model_name() == "my-tiny"
+    assert window.tabs.currentWidget() is window.models
+    qtbot.waitUntil(lambda: window.ctx.models.wm is not None and window.ctx.models.wm.name == "my-tiny",
+                    timeout=20_000)
+    names = [window.models.table.item(r, 1).text() for r in range(window.models.table.rowCount())]
+    assert "my-tiny" in names
+    assert "raw bits" in window.embed.banner.label.text()  # L=16 carries no text: the Embed tab says so
+
+
+def test_cancel_midway_writes_a_checkpoint(qtbot, window, photo_folder, tmp_path):
+    tab = window.train
+    fill_tiny_run(qtbot, tab, photo_folder, tmp_path / "run", steps=5000)
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: tab.last_step is not None and tab.last_step.step >= 3, timeout=120_000)
+    tab.pause_button.click()
+    assert tab.pause_button.text() == "Resume"
+    tab.pause_button.click()
+    tab.cancel_button.click()
+    qtbot.waitUntil(lambda: tab.state == "cancelled", timeout=120_000)
+    assert (tmp_path / "run" / "last.ckpt").is_file()
+    assert tab.checkpoints >= 1
+    assert tab.progress_label.text().startswith("Cancelled at step")
+    assert tab.progress.value() < 5000
+
+
+def test_closing_mid_run_asks_then_checkpoints(qtbot, window, dialogs, photo_folder, tmp_path):
+    tab = window.train
+    fill_tiny_run(qtbot, tab, photo_folder, tmp_path / "run", steps=5000)
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: tab.last_step is not None and tab.last_step.step >= 2, timeout=120_000)
+    dialogs.answers = [QMessageBox.StandardButton.No]
+    window.close()
+    assert window.isVisible() and tab.is_running()
+    dialogs.answers = [QMessageBox.StandardButton.Yes]
+    window.close()
+    assert not window.isVisible()
+    assert "training run is in progress" in dialogs.questions[-1]
+    assert (tmp_path / "run" / "last.ckpt").is_file()
+    assert not tab.thread.isRunning()

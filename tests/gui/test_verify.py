@@ -1,0 +1,72 @@
+"""The Verify tab driven like a user: take the embedded image, attack it with JPEG, decode, sweep."""
+from __future__ import annotations
+
+from conftest import wait_idle
+from gui_helpers import drop_files
+from test_embed import MESSAGE, embed_photo
+
+from mbrs_gui.attack_chain import KINDS
+
+
+def add_attack(editor, label: str):
+    """Pick an attack from the "Add attack" menu, as a user would."""
+    action = next(a for a in editor.add_button.menu().actions() if a.text() == label)
+    action.trigger()
+    return editor.rows[-1]
+
+
+def test_attack_with_jpeg_and_decode_the_message(qtbot, window, photo):
+    embed_photo(qtbot, window, photo)
+    window.embed.verify_button.click()
+    tab = window.verify
+    assert window.tabs.currentWidget() is tab
+    assert tab.expected.text() == MESSAGE
+    row = add_attack(tab.editor, KINDS["jpeg"].label)
+    row.spins[0].setValue(75)
+    wait_idle(qtbot, window)
+    assert tab.attacked is not None and tab.attacked_view.has_image()  # live preview of the attacked image
+    tab.decode_button.click()
+    wait_idle(qtbot, window)
+    assert tab.message_label.text() == MESSAGE
+    assert tab.detected_label.text().startswith("Detected")
+    assert "of 256 raw bits wrong" in tab.errors_label.text()
+    assert tab.bits.soft is not None and len(tab.bits.soft) == 256
+    assert tab.bits.errors() is not None
+    assert float(tab.p_label.text().split()[0]) < 1e-6
+
+
+def test_unmarked_image_is_not_detected(qtbot, window, photo):
+    tab = window.verify
+    window.tabs.setCurrentWidget(tab)
+    assert drop_files(tab, [photo])
+    qtbot.waitUntil(lambda: tab.image is not None, timeout=20_000)
+    tab.decode_button.click()
+    wait_idle(qtbot, window)
+    assert tab.detected_label.text().startswith("Not detected")
+    assert tab.message_label.text() == "(no message found)"
+
+
+def test_robustness_sweep_plots_ber_against_jpeg_and_crop(qtbot, window, photo):
+    embed_photo(qtbot, window, photo)
+    window.embed.verify_button.click()
+    tab = window.verify
+    wait_idle(qtbot, window)
+    tab.sweep_button.click()
+    wait_idle(qtbot, window, timeout=120_000)
+    xs, ys = tab.jpeg_plot.points("BER")
+    assert xs == [10, 20, 30, 40, 50, 60, 70, 80, 90] and len(ys) == 9
+    assert ys[-1] <= ys[0]  # high quality hurts less than low quality
+    assert len(tab.crop_plot.points("BER")[0]) == 6
+    assert tab.sweep_summary.text().startswith("Message")
+
+
+def test_cropout_without_the_original_explains_itself(qtbot, window, dialogs, photo):
+    tab = window.verify
+    tab.open_files([photo])
+    qtbot.waitUntil(lambda: tab.image is not None, timeout=20_000)
+    add_attack(tab.editor, KINDS["cropout"].label)
+    wait_idle(qtbot, window)
+    assert "original" in tab.attacked_view.placeholder
+    tab.decode_button.click()
+    wait_idle(qtbot, window)
+    assert dialogs.errors() and "original" in dialogs.errors()[-1][1]
