@@ -262,9 +262,32 @@ def _eval_images(path: str, limit: int | None):
     return [(source.name, open_image(source))]
 
 
+def _cmd_paper_table(args: argparse.Namespace) -> int:
+    from .imageio import atomic_write
+    from .paper_tables import paper_table
+
+    images = _eval_images(args.folder, args.limit)
+    wm = _watermarker(args.model)
+    strengths = None if args.strengths == [1.0] else args.strengths
+    result = paper_table(wm, images, args.paper_table, target_psnr=args.target_psnr, strengths=strengths,
+                         seed=args.seed)
+    print(f"model {wm.name} (H={wm.image_size}, L={wm.message_length})")
+    print(result.to_markdown())
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for suffix, text in (("md", result.to_markdown()), ("csv", result.to_csv()), ("json", result.to_json())):
+            path = out / f"table{args.paper_table}.{suffix}"
+            atomic_write(path, lambda fh, t=text: fh.write(t.encode("utf-8")))
+            print(f"wrote {path}")
+    return EXIT_OK
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import EvalConfig, evaluate, format_table, write_reports
 
+    if args.paper_table:
+        return _cmd_paper_table(args)
     config = EvalConfig(attacks=tuple(args.attacks), strengths=tuple(args.strengths), protocol=args.protocol,
                         seed=args.seed, key=args.key)
     images = _eval_images(args.folder, args.limit)
@@ -433,6 +456,11 @@ def _add_eval(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="also write results.txt, results.csv and results.json here")
     p.add_argument("--seed", type=int, default=0, help="seed of messages and noise (default 0)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N images")
+    p.add_argument("--paper-table", choices=["1", "2", "3", "6"], metavar="T",
+                   help="reproduce the layout of the MBRS paper's Table 1, 2, 3 or 6 (native protocol, random "
+                        "bits; --attacks and --protocol are then ignored)")
+    p.add_argument("--target-psnr", type=float, metavar="DB",
+                   help="with --paper-table: set the strength so that the mean PSNR is DB (as the paper compares)")
     _add_model_key(p)
     p.set_defaults(func=_cmd_eval)
 

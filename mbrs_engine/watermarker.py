@@ -314,21 +314,30 @@ class Watermarker:
     # ------------------------------------------------------------ networks
 
     @torch.inference_mode()
-    def _residual(self, small: Image.Image, bits: torch.Tensor, strength: float) -> torch.Tensor:
-        """strength * (encoded - cover) at H x H, in 8-bit levels, float32 (3, H, H) on the CPU.
+    def native_residual(self, covers: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+        """The watermark residual at strength 1 of a batch (N, 3, H, H) in [-1, 1], bits (N, L); float32 on the CPU.
 
-        With ``residual_psnr`` the residual is first rescaled to that PSNR (as the model was trained).
+        This is the paper's protocol (images at the model's own size).  With
+        ``residual_psnr`` each residual is rescaled to that PSNR, as the model was trained.
         """
-        cover = pil_to_tensor(small).to(self.device)
-        residual = (self.encoder(cover, bits.to(self.device)) - cover).float()
+        covers = covers.to(self.device)
+        residual = (self.encoder(covers, bits.to(self.device).float()) - covers).float()
         if self.residual_psnr is not None:
             residual = residual * residual_scale_for_psnr(residual, self.residual_psnr)
-        return (residual[0] * (127.5 * strength)).cpu()
+        return residual.cpu()
 
     @torch.inference_mode()
+    def native_decode(self, batch: torch.Tensor) -> torch.Tensor:
+        """Soft bits (N, L) in [0, 1] of a batch (N, 3, H, H) in [-1, 1]; float32 on the CPU."""
+        return self.decoder(batch.to(self.device)).clamp(0.0, 1.0).float().cpu()
+
+    def _residual(self, small: Image.Image, bits: torch.Tensor, strength: float) -> torch.Tensor:
+        """strength * residual at H x H, in 8-bit levels, float32 (3, H, H) on the CPU."""
+        return self.native_residual(pil_to_tensor(small), bits)[0] * (127.5 * strength)
+
     def _decode_batch(self, batch: torch.Tensor) -> np.ndarray:
-        """Soft bits (n, L) in [0, 1] of a batch (n, 3, H, H) in [-1, 1]."""
-        return self.decoder(batch.to(self.device)).clamp(0.0, 1.0).float().cpu().numpy()
+        """Soft bits (n, L) in [0, 1] of a batch (n, 3, H, H) in [-1, 1], as numpy."""
+        return self.native_decode(batch).numpy()
 
     # ------------------------------------------------------------ bits
 

@@ -7,6 +7,7 @@ operation runs off the GUI thread (:mod:`mbrs_gui.workers`).
 from mbrs_engine import __version__
 
 APP_NAME = "MBRS Studio"
-APP_ID = "io.github.mbrs_studio.MBRSStudio"
+APP_ID = "io.github.mbrs_studio.MBRSStudio"  # the AppStream id (packaging/*.metainfo.xml)
+DESKTOP_ID = "mbrs-studio"  # packaging/mbrs-studio.desktop
 
-__all__ = ["APP_ID", "APP_NAME", "__version__"]
+__all__ = ["APP_ID", "APP_NAME", "DESKTOP_ID", "__version__"]

@@ -8,7 +8,7 @@ import mbrs_engine  # noqa: F401 - sets the engine's thread-waiting policy befor
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from . import APP_ID, APP_NAME, __version__  # noqa: E402
+from . import APP_NAME, DESKTOP_ID, __version__  # noqa: E402
 from .context import AppContext  # noqa: E402
 from .errors import install_excepthook, show_error  # noqa: E402
 from .icons import app_icon  # noqa: E402
@@ -30,7 +30,7 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationDisplayName(APP_NAME)
     app.setApplicationVersion(__version__)
     app.setOrganizationName("MBRS Studio")
-    app.setDesktopFileName(APP_ID)
+    app.setDesktopFileName(DESKTOP_ID)
     app.setWindowIcon(app_icon())
     return app
 

@@ -28,7 +28,7 @@ QLabel#Muted {{ color: {muted}; }}
 QLabel#Good {{ color: {good}; font-weight: 700; }}
 QLabel#Bad {{ color: {bad}; font-weight: 700; }}
 QLabel#Title {{ font-size: 14px; font-weight: 700; }}
-QTabBar::tab {{ padding: 6px 22px; min-width: 70px; }}
+QTabBar::tab:top:selected, QTabBar::tab:top:!selected {{ padding: 7px 26px; min-width: 70px; font-size: 13px; }}
 """
 
 _current = "dark"

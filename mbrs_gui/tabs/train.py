@@ -76,6 +76,7 @@ class TrainTab(QWidget):
     def _build(self) -> None:
         data = QGroupBox("1 · Photos")
         self.folder = QLineEdit(self.ctx.settings.get("folders").get("train", ""))
+        self.folder.setMinimumWidth(120)
         self.folder.setPlaceholderText("a folder of your photos (searched recursively)")
         self.folder.editingFinished.connect(lambda: self.scan_folder(self.folder.text()))
         browse = QPushButton("Browse…")
@@ -86,7 +87,7 @@ class TrainTab(QWidget):
         self.count_label = QLabel("No folder chosen.")
         self.count_label.setObjectName("Muted")
         self.count_label.setWordWrap(True)
-        self.samples_grid = ImageGrid(columns=6, side=52)
+        self.samples_grid = ImageGrid(columns=6, side=56)
         box = QVBoxLayout(data)
         box.addLayout(row)
         box.addWidget(self.count_label)
@@ -124,6 +125,7 @@ class TrainTab(QWidget):
                 spin.setSingleStep(10 ** -entry.decimals if entry.decimals else 5)
                 spin.setValue(entry.default)
                 spin.setToolTip(entry.param)
+                spin.setMaximumWidth(84)
                 spin.valueChanged.connect(self._noise_changed)
             grid.addWidget(box, i // 2, (i % 2) * 2)
             if spin is not None:
@@ -183,6 +185,7 @@ class TrainTab(QWidget):
             form.addRow(label, widget)
         for spin in (self.channels, self.blocks):
             spin.valueChanged.connect(self._check_architecture)
+        self.val_count.valueChanged.connect(self._show_count)
         self.advanced.hide()
         form_run = run.layout()
         form_run.addRow(self.advanced_button)
@@ -214,7 +217,8 @@ class TrainTab(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(side)
         scroll.setWidgetResizable(True)
-        scroll.setFixedWidth(430)
+        scroll.setFixedWidth(450)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
 
         # ---- live view
@@ -240,7 +244,7 @@ class TrainTab(QWidget):
         plots.addWidget(self.val_plot)
 
         samples = QGroupBox("Latest samples (cover · watermarked · difference)")
-        self.sample_grid = ImageGrid(columns=4, side=110)
+        self.sample_grid = ImageGrid(columns=4, side=84)
         self.sample_hint = QLabel("Samples appear during training.")
         self.sample_hint.setObjectName("Muted")
         box = QVBoxLayout(samples)
@@ -367,16 +371,22 @@ class TrainTab(QWidget):
 
     def _scanned(self, scan: jobs.FolderScan) -> None:
         self.scan = scan
-        self.ctx.settings.data["folders"]["train"] = str(scan.folder)
+        self.ctx.settings.remember_folder("train", scan.folder)
+        if scan.broken:
+            self.count_label.setToolTip("\n".join(f"{p}: {why}" for p, why in scan.broken[:30]))
+        self.samples_grid.set_images(scan.samples)
+        self._show_count()
+
+    def _show_count(self) -> None:
+        scan = self.scan
+        if scan is None:
+            return
         broken = f", {len(scan.broken)} unreadable" if scan.broken else ""
         text = f"{scan.usable} usable image(s) of {scan.found} found{broken}."
         if scan.usable <= self.val_count.value():
             text += f" At least {self.val_count.value() + 1} are needed ({self.val_count.value()} are held out " \
                     f"for validation)."
         self.count_label.setText(text)
-        if scan.broken:
-            self.count_label.setToolTip("\n".join(f"{p}: {why}" for p, why in scan.broken[:30]))
-        self.samples_grid.set_images(scan.samples)
         self._update_buttons()
 
     # ------------------------------------------------------------ running

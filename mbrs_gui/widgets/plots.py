@@ -12,7 +12,8 @@ COLORS = ("#3daee9", "#e5534b", "#4caf50", "#d9a441", "#a371f7", "#8a9299")
 class LivePlot(pg.PlotWidget):
     """``plot.add(name, x, y)`` appends a point to the curve ``name`` (created on first use)."""
 
-    def __init__(self, title: str, x_label: str, y_label: str, log_y: bool = False, parent=None):
+    def __init__(self, title: str, x_label: str, y_label: str, log_y: bool = False, legend: bool = True,
+                 parent=None):
         super().__init__(parent)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.data: dict[str, tuple[list[float], list[float]]] = {}
@@ -21,7 +22,7 @@ class LivePlot(pg.PlotWidget):
         self.setLabel("left", y_label)
         self.showGrid(x=True, y=True, alpha=0.25)
         self.setLogMode(y=log_y)
-        self.legend = self.addLegend(offset=(-10, 10))
+        self.legend = self.addLegend(offset=(-10, 10)) if legend else None
         self.setMinimumHeight(160)
         self.apply_theme()
 
@@ -60,7 +61,8 @@ class LivePlot(pg.PlotWidget):
     def reset(self) -> None:
         for curve in self.curves.values():
             self.removeItem(curve)
-        self.legend.clear()
+        if self.legend is not None:
+            self.legend.clear()
         self.curves.clear()
         self.data.clear()
 
