@@ -4,16 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-import mbrs_engine  # noqa: F401 - sets the engine's thread-waiting policy before torch is imported
+from PySide6.QtWidgets import QApplication
 
-from PySide6.QtWidgets import QApplication  # noqa: E402
-
-from . import APP_NAME, DESKTOP_ID, __version__  # noqa: E402
-from .context import AppContext  # noqa: E402
-from .errors import install_excepthook, show_error  # noqa: E402
-from .icons import app_icon  # noqa: E402
-from .settings import THEMES, Settings  # noqa: E402
-from .theme import apply_theme  # noqa: E402
+from . import APP_NAME, DESKTOP_ID, __version__
+from .context import AppContext
+from .errors import install_excepthook, show_error
+from .icons import app_icon
+from .settings import THEMES, Settings
+from .theme import apply_theme
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -50,13 +50,20 @@ class _Relay(QObject):
 
 
 _relay: _Relay | None = None
+_parent_getter = lambda: None  # noqa: E731
 
 
 def install_excepthook(parent_getter=lambda: None) -> None:
-    """Show uncaught exceptions in a dialog (the original hook still prints them to stderr)."""
-    global _relay
+    """Show uncaught exceptions in a dialog (the hook found at installation still prints them to stderr).
+
+    Installing again only changes the dialog's parent.
+    """
+    global _relay, _parent_getter
+    _parent_getter = parent_getter
+    if _relay is not None and getattr(sys.excepthook, "_mbrs_gui", False):
+        return
     _relay = _Relay()
-    _relay.raised.connect(lambda exc, details: _report(parent_getter(), exc, details),
+    _relay.raised.connect(lambda exc, details: _report(_parent_getter(), exc, details),
                           Qt.ConnectionType.QueuedConnection)
     previous = sys.excepthook
 
@@ -67,6 +74,7 @@ def install_excepthook(parent_getter=lambda: None) -> None:
         previous(exc_type, exc, tb)
         _relay.raised.emit(exc, "".join(traceback.format_exception(exc_type, exc, tb)))
 
+    hook._mbrs_gui = True
     sys.excepthook = hook
 
 

@@ -17,7 +17,7 @@ from mbrs_gui.icons import ICON_NAME, PNG_SIZES  # noqa: E402
 
 
 def main() -> None:
-    app = QGuiApplication(sys.argv)  # noqa: F841 - the renderer needs an application
+    QGuiApplication.instance() or QGuiApplication(sys.argv)  # the renderer needs an application
     folder = ROOT / "assets" / "icons"
     renderer = QSvgRenderer(str(folder / f"{ICON_NAME}.svg"))
     if not renderer.isValid():

@@ -5,7 +5,7 @@
 The app runs on sample photos from scikit-image (a test dependency) with its
 model registry and settings in a temporary folder, so the user's own are
 never touched.  Without ``--model`` (and until the trained default model
-ships) the tiny test model is trained first (about a minute on a CPU).  The
+ships) a tiny demonstration model is trained first (about a minute on a CPU).  The
 Train tab's screenshot is of a real, short training run on the sample photos.
 """
 from __future__ import annotations
@@ -29,7 +29,6 @@ os.environ["MBRS_CONFIG_DIR"] = str(WORK / "config")
 
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
 
 MESSAGE = "Jane Doe 2025"
 SIZE = (1440, 900)
@@ -61,7 +60,7 @@ def install_model(path: str | None) -> None:
         from tiny_model import TinyTraining, train_tiny_model
 
         print("training the tiny model (no --model given)…", flush=True)
-        encoder, decoder, config, seconds = train_tiny_model(TinyTraining())
+        encoder, decoder, config, seconds = train_tiny_model(TinyTraining(steps=400, image_weight=4.0))
         folder = WORK / "tiny"
         folder.mkdir()
         meta = ModelMetadata(name="tiny-demo", description="Tiny demonstration model (32×32, L=256), trained in "
@@ -112,24 +111,24 @@ def main() -> None:
     window.show()
     wait_until(lambda: not window.ctx.models.is_loading)
 
-    # Embed: three photos, a message, strength 1.4, split view
+    # Embed: three photos, a message, a strength, split view
     embed = window.embed
     embed.open_files([photos / "astronaut.png", photos / "coffee.png", photos / "chelsea.png"])
     wait_until(lambda: len(embed.docs) == 3)
     embed.message.setText(MESSAGE)
-    embed.spin.setValue(1.4)
+    embed.spin.setValue(1.1)
     wait_until(lambda: idle(window))
     embed.views.set_mode("split")
     embed.views.split.set_split(0.45)
     wait_until(lambda: idle(window))
     grab(window, "embed", out)
 
-    # Verify: the embedded image under JPEG 50 and a 90 % crop, decoded, and the sweep
+    # Verify: the embedded image under JPEG 50 and a brightness change, decoded, and the sweep
     embed.views.set_mode("side")
     embed.verify_button.click()
     verify = window.verify
     verify.editor.add(Step("jpeg", (50,)))
-    verify.editor.add(Step("crop", (0.9,)))
+    verify.editor.add(Step("brightness", (0.05, 1.0)))
     wait_until(lambda: idle(window))
     verify.decode()
     wait_until(lambda: idle(window))

@@ -11,7 +11,6 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from mbrs_engine import Watermarker
 from mbrs_engine.metrics import psnr
 
 MESSAGE = "Hi MBRS!"

@@ -1,0 +1,82 @@
+"""The GUI's non-widget parts: the residual rescaling and its exact PSNR, the attack chain, the noise pool."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mbrs_engine.metrics import psnr, ssim
+from mbrs_engine.noise import parse_noise
+from mbrs_gui.attack_chain import Chain, ChainError, Step
+from mbrs_gui.imaging import Residual, fit_size, paper_difference
+from mbrs_gui.noise_pool import build_spec, selection_from_spec
+
+
+@pytest.fixture
+def residual(rng):
+    original = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    delta = rng.integers(-6, 7, original.shape)
+    marked = np.clip(original.astype(int) + delta, 0, 255).astype(np.uint8)
+    return Residual(original, marked)
+
+
+def test_render_rescales_the_residual_and_psnr_is_exact(residual):
+    assert np.array_equal(residual.render(1.0), np.clip(residual.original.astype(int) + residual.delta, 0, 255))
+    assert np.array_equal(residual.render(0.0), residual.original)
+    for strength in (0.1, 0.5, 1.0, 1.7, 3.0):
+        expected = float(psnr(residual.original, residual.render(strength))[0])
+        assert residual.psnr(strength) == pytest.approx(expected, abs=1e-9)
+    assert residual.psnr(2.0) < residual.psnr(1.0)
+
+
+def test_ssim_exact_for_small_images_and_tiles_for_large_ones(residual, rng):
+    value, sampled = residual.ssim(1.5)
+    assert not sampled
+    assert value == pytest.approx(float(ssim(residual.original, residual.render(1.5))[0]))
+    big = Residual(np.full((1200, 1000, 3), 128, np.uint8), np.full((1200, 1000, 3), 130, np.uint8))
+    tiles = big.ssim_tiles()
+    assert tiles and all(0 <= x <= 1000 - w and 0 <= y <= 1200 - h for x, y, w, h in tiles)
+    assert big.ssim(1.0)[1] is True
+
+
+def test_preview_is_screen_sized_and_matches_the_full_render(residual):
+    preview = residual.preview(max_side=40)
+    assert preview.size == fit_size(80, 60, 40) == (40, 30)
+    marked, difference = preview.render(1.0)
+    full = np.asarray(Image.fromarray(residual.render(1.0)).resize((40, 30), Image.Resampling.BOX), dtype=int)
+    assert np.abs(marked.astype(int) - full).mean() < 1.0
+    assert difference.shape == (30, 40) and difference.max() == 255
+
+
+def test_paper_difference_is_min_max_normalised_luma():
+    delta = np.zeros((4, 4, 3), np.int16)
+    delta[0, 0] = (10, 10, 10)
+    delta[1, 1] = (-5, -5, -5)
+    out = paper_difference(delta)
+    assert out[0, 0] == 255 and out[2, 2] == 0 and out[1, 1] == 128
+
+
+def test_attack_chain_applies_engine_attacks_in_order(photo):
+    img = Image.open(photo).convert("RGB")
+    chain = Chain([Step("jpeg", (50,)), Step("crop", (0.25,)), Step("brightness", (0.1, 1.0))])
+    out = chain.apply(img)
+    assert out.size == (img.width // 2, img.height // 2)
+    assert chain.apply(img).tobytes() == out.tobytes()  # seeded: reproducible
+    with pytest.raises(ChainError, match="original"):
+        Chain([Step("dropout")]).apply(img)
+    assert Chain([Step("dropout", (0.5,))]).apply(img, original=img).size == img.size
+    with pytest.raises(ChainError, match="before"):
+        Chain([Step("resize", (0.5,)), Step("cropout", (0.5,))]).apply(img, original=img)
+
+
+def test_noise_pool_round_trips_the_presets():
+    for spec in ("Combined([JpegMask(),RealJpeg(50),Identity()])",
+                 "Combined([JpegMask(),RealJpeg(50),Identity(),Crop(0.7),Resize(0.5, back=True)])",
+                 "Crop(0.0225)"):
+        selection, extra = selection_from_spec(spec)
+        assert not extra
+        assert parse_noise(build_spec(selection)).spec() == parse_noise(spec).spec()
+    selection, extra = selection_from_spec("Combined([KorniaJpeg(50),GaussianBlur(1.5)])")
+    assert selection == {"blur": 1.5} and extra == ["KorniaJpeg(50)"]
+    with pytest.raises(ValueError, match="at least one"):
+        build_spec({})
