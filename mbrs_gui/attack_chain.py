@@ -54,9 +54,9 @@ KINDS: dict[str, Kind] = {k.key: k for k in (
     Kind("resize", "Resize", (Param("scale", 0.5, 0.1, 4.0, 0.05, 2, "×"),), help="scale both sides"),
     Kind("noise", "Gaussian noise", (Param("std", 5.0, 0.5, 50.0, 0.5, 1, " levels"),),
          help="additive Gaussian noise, standard deviation in 8-bit levels"),
-    Kind("brightness", "Brightness / contrast", (Param("brightness", 0.1, -0.5, 0.5, 0.05, 2),
+    Kind("brightness", "Brightness", (Param("brightness", 0.1, -0.5, 0.5, 0.05, 2),
                                                  Param("contrast", 1.0, 0.5, 1.5, 0.05, 2)),
-         help="out = in × contrast + brightness (brightness as a share of full scale)"),
+         help="brightness and contrast: out = in × contrast + brightness (a share of full scale)"),
 )}
 
 

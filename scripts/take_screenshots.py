@@ -153,12 +153,14 @@ def main() -> None:
     train.model_name.setText("my-photos-64")
     grab(window, "train", out)
 
-    # Models: export the run, then the list (the default is the demo model)
+    # Models: export the run, measure the demo model on the photos, then the list
     train.make_default.setChecked(False)
     train.export()
     wait_until(lambda: idle(window))
-    window.tabs.setCurrentWidget(window.models)
-    window.models.refresh()
+    models = window.models
+    window.tabs.setCurrentWidget(models)
+    models.refresh()
+    models.measure(models.selected(), photos)
     wait_until(lambda: idle(window))
     grab(window, "models", out)
 

@@ -191,3 +191,29 @@ def test_cli_train_export_and_load_in_watermarker(photo_dir, tmp_path):
     photo = Image.fromarray(skdata.astronaut()[:96, :64])
     marked = wm.embed_bits(photo, np.zeros(256, dtype=np.uint8), strength=1.0)
     assert marked.size == photo.size
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_stop_signal_on_the_process_group_checkpoints(photo_dir, tmp_path, signum):
+    """Ctrl+C (or a SIGTERM to the whole group) reaches the trainer and its data workers together:
+    the run must still checkpoint and exit cleanly."""
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mbrs_engine.cli", "train", "--preset", "cpu-small", "--data", str(photo_dir),
+           "--out", str(run), "--set", "network.image_size=32", "--set", "network.message_length=16",
+           "--set", "network.channels=16", "--set", "network.blocks=1", "--set", "batch_size=4",
+           "--set", "data.val_count=2", "--set", "data.workers=1", "--set", "data.cache_dir=",
+           "--set", "steps=100000", "--set", "checkpoint_minutes=60"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    seen = ""
+    while "/100000" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.read(1)
+    assert "/100000" in seen, seen
+    os.killpg(proc.pid, getattr(signal, signum))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert torch.load(run / "last.ckpt", weights_only=True)["step"] >= 1

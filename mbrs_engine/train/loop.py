@@ -71,6 +71,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _ignore_stop_signals(_worker_id: int) -> None:
+    """Data workers leave Ctrl+C / SIGTERM to the main process, which checkpoints and then stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class WatermarkPipeline(nn.Module):
     """Encoder -> (residual rescaling) -> noise -> decoder, as one module so DDP sees a single forward."""
 
@@ -178,7 +184,7 @@ class Trainer:
         workers = cfg.data.workers
         return iter(DataLoader(self.train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
                                persistent_workers=False, prefetch_factor=4 if workers else None,
-                               pin_memory=self.device.type == "cuda",
+                               pin_memory=self.device.type == "cuda", worker_init_fn=_ignore_stop_signals,
                                generator=torch.Generator().manual_seed(cfg.seed)))   # keeps the global RNG untouched
 
     # ------------------------------------------------------------------ state
@@ -339,7 +345,12 @@ class Trainer:
                 out_of_time = budget is not None and time.monotonic() - session_start >= budget
                 if any_rank(self._cancel.is_set() or out_of_time, self.world):
                     break
-                losses = self.train_step(next(batches))
+                try:
+                    batch = next(batches)
+                except BaseException:
+                    self.save_checkpoint()      # a step boundary: the state is whole, keep it
+                    raise
+                losses = self.train_step(batch)
                 now = time.monotonic()
                 inst = cfg.batch_size * self.world.size / max(now - t_prev, 1e-9)
                 rate = inst if self.step - step0 <= 1 else 0.9 * rate + 0.1 * inst

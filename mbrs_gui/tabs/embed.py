@@ -238,6 +238,7 @@ class EmbedTab(QWidget):
         scroll.setWidget(side)
         scroll.setWidgetResizable(True)
         scroll.setFixedWidth(360)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
 
         self.strip = ImageStrip()

@@ -25,7 +25,7 @@ from mbrs_engine.model_files import (ModelFileError, ModelInfo, check_name, inst
 from ..context import AppContext
 from ..errors import show_error
 
-COLUMNS = ("", "Name", "Source", "H", "L", "Capacity", "PSNR", "BER JPEG-50", "Description")
+COLUMNS = ("Default", "Name", "Source", "H", "L", "Capacity", "PSNR", "BER JPEG-50", "Description")
 MEASURE_ATTACKS = ("identity", "jpeg:50")
 MEASURE_LIMIT = 20
 

@@ -143,7 +143,8 @@ class VerifyTab(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(side)
         scroll.setWidgetResizable(True)
-        scroll.setFixedWidth(380)
+        scroll.setFixedWidth(400)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
 
         self.input_view = ImageView("Input", "Drop an image here\nor press Ctrl+O")

@@ -34,6 +34,7 @@ class _StepRow(QFrame):
             spin.setValue(value)
             spin.setToolTip(param.label)
             spin.setKeyboardTracking(False)
+            spin.setMaximumWidth(78)
             spin.valueChanged.connect(self.changed)
             layout.addWidget(spin)
             self.spins.append(spin)

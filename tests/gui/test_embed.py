@@ -150,3 +150,17 @@ def test_slider_update_is_fast_on_a_12_megapixel_photo(qtbot, window, tmp_path):
         times.append(tab.last_update_ms)
     print(f"slider update on 4000x3000: median {np.median(times):.1f} ms, max {max(times):.1f} ms")
     assert np.median(times) < 100
+
+
+def test_auto_strength_finds_the_lowest_strength_that_survives(qtbot, window, photo, tiny_wm):
+    from mbrs_engine.attacks import apply_chain, parse_chain
+
+    tab = embed_photo(qtbot, window, photo)
+    tab.auto_attack.setCurrentText("jpeg:75")
+    tab.auto_button.click()
+    wait_idle(qtbot, window)
+    found = tab.spin.value()
+    assert 0.1 <= found < 3.0
+    survived = apply_chain(tab.current.marked_image(found), parse_chain("jpeg:75"))
+    assert tiny_wm.decode(survived).message == MESSAGE
+    assert "lowest" in window.statusBar().currentMessage()
