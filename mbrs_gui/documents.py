@@ -176,33 +176,52 @@ def bit_errors_under(wm, residual: Residual, strength: float, chain, bits: np.nd
 @dataclass
 class AutoStrength:
     doc_key: int
-    strength: float | None  # None: not even the highest strength survives
+    strength: float | None  # None: no strength tried survives
     chain: str
-    errors_at_max: int
+    errors_at_best: int  # fewest bit errors seen (when nothing survives)
+
+
+#: Strengths tried from the lowest up; the first that survives is refined by bisection below it.
+AUTO_LADDER = (0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 
 
 def auto_strength(ctx, wm, doc: ImageDocument, residual: Residual, signature: Signature, chain_text: str,
-                  low: float = 0.1, high: float = 3.0, steps: int = 7) -> AutoStrength:
-    """The lowest strength in [low, high] whose watermark keeps every bit under the attack (bisection)."""
+                  ladder: tuple[float, ...] = AUTO_LADDER, steps: int = 5) -> AutoStrength:
+    """The lowest strength whose watermark keeps every bit under the attack.
+
+    Climbs ``ladder`` until a strength survives (too high a strength can fail
+    again, through clipping, so the search comes from below), then bisects
+    between it and the last failing one.
+    """
     chain = parse_chain(chain_text)
     search = chain_needs_search(chain_text)
     bits = payload.encode_text(signature.text, wm.message_length, signature.key)
-    total = steps + 2
-    ctx.progress(0, total, f"Auto strength: trying {high:g}")
-    errors_high = bit_errors_under(wm, residual, high, chain, bits, signature.key, search)
-    if errors_high:
-        return AutoStrength(doc.key, None, chain_text, errors_high)
-    ctx.progress(1, total, f"Auto strength: trying {low:g}")
-    if bit_errors_under(wm, residual, low, chain, bits, signature.key, search) == 0:
-        return AutoStrength(doc.key, low, chain_text, 0)
-    for i in range(steps):
-        middle = (low + high) / 2
-        ctx.progress(i + 2, total, f"Auto strength: trying {middle:.2f}")
-        if bit_errors_under(wm, residual, middle, chain, bits, signature.key, search) == 0:
-            high = middle
-        else:
-            low = middle
-    return AutoStrength(doc.key, math.ceil(high * 100) / 100, chain_text, 0)
+    total = len(ladder) + steps
+
+    def errors(strength: float, done: int) -> int:
+        ctx.progress(done, total, f"Auto strength: trying {strength:.2f}")
+        return bit_errors_under(wm, residual, strength, chain, bits, signature.key, search)
+
+    fewest, low, high = None, None, None
+    for i, strength in enumerate(ladder):
+        wrong = errors(strength, i)
+        if wrong == 0:
+            high = strength
+            break
+        fewest = wrong if fewest is None else min(fewest, wrong)
+        low = strength
+    if high is None:
+        return AutoStrength(doc.key, None, chain_text, fewest or 0)
+    if low is not None:
+        for i in range(steps):
+            middle = round((low + high) / 2, 2)  # strengths on the slider's 0.01 grid: the result is one tested
+            if not low < middle < high:
+                break
+            if errors(middle, len(ladder) + i) == 0:
+                high = middle
+            else:
+                low = middle
+    return AutoStrength(doc.key, high, chain_text, 0)
 
 
 def save_document(ctx, doc: ImageDocument, path: Path, quality: int, strength: float) -> Path:

@@ -85,7 +85,7 @@ def grab(window, name: str, out: Path) -> None:
     pump(400)
     path = out / f"{name}.png"
     window.grab().save(str(path))
-    print(path.relative_to(ROOT), flush=True)
+    print(path, flush=True)
 
 
 def main() -> None:

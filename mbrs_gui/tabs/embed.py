@@ -502,8 +502,8 @@ class EmbedTab(QWidget):
 
     def _auto_done(self, result: jobs.AutoStrength) -> None:
         if result.strength is None:
-            show_error(self, f"Even strength {STRENGTH_MAX:g} loses {result.errors_at_max} bit(s) under "
-                             f"'{result.chain}'. Try a milder attack or a more robust model.")
+            show_error(self, f"No strength up to {STRENGTH_MAX:g} keeps every bit under '{result.chain}' (at best "
+                             f"{result.errors_at_best} bit(s) are lost). Try a milder attack or a more robust model.")
             return
         if self.current is not None and self.current.key == result.doc_key:
             self.spin.setValue(result.strength)
