@@ -217,3 +217,30 @@ def test_stop_signal_on_the_process_group_checkpoints(photo_dir, tmp_path, signu
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-2000:]
     assert torch.load(run / "last.ckpt", weights_only=True)["step"] >= 1
+
+
+def test_preparation_reports_progress_and_can_be_cancelled(photo_dir, tmp_path):
+    events = []
+    trainer = Trainer(tiny_config(photo_dir), tmp_path / "run", [events.append])
+
+    def cancel_on_third_file(event):
+        if event.kind == "prepare" and event.metrics["done"] == 2:
+            trainer.cancel()
+    trainer.callbacks.append(cancel_on_third_file)
+    assert trainer.run() == {}
+    kinds = [e.kind for e in events]
+    assert kinds.count("prepare") == 3 and kinds[-1] == "done" and "step" not in kinds
+    assert "cancelled" in events[-1].message
+
+
+def test_cancel_checkpoints_without_validating(photo_dir, tmp_path):
+    events = []
+    trainer = Trainer(tiny_config(photo_dir, steps=1000), tmp_path / "run", [events.append])
+
+    def cancel_at_3(event):
+        if event.kind == "step" and event.step == 3:
+            trainer.cancel()
+    trainer.callbacks.append(cancel_at_3)
+    trainer.run()
+    kinds = [e.kind for e in events]
+    assert "validation" not in kinds and "checkpoint" in kinds and trainer.step == 3

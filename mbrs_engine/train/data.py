@@ -72,10 +72,15 @@ class ImageSource:
         key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.cache_side}".encode()).hexdigest()
         return Path(self.cache_dir) / f"{key}.npy"
 
-    def usable(self, paths: list[Path]) -> list[Path]:
-        """The paths that decode; the others are warned about and recorded in ``broken``."""
+    def usable(self, paths: list[Path], progress=None) -> list[Path]:
+        """The paths that decode; the others are warned about and recorded in ``broken``.
+
+        ``progress(done, total)`` is called after each file (it may raise to stop).
+        """
         good = []
-        for p in paths:
+        for i, p in enumerate(paths):
+            if progress is not None:
+                progress(i, len(paths))
             try:
                 self.load(p)
                 good.append(p)

@@ -47,7 +47,7 @@ from .validation import fixed_messages, validate
 
 @dataclass
 class TrainEvent:
-    """What callbacks receive.  ``kind``: step, validation, checkpoint, sample, stage, done."""
+    """What callbacks receive.  ``kind``: prepare, step, validation, checkpoint, sample, stage, done."""
 
     kind: str
     step: int
@@ -61,6 +61,10 @@ class TrainEvent:
 
 
 Callback = Callable[[TrainEvent], None]
+
+
+class TrainingCancelled(Exception):
+    """Raised inside set-up when ``cancel()`` comes before training started."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -165,9 +169,9 @@ class Trainer:
         if not data.train_dir:
             raise ValueError("no training images: set data.train_dir (or --data DIR)")
         source = ImageSource(data.cache_dir, data.cache_side)
-        paths = source.usable(scan_images(data.train_dir))
+        paths = source.usable(scan_images(data.train_dir), self._preparing)
         if data.val_dir:
-            train, val = paths, source.usable(scan_images(data.val_dir))[: data.val_count]
+            train, val = paths, source.usable(scan_images(data.val_dir), self._preparing)[: data.val_count]
         else:
             train, val = split_paths(paths, data.val_count, cfg.seed)
         self.broken_files = list(source.broken)
@@ -176,6 +180,12 @@ class Trainer:
         self.val_messages = fixed_messages(len(val), cfg.network.message_length)
         self.train_set = TrainImages(train, source, H, cfg.seed, data.min_scale)
         self.train_count = len(train)
+
+    def _preparing(self, done: int, total: int) -> None:
+        """Progress of the image check/cache before training; a cancel stops it."""
+        if self._cancel.is_set():
+            raise TrainingCancelled("cancelled while preparing the images")
+        self._emit("prepare", message=f"checking images {done + 1}/{total}", metrics={"done": done, "total": total})
 
     def _loader(self, start_step: int):
         cfg = self.config
@@ -323,7 +333,11 @@ class Trainer:
         cfg = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._t_start = time.monotonic()
-        self._build()
+        try:
+            self._build()
+        except TrainingCancelled as exc:
+            self._emit("done", message=str(exc))
+            return {}
         if self._resume_state is not None:
             self._load_state(self._resume_state)
             self._resume_state = None
@@ -367,8 +381,8 @@ class Trainer:
                 if now - last_ckpt >= cfg.checkpoint_minutes * 60:
                     self.save_checkpoint()
                     last_ckpt = time.monotonic()
-            if self.world.is_main and metrics.get("step") != self.step:
-                metrics = self.run_validation()
+            if self.world.is_main and not self._cancel.is_set() and metrics.get("step") != self.step:
+                metrics = self.run_validation()     # a cancel only checkpoints: closing must be quick
             self.save_checkpoint()
         finally:
             restore()

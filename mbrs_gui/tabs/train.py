@@ -521,17 +521,19 @@ class TrainTab(QWidget):
         elif event.kind == "checkpoint":
             self.checkpoints += 1
             self.status_label.setText(f"Checkpoint saved at step {event.step}: {event.message}")
-        elif event.kind == "stage":
+        elif event.kind in ("stage", "prepare"):
             self.status_label.setText(event.message)
         elif event.kind == "done":
             self._refresh_progress()
-            self.state = "cancelled" if event.message == "cancelled" else "finished"
-            where = self.run_dir / "last.ckpt" if self.run_dir else ""
+            self.state = "cancelled" if event.message.startswith("cancelled") else "finished"
+            checkpoint = self.run_dir / "last.ckpt" if self.run_dir else None
+            saved = checkpoint is not None and checkpoint.exists()
             self.progress_label.setText(
                 f"{'Cancelled' if self.state == 'cancelled' else 'Finished'} at step {event.step} of "
-                f"{event.total_steps}; checkpoint saved ({where}).")
+                f"{event.total_steps}; "
+                + (f"checkpoint saved ({checkpoint})." if saved else "nothing to save yet (stopped before training)."))
             self.status.emit(f"Training {self.state} at step {event.step}")
-            self.export_box.setEnabled(True)
+            self.export_box.setEnabled(saved)
             self._update_buttons()
 
     def _show_samples(self, samples: dict) -> None:
