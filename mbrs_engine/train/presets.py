@@ -50,7 +50,7 @@ def _cpu_small() -> TrainConfig:
 
 def _default_model() -> TrainConfig:
     cfg = _cpu_small()
-    cfg.target_psnr, cfg.target_psnr_start, cfg.target_psnr_steps = 36.0, 24.0, 700
+    cfg.target_psnr, cfg.target_psnr_start, cfg.target_psnr_steps = 36.0, 24.0, 550
     cfg.steps = 40_000
     cfg.validation.every_steps = 250
     cfg.data.val_count = 16

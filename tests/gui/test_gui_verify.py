@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from conftest import wait_idle
 from gui_helpers import drop_files
-from test_embed import MESSAGE, embed_photo
+from test_gui_embed import MESSAGE, embed_photo
 
 from mbrs_gui.attack_chain import KINDS
 
