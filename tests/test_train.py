@@ -244,3 +244,17 @@ def test_cancel_checkpoints_without_validating(photo_dir, tmp_path):
     trainer.run()
     kinds = [e.kind for e in events]
     assert "validation" not in kinds and "checkpoint" in kinds and trainer.step == 3
+
+
+def test_warm_restart_from_a_slim_checkpoint(photo_dir, tmp_path):
+    from mbrs_engine.train.checkpoint import atomic_torch_save, load_checkpoint, slim
+
+    first = Trainer(tiny_config(photo_dir, steps=4), tmp_path / "run")
+    first.run()
+    full_size = (tmp_path / "run" / "last.ckpt").stat().st_size
+    atomic_torch_save(slim(load_checkpoint(tmp_path / "run" / "last.ckpt")), tmp_path / "run" / "last.ckpt")
+    assert (tmp_path / "run" / "last.ckpt").stat().st_size < full_size / 2      # no Adam moments
+    second = Trainer.resume(tmp_path / "run")
+    second.config.steps = 6
+    second.run()
+    assert second.step == 6

@@ -39,6 +39,15 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+SLIM_KEYS = ("step", "config", "encoder", "decoder", "adversary", "best_ber", "elapsed", "history")
+
+
+def slim(state: dict) -> dict:
+    """A checkpoint without optimiser, noise and RNG state: what a repository keeps to continue a long
+    training later (a few MB; resuming from it is a warm restart, not bit-exact)."""
+    return {k: state[k] for k in SLIM_KEYS}
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():

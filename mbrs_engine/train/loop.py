@@ -209,14 +209,17 @@ class Trainer:
         }
 
     def _load_state(self, state: dict) -> None:
+        """Everything from a full checkpoint; from a slim one (see ``checkpoint.slim``) the networks and
+        the step, with fresh optimiser moments and random streams (a warm restart, not bit-exact)."""
         self.encoder.load_state_dict(state["encoder"])
         self.decoder.load_state_dict(state["decoder"])
         self.adversary.load_state_dict(state["adversary"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_a.load_state_dict(state["opt_a"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.noise.load_state_dict(state["noise"])
-        ckpt.set_rng_state(state["rng"])
+        if "opt_g" in state:
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_a.load_state_dict(state["opt_a"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.noise.load_state_dict(state["noise"])
+            ckpt.set_rng_state(state["rng"])
         self.step, self.best_ber = state["step"], state["best_ber"]
         self.elapsed_before, self.history = state["elapsed"], list(state["history"])
 
