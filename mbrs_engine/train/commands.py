@@ -21,8 +21,9 @@ def _format_eta(seconds: float) -> str:
 class ProgressPrinter:
     """Trainer callback: one updating progress line, validation results on their own lines."""
 
-    def __init__(self, stream=sys.stderr, every_s: float = 1.0):
-        self.stream, self.every_s, self._last = stream, every_s, 0.0
+    def __init__(self, stream=None, every_s: float = 1.0):
+        self.stream = stream or sys.stderr          # looked up now, not at import (tests swap sys.stderr)
+        self.every_s, self._last = every_s, 0.0
 
     def __call__(self, event) -> None:
         if event.kind == "step":
