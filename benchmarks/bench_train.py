@@ -36,7 +36,7 @@ def sample_folder() -> str:
 
 def trainer_for(name: str, precision: str, data_dir: str, run_dir: str) -> Trainer:
     cfg = apply_overrides(preset(name), [f"data.train_dir={data_dir}", f"precision={precision}",
-                                         "data.val_count=2", "data.cache_dir=", "data.workers=1"])
+                                         "data.val_count=2", "data.workers=1"])
     trainer = Trainer(cfg, run_dir)
     trainer._t_start = time.monotonic()
     trainer._build()

@@ -15,6 +15,7 @@ def isolated_user_dirs(tmp_path, monkeypatch):
     """Never touch the real user models folder or settings."""
     monkeypatch.setenv("MBRS_MODELS_DIR", str(tmp_path / "user-models"))
     monkeypatch.setenv("MBRS_CONFIG_DIR", str(tmp_path / "user-config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))     # the trainer's image cache
 
 
 @pytest.fixture(scope="session")

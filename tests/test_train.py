@@ -258,3 +258,8 @@ def test_warm_restart_from_a_slim_checkpoint(photo_dir, tmp_path):
     second.config.steps = 6
     second.run()
     assert second.step == 6
+
+
+def test_auto_cache_lives_in_the_user_cache_folder(tmp_path):
+    assert ImageSource("auto").cache_dir.startswith(os.environ["XDG_CACHE_HOME"])
+    assert ImageSource("").cache_dir == ""

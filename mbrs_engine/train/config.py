@@ -47,7 +47,7 @@ class DataConfig:
     val_dir: str = ""             # empty: hold out ``val_count`` images of train_dir (fixed, seeded)
     val_count: int = 32
     workers: int = 1
-    cache_dir: str = ""           # empty: no preprocessing cache
+    cache_dir: str = "auto"       # "auto": the user cache folder; "": no cache (decode every sample)
     cache_side: int = 512         # short side of cached (downscaled) images
     min_scale: float = 0.25       # random resized crop: smallest area fraction of the source
 

@@ -37,6 +37,15 @@ def scan_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
+def resolve_cache_dir(cache_dir: str) -> str:
+    """``"auto"`` -> the platform's user cache folder for training images; anything else as given."""
+    if cache_dir != "auto":
+        return cache_dir
+    import platformdirs
+
+    return str(Path(platformdirs.user_cache_dir("mbrs-studio")) / "training-images")
+
+
 @dataclass
 class ImageSource:
     """Decodes images to RGB uint8 arrays (H, W, 3), through an optional cache of downscaled copies."""
@@ -44,6 +53,9 @@ class ImageSource:
     cache_dir: str = ""
     cache_side: int = 512
     broken: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cache_dir = resolve_cache_dir(self.cache_dir)
 
     def load(self, path: Path) -> np.ndarray:
         cached = self._cache_path(path)

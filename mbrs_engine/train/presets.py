@@ -45,7 +45,7 @@ def _paper_400() -> TrainConfig:
 def _cpu_small() -> TrainConfig:
     return TrainConfig(network=NetworkConfig(128, 256, channels=32, blocks=2, adversary_channels=16), noise=PAPER_POOL,
                        batch_size=16, steps=20_000, precision="bf16", target_psnr=36.0,
-                       data=DataConfig(workers=1, cache_dir="", cache_side=384))
+                       data=DataConfig(workers=1, cache_side=384))
 
 
 def _default_model() -> TrainConfig:
