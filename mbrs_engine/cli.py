@@ -310,17 +310,25 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- models
 
 
+def _format_value(key: str, value) -> str:
+    """A metric for people: BER and recovery rates in %, PSNR in dB, lists counted."""
+    if isinstance(value, dict):
+        return f"{key} (" + ", ".join(_format_value(k, v) for k, v in value.items()) + ")"
+    if isinstance(value, list):
+        return f"{key}: {len(value)}"
+    if isinstance(value, float):
+        if "psnr" in key:
+            return f"{key} {value:.2f} dB"
+        if "ssim" in key:
+            return f"{key} {value:.4f}"
+        if key.startswith(("ber", "recovered")) or "jpeg" in key.lower() or ":" in key or key == "identity":
+            return f"{key} {100 * value:.2f}%"
+        return f"{key} {value:g}"
+    return f"{key} {value}"
+
+
 def _format_metrics(metrics: dict) -> str:
-    parts = []
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            inner = ", ".join(f"{k} {100 * v:.2f}%" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
-            parts.append(f"{key}: {inner}")
-        elif isinstance(value, float):
-            parts.append(f"{key} {value:g}")
-        else:
-            parts.append(f"{key} {value}")
-    return "; ".join(parts) or "not measured"
+    return "; ".join(_format_value(k, v) for k, v in metrics.items()) or "not measured"
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

@@ -18,6 +18,14 @@ def isolated_user_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))     # the trainer's image cache
 
 
+@pytest.fixture
+def no_shipped_models(tmp_path, monkeypatch):
+    """A machine without the shipped models (as before the default model existed, or a broken install)."""
+    import mbrs_engine.model_files as mf
+
+    monkeypatch.setattr(mf, "shipped_models_dir", lambda: tmp_path / "no-shipped-models")
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory):
     """The tiny model, trained once per session and saved with save_model; the path of its JSON."""

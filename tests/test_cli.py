@@ -138,7 +138,7 @@ def test_eval_writes_deterministic_reports(tiny_model_path, folder, tmp_path, ca
     assert code == 0 and "protocol full, 1 images" in out
 
 
-def test_models_listing_and_default(tiny_model_path, photo, tmp_path, capsys):
+def test_models_listing_and_default(tiny_model_path, photo, tmp_path, capsys, no_shipped_models):
     code, out, _ = run(capsys, "models")
     assert code == 0 and "no models installed" in out
     code, _, err = run(capsys, "decode", photo)
@@ -155,7 +155,7 @@ def test_models_listing_and_default(tiny_model_path, photo, tmp_path, capsys):
     assert listing[0]["name"] == "tiny" and listing[0]["is_default"] and listing[0]["capacity"] == 13
 
 
-def test_no_default_model_error(photo, tmp_path, capsys):
+def test_no_default_model_error(photo, tmp_path, capsys, no_shipped_models):
     code, _, err = run(capsys, "embed", photo, "-o", tmp_path / "o.png", "-m", "x")
     assert code == 2 and "no default model is installed" in one_line_error(err)
 

@@ -161,7 +161,16 @@ def test_unreadable_json(tmp_path):
 # ---------------------------------------------------------------- registry
 
 
-def test_no_default_model_installed_yet():
+def test_shipped_default_model_loads_with_its_checksum():
+    from mbrs_engine import Watermarker
+
+    wm = Watermarker.from_pretrained()
+    assert (wm.image_size, wm.message_length, wm.capacity) == (128, 256, 13)
+    assert wm.metadata["source"] == "shipped" and wm.residual_psnr is not None
+    assert mf.read_model_json(mf.shipped_models_dir() / "default.json")["weights"]["sha256"]
+
+
+def test_no_default_model_installed(no_shipped_models):
     from mbrs_engine import Watermarker
 
     assert mf.default_model_name() == "default"

@@ -99,7 +99,7 @@ def test_unsaved_image_prompts_on_close(qtbot, window, dialogs, photo):
     assert not window.isVisible()
 
 
-def test_no_model_installed_starts_and_says_so(qtbot, bare_window):
+def test_no_model_installed_starts_and_says_so(no_shipped_models, qtbot, bare_window):
     tab = bare_window.embed
     assert tab.banner.isVisible()
     assert "No watermarking model is installed" in tab.banner.label.text()
