@@ -1,11 +1,11 @@
 """Screenshots of each tab for the README, taken from a real window: docs/screenshots/{embed,verify,train,models}.png
 
-    xvfb-run -s "-screen 0 1600x1000x24" python scripts/take_screenshots.py [--model PATH.json]
+    xvfb-run -s "-screen 0 1600x1000x24" python scripts/take_screenshots.py [--model PATH.json | --tiny]
 
 The app runs on sample photos from scikit-image (a test dependency) with its
 model registry and settings in a temporary folder, so the user's own are
-never touched.  Without ``--model`` (and until the trained default model
-ships) a tiny demonstration model is trained first (about a minute on a CPU).  The
+never touched.  It shows the shipped default model, another model with
+``--model``, or (``--tiny``) a tiny demonstration model trained first.  The
 Train tab's screenshot is of a real, short training run on the sample photos.
 """
 from __future__ import annotations
@@ -53,9 +53,12 @@ def idle(window) -> bool:
             and not window.embed._refine_timer.isActive() and not window.verify._preview_timer.isActive())
 
 
-def install_model(path: str | None) -> None:
+def install_model(path: str | None, tiny: bool = False) -> None:
+    """Show ``path``'s model, the tiny demonstration model (``tiny``), or else the shipped default."""
     from mbrs_engine.model_files import ModelMetadata, install_model, save_model, set_default_model
 
+    if path is None and not tiny:
+        return
     if path is None:
         from tiny_model import TinyTraining, train_tiny_model
 
@@ -90,13 +93,14 @@ def grab(window, name: str, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="model .json to show (default: train the tiny test model)")
+    parser.add_argument("--model", help="model .json to show (default: the shipped default model)")
+    parser.add_argument("--tiny", action="store_true", help="train and show the tiny test model instead")
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     parser.add_argument("--theme", default="dark", choices=("dark", "light"))
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    install_model(args.model)
+    install_model(args.model, args.tiny)
     photos = sample_folder()
 
     from mbrs_gui.app import build_window, create_app
