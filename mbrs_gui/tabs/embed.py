@@ -30,6 +30,7 @@ from ..qimage import array_to_qimage
 from ..widgets.banner import Banner
 from ..widgets.capacity_meter import CapacityMeter, Utf8LimitValidator
 from ..widgets.compare_views import CompareViews
+from ..widgets.file_drop import FileDropTarget
 from ..widgets.thumbnails import ImageStrip
 
 STRENGTH_MIN, STRENGTH_MAX = 0.1, 3.0
@@ -37,10 +38,6 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.gif);;All
 SAVE_FILTERS = {"PNG (*.png)": ".png", "JPEG (*.jpg *.jpeg)": ".jpg", "WebP (*.webp)": ".webp",
                 "TIFF (*.tif *.tiff)": ".tif"}
 AUTO_ATTACKS = ("jpeg:50", "jpeg:75", "jpeg:90", "resize:0.5", "blur:1", "noise:5", "crop:0.8")
-
-
-def local_paths(mime) -> list[Path]:
-    return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()] if mime.hasUrls() else []
 
 
 class SaveAllDialog(QDialog):
@@ -85,7 +82,7 @@ class SaveAllDialog(QDialog):
         return jobs.OUTPUT_FORMATS[self.format.currentText()]
 
 
-class EmbedTab(QWidget):
+class EmbedTab(FileDropTarget, QWidget):
     """See the module docstring."""
 
     send_to_verify = Signal(object)  # VerifyInput
@@ -296,20 +293,8 @@ class EmbedTab(QWidget):
 
     # ------------------------------------------------------------ opening
 
-    def dragEnterEvent(self, event) -> None:
-        if local_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event) -> None:
-        self.dragEnterEvent(event)
-
-    def dropEvent(self, event) -> None:
-        paths = local_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
-            self.open_files(paths)
+    def open_dropped(self, paths: list[Path]) -> None:
+        self.open_files(paths)
 
     def choose_files(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Open images to watermark", self.ctx.settings.folder("open"),

@@ -32,12 +32,13 @@ from ..widgets.banner import Banner
 from ..widgets.bit_grid import BitGrid
 from ..widgets.image_view import ImageView, ViewSync
 from ..widgets.plots import LivePlot
-from .embed import IMAGE_FILTER, SAVE_FILTERS, local_paths
+from ..widgets.file_drop import FileDropTarget
+from .embed import IMAGE_FILTER, SAVE_FILTERS
 
 _tokens = itertools.count(1)
 
 
-class VerifyTab(QWidget):
+class VerifyTab(FileDropTarget, QWidget):
     open_models = Signal()
     saved = Signal(str)
     status = Signal(str)
@@ -210,20 +211,8 @@ class VerifyTab(QWidget):
 
     # ------------------------------------------------------------ input
 
-    def dragEnterEvent(self, event) -> None:
-        if local_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event) -> None:
-        self.dragEnterEvent(event)
-
-    def dropEvent(self, event) -> None:
-        paths = local_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
-            self.open_files(paths[:1])
+    def open_dropped(self, paths: list[Path]) -> None:
+        self.open_files(paths[:1])
 
     def choose_file(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Open an image to verify", self.ctx.settings.folder("open"),
