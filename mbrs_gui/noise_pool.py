@@ -44,7 +44,7 @@ POOL: tuple[PoolEntry, ...] = (
     PoolEntry("jpeg_ss", "JPEG-SS", "JpegSS", "quality", 50, 10, 100, 0, "{layer}({value})",
               "differentiable JPEG with Shin and Song's rounding approximation"),
     PoolEntry("crop", "Crop", "Crop", "kept area", 0.7, 0.01, 1.0, 4, "{layer}({value})",
-              "keep a random rectangle of this area, black elsewhere"),
+              "keep a random rectangle of this area, mid-grey elsewhere"),
     PoolEntry("cropout", "Cropout", "Cropout", "kept area", 0.3, 0.01, 1.0, 4, "{layer}({value})",
               "watermarked inside a random rectangle, original outside"),
     PoolEntry("dropout", "Dropout", "Dropout", "kept share", 0.3, 0.01, 1.0, 4, "{layer}({value})",
