@@ -32,7 +32,7 @@ import torch
 
 from .metrics import bit_error_rate, psnr, ssim
 from .noise import parse_noise
-from .pixels import from_uint8, pil_to_tensor, quantize
+from .pixels import pil_to_tensor, quantize
 
 TABLE_ATTACKS = {
     "1": ["RealJpeg(50)"],

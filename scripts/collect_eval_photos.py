@@ -8,7 +8,6 @@ synthetic images, diagrams and logos excluded), saved losslessly as PNG.
 """
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from pathlib import Path

@@ -187,6 +187,16 @@ def split_paths(paths: list[Path], val_count: int, seed: int) -> tuple[list[Path
     return train, val
 
 
+def train_val_paths(data, seed: int, source: ImageSource, progress=None) -> tuple[list[Path], list[Path]]:
+    """The run's (training, validation) files from its DataConfig: ``val_dir`` if given, else a seeded split."""
+    if not data.train_dir:
+        raise ValueError("no training images: set data.train_dir (or --data DIR)")
+    paths = source.usable(scan_images(data.train_dir), progress)
+    if data.val_dir:
+        return paths, source.usable(scan_images(data.val_dir), progress)[: data.val_count]
+    return split_paths(paths, data.val_count, seed)
+
+
 def validation_images(paths: list[Path], source: ImageSource, size: int) -> torch.Tensor:
     """uint8 tensor (N, 3, H, H): the centre square of each validation image."""
     return torch.stack([torch.from_numpy(centre_square(source.load(p), size).copy()).permute(2, 0, 1)

@@ -47,10 +47,6 @@ def wrap(module: torch.nn.Module, world: World, device: torch.device, find_unuse
     return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused)
 
 
-def unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    return getattr(module, "module", module)
-
-
 def any_rank(flag: bool, world: World) -> bool:
     """True on every rank when ``flag`` is true on any (so a cancel on rank 0 stops all)."""
     if not world.distributed:

@@ -17,7 +17,7 @@ from ..noise import RealJpeg
 from ..pixels import from_uint8, quantize
 from . import checkpoint as ckpt
 from .config import TrainConfig
-from .data import ImageSource, scan_images, split_paths, validation_images
+from .data import ImageSource, train_val_paths, validation_images
 from ..metrics import residual_scale_for_psnr
 from .validation import fixed_messages
 
@@ -37,13 +37,10 @@ def load_run(run_dir: str | Path, which: str = "best"):
 
 
 def _run_validation_images(config: TrainConfig) -> torch.Tensor | None:
-    data = config.data
+    """The run's own validation images (the same split as in training), or None when they are gone."""
+    source = ImageSource(config.data.cache_dir, config.data.cache_side)
     try:
-        source = ImageSource(data.cache_dir, data.cache_side)
-        if data.val_dir:
-            paths = source.usable(scan_images(data.val_dir))[: data.val_count]
-        else:
-            paths = split_paths(source.usable(scan_images(data.train_dir)), data.val_count, config.seed)[1]
+        _, paths = train_val_paths(config.data, config.seed, source)
         return validation_images(paths, source, config.network.image_size)
     except (ValueError, OSError):
         return None

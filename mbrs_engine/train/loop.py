@@ -39,8 +39,8 @@ from ..noise import Identity, parse_noise
 from ..pixels import from_uint8, to_uint8
 from . import checkpoint as ckpt
 from .config import TrainConfig, parse_budget
-from .data import ImageSource, StreamSampler, TrainImages, scan_images, split_paths, validation_images
-from .distributed import World, any_rank, init_world, shutdown, unwrap, wrap
+from .data import ImageSource, StreamSampler, TrainImages, train_val_paths, validation_images
+from .distributed import World, any_rank, init_world, shutdown, wrap
 from ..metrics import residual_scale_for_psnr
 from .validation import fixed_messages, validate
 
@@ -166,14 +166,8 @@ class Trainer:
 
     def _build_data(self) -> None:
         cfg, data = self.config, self.config.data
-        if not data.train_dir:
-            raise ValueError("no training images: set data.train_dir (or --data DIR)")
         source = ImageSource(data.cache_dir, data.cache_side)
-        paths = source.usable(scan_images(data.train_dir), self._preparing)
-        if data.val_dir:
-            train, val = paths, source.usable(scan_images(data.val_dir), self._preparing)[: data.val_count]
-        else:
-            train, val = split_paths(paths, data.val_count, cfg.seed)
+        train, val = train_val_paths(data, cfg.seed, source, self._preparing)
         self.broken_files = list(source.broken)
         H = cfg.network.image_size
         self.val_images = validation_images(val, source, H)
