@@ -260,6 +260,26 @@ def test_warm_restart_from_a_slim_checkpoint(photo_dir, tmp_path):
     assert second.step == 6
 
 
+def test_init_from_a_checkpoint_or_an_exported_model(photo_dir, tmp_path):
+    """A warm start takes the networks (not the step) of a checkpoint or an exported model."""
+    from mbrs_engine.train.export import export_run
+
+    Trainer(tiny_config(photo_dir, steps=3), tmp_path / "first").run()
+    json_path, _ = export_run(tmp_path / "first", tmp_path / "models", "first", fp16="no")
+    trained = torch.load(tmp_path / "first" / "last.ckpt", weights_only=True)
+    for source in (tmp_path / "first" / "last.ckpt", json_path):
+        run = Trainer(tiny_config(photo_dir, steps=1, init_from=str(source)), tmp_path / f"from-{source.suffix[1:]}")
+        started = []
+        run.callbacks.append(lambda e: e.kind == "stage" and started.append(
+            {k: v.clone() for k, v in run.decoder.state_dict().items()}))
+        run.run()
+        assert run.step == 1 and started
+        assert all(torch.equal(started[0][k], v) for k, v in trained["decoder"].items())
+    wrong = tiny_config(photo_dir, steps=1, init_from=str(json_path), network=NetworkConfig(32, 16, channels=8))
+    with pytest.raises(ValueError, match="does not fit"):
+        Trainer(wrong, tmp_path / "wrong").run()
+
+
 def test_auto_cache_lives_in_the_user_cache_folder(tmp_path):
     assert ImageSource("auto").cache_dir.startswith(os.environ["XDG_CACHE_HOME"])
     assert ImageSource("").cache_dir == ""

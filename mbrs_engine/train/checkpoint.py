@@ -39,6 +39,15 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def load_network_weights(path: Path) -> dict:
+    """``encoder`` / ``decoder`` (and ``adversary`` if present) state dicts of a checkpoint or an exported model."""
+    if path.suffix == ".json":
+        from ..model_files import load_model_files
+        model = load_model_files(path)
+        return {"encoder": model.encoder.state_dict(), "decoder": model.decoder.state_dict()}
+    return {k: v for k, v in load_checkpoint(path).items() if k in ("encoder", "decoder", "adversary")}
+
+
 SLIM_KEYS = ("step", "config", "encoder", "decoder", "adversary", "best_ber", "elapsed", "history")
 
 

@@ -65,6 +65,7 @@ class ValidationConfig:
 class TrainConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     noise: str = "Combined([JpegMask(),RealJpeg(50),Identity()])"
+    init_from: str = ""            # start from these networks: a run's .ckpt or an exported model (.json); step 0
     method: str = "mbrs"           # mbrs | tsr | tsr-s (two-stage; stage 2 trains the decoder on stage2_noise)
     stage1_fraction: float = 0.5   # two-stage methods: share of the steps in stage 1
     stage2_noise: str = "RealJpeg(50)"

@@ -217,6 +217,20 @@ class Trainer:
         self.step, self.best_ber = state["step"], state["best_ber"]
         self.elapsed_before, self.history = state["elapsed"], list(state["history"])
 
+    def _init_networks(self, source: str) -> None:
+        """Warm start: the networks of a checkpoint or an exported model (an exported model has no
+        adversary: it starts fresh).  The step, optimiser and schedules start from zero."""
+        try:
+            state = ckpt.load_network_weights(Path(source))
+            self.encoder.load_state_dict(state["encoder"])
+            self.decoder.load_state_dict(state["decoder"])
+            if "adversary" in state:
+                self.adversary.load_state_dict(state["adversary"])
+        except RuntimeError as exc:
+            raise ValueError(f"init_from {source!r} does not fit network {self.config.network}: "
+                             f"{str(exc).strip().splitlines()[0]}") from None
+        self._emit("stage", message=f"networks initialised from {source}")
+
     def save_checkpoint(self) -> None:
         if self.world.is_main:
             ckpt.atomic_torch_save(self._state(), self.run_dir / ckpt.LAST)
@@ -338,8 +352,11 @@ class Trainer:
         if self._resume_state is not None:
             self._load_state(self._resume_state)
             self._resume_state = None
-        elif self.world.is_main:
-            cfg.save(self.run_dir / ckpt.CONFIG)
+        else:
+            if cfg.init_from:
+                self._init_networks(cfg.init_from)
+            if self.world.is_main:
+                cfg.save(self.run_dir / ckpt.CONFIG)
         if self.broken_files and self.world.is_main:
             self._emit("stage", message=f"skipped {len(self.broken_files)} unreadable image(s)")
         budget = parse_budget(cfg.budget)
