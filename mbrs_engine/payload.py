@@ -34,7 +34,19 @@ are disjoint), and the decoded data's CRC then matches with probability
 
 where N is the number of synchronisation hypotheses tried (Bonferroni).  The
 version, length and padding checks only lower the true probability, so this is
-an upper bound.  ``detected = crc holds and payload well formed and p_value <
+an upper bound.
+
+Soft decoding and erasures.  When hard-decision BCH fails, ordered-statistics
+decoding (:mod:`mbrs_engine.soft_decoding`) looks for a codeword using the
+decoder's confidences and may land further than ``t`` from the hard bits.  The
+bound above holds for any codeword at distance ``e``, however it was found: the
+expected number of codewords with a valid CRC within ``e`` of a uniform random
+word is ``V(n, e) * 2^-(r + 16)``.  Bits known in advance to carry nothing (the
+part of a presumed original frame that a crop removed, fixed by the
+synchronisation hypothesis before looking at the bits) can be declared
+*erased*: they are ignored, and with ``n'`` code bits left the bound becomes
+``V(n', e) * 2^-(n' - k + 16)`` with ``e`` counted on those ``n'`` bits
+(k = n - r data bits).  ``detected = crc holds and payload well formed and p_value <
 threshold`` (default 1e-6): the false-positive rate is at most the threshold.
 A decoded message is returned only when detected.
 """
@@ -48,6 +60,8 @@ from functools import lru_cache
 
 import bchlib
 import numpy as np
+
+from .soft_decoding import generator_matrix, osd_candidates
 
 FORMAT_VERSION = 1
 VERSION_BITS = 2
@@ -122,11 +136,13 @@ class DecodeResult:
     p_value: float
     corrected_bits: np.ndarray  # L bits after error correction (the hard bits when it failed)
     soft: np.ndarray  # L values in [0, 1] as decoded
-    bit_errors_corrected: int | None  # None when BCH decoding failed
+    bit_errors_corrected: int | None  # distance of the decoded codeword from the hard bits; None if none found
     crc_ok: bool
     hypotheses: int = 1  # synchronisation hypotheses the p-value is corrected for
     frame: str = "full"  # the hypothesis that gave this result
     threshold: float = DEFAULT_THRESHOLD
+    erased_bits: int = 0  # code bits ignored as carrying nothing (outside the frame of a crop hypothesis)
+    soft_decoded: bool = False  # found by soft-decision (ordered-statistics) decoding, not by BCH alone
     extra: dict = field(default_factory=dict)
 
 
@@ -295,10 +311,17 @@ def encode_text(text: str, message_length: int, key: str | bytes | None = None) 
 # ---------------------------------------------------------------- decoding
 
 
-def p_value(layout: PayloadLayout, errors: int, hypotheses: int = 1) -> float:
-    """Null probability of a payload passing BCH with <= ``errors`` corrections and the CRC, times ``hypotheses``."""
-    volume = sum(math.comb(layout.code_bits, i) for i in range(errors + 1))
-    return min(1.0, hypotheses * math.ldexp(float(volume), -(layout.ecc_bits + CRC_BITS)))
+def p_value(layout: PayloadLayout, errors: int, hypotheses: int = 1, erased: int = 0) -> float:
+    """Null probability that a codeword with a valid CRC lies within ``errors`` of a random word, times
+    ``hypotheses``; with ``erased`` code bits ignored, distances count the other ``n - erased`` bits."""
+    n = layout.code_bits - erased
+    volume = sum(math.comb(n, i) for i in range(errors + 1))
+    return min(1.0, hypotheses * math.ldexp(float(volume), -(n - layout.data_bits + CRC_BITS)))
+
+
+@lru_cache(maxsize=None)
+def _generator(layout: PayloadLayout) -> np.ndarray:
+    return generator_matrix(lambda data: _bch_encode(layout, data), layout.data_bits)
 
 
 def _bch_correct(layout: PayloadLayout, code: np.ndarray) -> tuple[np.ndarray, int] | None:
@@ -342,26 +365,66 @@ def _as_soft(soft, message_length: int) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
+def _code_order(mask: np.ndarray, key: str | bytes | None) -> np.ndarray:
+    """A per-bit flag in embedded order moved to codeword order (the permutation only, no XOR)."""
+    perm, _ = _scrambler(key, len(mask))
+    out = np.zeros(len(mask), dtype=bool)
+    out[perm] = mask
+    return out
+
+
+def _check_erased(erased, message_length: int) -> np.ndarray:
+    if erased is None:
+        return np.zeros(message_length, dtype=bool)
+    arr = np.asarray(erased, dtype=bool).reshape(-1)
+    if arr.shape != (message_length,):
+        raise PayloadError(f"expected {message_length} erasure flags, got {arr.size}")
+    return arr
+
+
 def decode_payload(soft, key: str | bytes | None = None, hypotheses: int = 1,
-                   threshold: float = DEFAULT_THRESHOLD) -> DecodeResult:
-    """Read a text payload from L soft bits (embedded order, values in [0, 1], bit = value > 0.5)."""
+                   threshold: float = DEFAULT_THRESHOLD, erased=None, soft_decoding: bool = True) -> DecodeResult:
+    """Read a text payload from L soft bits (embedded order, values in [0, 1], bit = value > 0.5).
+
+    ``erased``: L flags (embedded order) of bits known to carry nothing, fixed
+    before looking at the bits.  Hard-decision BCH is tried first (when
+    nothing is erased), then ordered-statistics decoding unless
+    ``soft_decoding`` is False.
+    """
     arr = np.asarray(soft)
     layout = layout_for(int(arr.size))
     soft_bits = _as_soft(arr, layout.message_length)
+    erased = _code_order(_check_erased(erased, layout.message_length), key)[:layout.code_bits]
     hard = (soft_bits > 0.5).astype(np.uint8)
-    code = (unscramble_soft(hard.astype(np.float64), key) > 0.5).astype(np.uint8)
+    code_soft = unscramble_soft(soft_bits, key)[:layout.code_bits]
+    code = (code_soft > 0.5).astype(np.uint8)
     result = DecodeResult(None, False, 1.0, hard, soft_bits.astype(np.float32), None, False,
-                          hypotheses=hypotheses, threshold=threshold)
-    corrected = _bch_correct(layout, code)
-    if corrected is None:
-        return result
-    code_bits, errors = corrected
+                          hypotheses=hypotheses, threshold=threshold, erased_bits=int(erased.sum()))
+    corrected = None if erased.any() else _bch_correct(layout, code)
+    if corrected is not None:
+        _take(result, layout, key, *corrected)
+        if result.detected:
+            return result
+    if soft_decoding:
+        code_soft[erased] = 0.5
+        for candidate, _ in osd_candidates(code_soft, _generator(layout)):
+            distance = int(np.count_nonzero((candidate != code) & ~erased))
+            if _parse_text(layout, candidate[:layout.data_bits])[1] is None:
+                continue
+            if p_value(layout, distance, hypotheses, result.erased_bits) < threshold:
+                result.soft_decoded = True
+                _take(result, layout, key, candidate, distance)
+                break
+    return result
+
+
+def _take(result: DecodeResult, layout: PayloadLayout, key, code_bits: np.ndarray, errors: int) -> None:
+    """Fill ``result`` from a decoded codeword at ``errors`` from the hard bits (its CRC may not hold)."""
     crc_ok, text = _parse_text(layout, code_bits[:layout.data_bits])
     result.bit_errors_corrected = errors
     result.corrected_bits = scramble(np.concatenate([code_bits, np.zeros(layout.spare_bits, np.uint8)]), key)
     result.crc_ok = crc_ok
     if crc_ok:
-        result.p_value = p_value(layout, errors, hypotheses)
-    if text is not None and result.p_value < threshold:
+        result.p_value = p_value(layout, errors, result.hypotheses, result.erased_bits)
+    if text is not None and result.p_value < result.threshold:
         result.message, result.detected = text, True
-    return result

@@ -194,6 +194,20 @@ def _anchor_offset(anchor: str, free: float) -> tuple[float, float]:
     return horizontal[anchor], vertical[anchor]
 
 
+def erased_cells(frame: Frame, grid: int) -> np.ndarray:
+    """(grid, grid) flags of the cells of a ``grid`` x ``grid`` message map that lie mostly outside the
+    image when it is a crop of ``frame``: at most half of the cell's width or height is covered."""
+    side = math.sqrt(min(frame.area, 1.0))
+    left, top = _anchor_offset(frame.anchor, 1.0 - side)
+    cells = np.arange(grid) / grid
+
+    def covered(start: float) -> np.ndarray:
+        overlap = np.clip(np.minimum(cells + 1 / grid, start + side) - np.maximum(cells, start), 0.0, None)
+        return overlap * grid > 0.5
+
+    return ~(covered(top)[:, None] & covered(left)[None, :])
+
+
 def frame_view(view: torch.Tensor, frame: Frame, size: int, fill: str) -> torch.Tensor:
     """The ``size`` x ``size`` view of the presumed original frame.
 
@@ -335,6 +349,22 @@ class Watermarker:
         """strength * residual at H x H, in 8-bit levels, float32 (3, H, H) on the CPU."""
         return self.native_residual(pil_to_tensor(small), bits)[0] * (127.5 * strength)
 
+    def erased_bits(self, frame: Frame) -> np.ndarray | None:
+        """Flags of the L bits that carry nothing if the image is a crop of ``frame``; None if there are none.
+
+        In the plain MBRS networks bit i drives cell (i // g, i % g) of the
+        g x g message map that the encoder upsamples to the image, and the
+        decoder reads it back from the same place: a crop takes the outer
+        cells' bits with it.  Knowing which ones, before looking at them, lets
+        the payload decoder ignore them (erasures) instead of fighting their
+        errors.  The diffusion block spreads every bit over the whole image,
+        so nothing is erased for it.
+        """
+        if self.config.diffusion or frame.area >= 1.0:
+            return None
+        erased = erased_cells(frame, self.config.grid_size).reshape(-1)
+        return erased if erased.any() else None
+
     def _decode_batch(self, batch: torch.Tensor) -> np.ndarray:
         """Soft bits (n, L) in [0, 1] of a batch (n, 3, H, H) in [-1, 1], as numpy."""
         return self.native_decode(batch).numpy()
@@ -374,7 +404,8 @@ class Watermarker:
         first = None
         for batch_frames, batch in self._frame_batches(rgb, frames, config):
             for frame, soft in zip(batch_frames, self._decode_batch(batch)):
-                result = payload.decode_payload(soft, key, hypotheses=len(frames), threshold=threshold)
+                result = payload.decode_payload(soft, key, hypotheses=len(frames), threshold=threshold,
+                                                erased=self.erased_bits(frame))
                 result.frame = frame.describe()
                 if result.detected:
                     return result
