@@ -2,8 +2,8 @@
 
 1. Export the run's best checkpoint to assets/models/default.{safetensors,json}
    (fp16 when it changes no decoded bit on the validation set), with
-   ``residual_psnr`` set so that strength 1.0 gives ``--full-psnr`` dB on
-   full-size photos (measured here, on the evaluation photos).
+   ``residual_psnr`` set so that strength 1.0 gives at least ``--full-psnr``
+   dB on every full-size photo (measured here, on the evaluation photos).
 2. Measure, on the evaluation photos (scripts/collect_eval_photos.py; never
    used for training):
    - the full-size protocol: each photo at its own size, a capacity-filling
@@ -27,6 +27,7 @@ import numpy as np
 
 from mbrs_engine import Watermarker
 from mbrs_engine.evaluate import EvalConfig, evaluate, format_table, load_folder, robustness_summary
+from mbrs_engine.metrics import psnr
 from mbrs_engine.model_files import read_model_json
 from mbrs_engine.paper_tables import paper_table
 from mbrs_engine.train.export import export_run
@@ -34,14 +35,22 @@ from mbrs_engine.train.export import export_run
 FULL_ATTACKS = ("identity", "jpeg:50", "resize:0.5", "crop:0.8+jpeg:90")
 
 
+def photo_psnrs(wm, images) -> np.ndarray:
+    """PSNR of each saved (8-bit) photo marked at strength 1.0."""
+    return np.array([psnr(np.asarray(img), np.asarray(wm.embed(img, "calibration"))) for _, img in images])
+
+
 def calibrate(json_path: Path, images, target: float) -> float:
-    """The residual_psnr that makes strength 1.0 reach ``target`` dB (mean) on the full-size photos."""
+    """The residual_psnr that makes strength 1.0 reach ``target`` dB on every full-size photo (the lowest
+    one; the 8-bit rounding makes the relation not quite linear, hence a few rounds)."""
     data = json.loads(json_path.read_text())
-    wm = Watermarker.from_pretrained(str(json_path))
-    rows = evaluate(wm, images, EvalConfig(attacks=("identity",), protocol="full"))
-    measured = rows[0].psnr
-    data["residual_psnr"] = round(wm.residual_psnr + (target - measured), 2)
-    json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    for _ in range(3):
+        wm = Watermarker.from_pretrained(str(json_path))
+        lowest = float(photo_psnrs(wm, images).min())
+        if 0.0 <= lowest - target < 0.02:
+            break
+        data["residual_psnr"] = round(wm.residual_psnr + (target - lowest) + 0.005, 3)
+        json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return data["residual_psnr"]
 
 
@@ -54,7 +63,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir")
     ap.add_argument("--photos", default="data/eval-photos")
-    ap.add_argument("--full-psnr", type=float, default=40.0)
+    ap.add_argument("--full-psnr", type=float, default=40.0, help="lowest PSNR of a photo at strength 1")
     ap.add_argument("--out", default="assets/models")
     ap.add_argument("--docs", default="docs/eval")
     args = ap.parse_args()
@@ -70,7 +79,9 @@ def main() -> None:
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     full = evaluate(wm, images, EvalConfig(attacks=FULL_ATTACKS, protocol="full"))
-    (docs / "full-size.txt").write_text(format_table(full) + "\n")
+    psnrs = photo_psnrs(wm, images)
+    (docs / "full-size.txt").write_text(format_table(full) + f"\nPSNR per photo at strength 1: lowest "
+                                        f"{psnrs.min():.2f} dB, highest {psnrs.max():.2f} dB\n")
     print(format_table(full))
     alarms = false_alarms(wm, images)
     print(f"false alarms on clean photos: {alarms}")
@@ -85,6 +96,7 @@ def main() -> None:
     data = read_model_json(json_path)
     data["metrics"] = {
         "full_size": robustness_summary(full, "full"),
+        "full_size_psnr_range": [round(float(psnrs.min()), 3), round(float(psnrs.max()), 3)],
         "false_alarms": alarms,
         "native_table1": {k: v for k, v in native["1"][0].items()},
         "native_table1_at_36.49dB": {k: v for k, v in native["1-psnr"][0].items()},
