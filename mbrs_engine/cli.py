@@ -176,6 +176,7 @@ def _result_dict(path: Path, result) -> dict:
             "p_value": result.p_value, "threshold": result.threshold,
             "bit_errors_corrected": result.bit_errors_corrected, "crc_ok": result.crc_ok,
             "frame": result.frame, "hypotheses": result.hypotheses,
+            "soft_decoded": result.soft_decoded, "erased_bits": result.erased_bits,
             "bits": "".join(map(str, result.corrected_bits.tolist()))}
 
 
@@ -184,7 +185,7 @@ def _result_line(path: Path, result) -> str:
         return f"{path}: no watermark found"
     frame = "" if result.frame == "full" else f", found as {result.frame}"
     return (f"{path}: {json.dumps(result.message, ensure_ascii=False)} (p = {result.p_value:.3g}, "
-            f"{result.bit_errors_corrected} bit errors corrected{frame})")
+            f"{result.describe_correction()}{frame})")
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:

@@ -145,6 +145,15 @@ class DecodeResult:
     soft_decoded: bool = False  # found by soft-decision (ordered-statistics) decoding, not by BCH alone
     extra: dict = field(default_factory=dict)
 
+    def describe_correction(self) -> str:
+        """One line on what the error correction did, for people."""
+        if self.bit_errors_corrected is None:
+            return "the error correction found no codeword"
+        text = f"{self.bit_errors_corrected} bit error(s) corrected" + (" by soft decoding" if self.soft_decoded else "")
+        if self.erased_bits:
+            text += f", {self.erased_bits} bits outside the crop ignored"
+        return text + ("" if self.crc_ok else ", but the CRC failed")
+
 
 # ---------------------------------------------------------------- layout
 

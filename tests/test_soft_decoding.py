@@ -134,3 +134,12 @@ def test_watermarker_erases_only_for_crops_of_plain_models():
         assert (mask is not None) == expect
         if expect:
             assert mask.shape == (64,) and mask.reshape(8, 8)[0].all()
+
+
+def test_the_correction_is_described():
+    bits = P.encode_text("hi", 256)
+    assert P.decode_payload(bits.astype(float)).describe_correction() == "0 bit error(s) corrected"
+    erased = erased_cells(Frame(0.8), 16).reshape(-1)
+    text = P.decode_payload(bits.astype(float), erased=erased).describe_correction()
+    assert text.startswith("0 bit error(s) corrected by soft decoding, ") and "bits outside the crop" in text
+    assert P.decode_payload(np.random.default_rng(0).random(256)).describe_correction().startswith("the error corr")

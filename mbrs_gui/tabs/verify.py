@@ -330,11 +330,7 @@ class VerifyTab(FileDropTarget, QWidget):
         self.detected_label.style().polish(self.detected_label)
         self.p_label.setText(f"{r.p_value:.3g} (chance that an unmarked image passes; threshold {r.threshold:g})"
                              + (f"; found as {r.frame}" if r.frame != "full" else ""))
-        if r.bit_errors_corrected is None:
-            self.bch_label.setText("the BCH code could not correct the bits")
-        else:
-            self.bch_label.setText(f"BCH corrected {r.bit_errors_corrected} bit error(s)"
-                                   + ("" if r.crc_ok else ", but the CRC failed"))
+        self.bch_label.setText(r.describe_correction())
         reference = decoded.expected
         if reference is not None:
             errors = int(((np.asarray(r.soft) > 0.5) != reference.astype(bool)).sum())
