@@ -336,7 +336,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from .model_files import install_model, list_models, set_default_model, shipped_models_dir, user_models_dir
 
     if args.install:
-        info = install_model(args.install, args.name)
+        info = install_model(args.install, args.name, replace=args.replace)
         print(f"installed '{info.name}' into {user_models_dir()}")
     if args.set_default:
         set_default_model(args.set_default)
@@ -482,6 +482,7 @@ def _add_models(sub) -> None:
     p.add_argument("--reset-default", action="store_true", help="go back to the shipped default model")
     p.add_argument("--install", metavar="PATH", help="copy a model (.json + .safetensors) into the user models folder")
     p.add_argument("--name", metavar="NAME", help="name for --install (default: the file name)")
+    p.add_argument("--replace", action="store_true", help="let --install replace an installed model of that name")
     p.set_defaults(func=_cmd_models)
 
 

@@ -432,14 +432,18 @@ def list_models() -> list[ModelInfo]:
     return infos
 
 
-def install_model(path: str | os.PathLike, name: str | None = None) -> ModelInfo:
-    """Check a model (it must load) and copy its two files into the user's models folder."""
+def install_model(path: str | os.PathLike, name: str | None = None, replace: bool = False) -> ModelInfo:
+    """Check a model (it must load) and copy its two files into the user's models folder; an installed
+    model of the same name is replaced only with ``replace=True``."""
     json_path, _ = resolve_model(path)
     loaded = load_model_files(json_path, "path", require_checksum=True)
     name = check_name(name or json_path.stem)
     if (shipped_models_dir() / f"{name}.json").is_file():
         raise ModelFileError(f"the name '{name}' belongs to a shipped model: choose another name")
     target = user_models_dir()
+    if (target / f"{name}.json").exists() and not replace:
+        raise ModelFileError(f"a model called '{name}' is already installed: choose another name, "
+                             f"or replace it (mbrs models --install PATH --replace)")
     target.mkdir(parents=True, exist_ok=True)
     data = read_model_json(json_path)
     data["name"] = name

@@ -145,6 +145,10 @@ def test_models_listing_and_default(tiny_model_path, photo, tmp_path, capsys, no
     assert code == 2 and "no default model is installed" in one_line_error(err)
     code, out, _ = run(capsys, "models", "--install", tiny_model_path, "--name", "tiny")
     assert code == 0 and "installed 'tiny'" in out
+    code, _, err = run(capsys, "models", "--install", tiny_model_path, "--name", "tiny")
+    assert code == 2 and "already installed" in one_line_error(err)
+    code, out, _ = run(capsys, "models", "--install", tiny_model_path, "--name", "tiny", "--replace")
+    assert code == 0 and "installed 'tiny'" in out
     assert "tiny" in out and "H=32 L=256 capacity 13 chars" in out
     code, out, _ = run(capsys, "models", "--set-default", "tiny")
     assert code == 0 and "* tiny" in out

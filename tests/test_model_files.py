@@ -219,6 +219,9 @@ def test_install_model(tmp_path):
     info = mf.install_model(files.json_path, name="installed")
     assert info.source == "user" and info.name == "installed"
     assert mf.load_model("installed").config == CONFIG
+    with pytest.raises(mf.ModelFileError, match="already installed"):
+        mf.install_model(files.json_path, name="installed")
+    assert mf.install_model(files.json_path, name="installed", replace=True).name == "installed"
     broken = tmp_path / "broken"
     broken.mkdir()
     shutil.copy(files.json_path, broken / "b.json")

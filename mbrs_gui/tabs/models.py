@@ -243,18 +243,20 @@ class ModelsTab(QWidget):
         self.ctx.settings.remember_folder("models", path)
         name = name or path.with_suffix("").name
         existing = [i.name for i in self.infos]
+        replace = False
         if name in existing:
             new_name, ok = QInputDialog.getText(self, "Model name", f"A model called '{name}' is installed. "
                                                 f"Import under another name (or the same to replace it):", text=name)
             if not ok or not new_name.strip():
                 return
             name = new_name.strip()
+            replace = name in existing
         try:
             check_name(name)
         except ModelFileError as exc:
             show_error(self, str(exc))
             return
-        self.ctx.tasks.run("Import model", lambda c: install_model(path, name), on_result=self._imported,
+        self.ctx.tasks.run("Import model", lambda c: install_model(path, name, replace), on_result=self._imported,
                            parent_widget=self)
 
     def _imported(self, info: ModelInfo) -> None:
