@@ -149,7 +149,9 @@ class DecodeResult:
         """One line on what the error correction did, for people."""
         if self.bit_errors_corrected is None:
             return "the error correction found no codeword"
-        text = f"{self.bit_errors_corrected} bit error(s) corrected" + (" by soft decoding" if self.soft_decoded else "")
+        text = f"{self.bit_errors_corrected} bit error(s) corrected"
+        if self.soft_decoded:
+            text += " by soft decoding"
         if self.erased_bits:
             text += f", {self.erased_bits} bits outside the crop ignored"
         return text + ("" if self.crc_ok else ", but the CRC failed")

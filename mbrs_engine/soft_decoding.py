@@ -24,7 +24,7 @@ import numpy as np
 
 #: Flip patterns of up to this many bits in the most reliable basis (order 2: 1 + k + k(k-1)/2 candidates).
 DEFAULT_ORDER = 2
-#: Candidates (best first) whose CRC is checked; the rest are too far from the received word to matter.
+#: How many candidates (cheapest first) the caller gets to check for CRC and format.
 MAX_CHECKED = 16
 
 
@@ -61,7 +61,8 @@ def _reduce(generator: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.
     return m, np.asarray(pivots)
 
 
-def osd_candidates(soft: np.ndarray, generator: np.ndarray, order: int = DEFAULT_ORDER, limit: int = MAX_CHECKED) -> Iterator[tuple[np.ndarray, int]]:
+def osd_candidates(soft: np.ndarray, generator: np.ndarray, order: int = DEFAULT_ORDER,
+                   limit: int = MAX_CHECKED) -> Iterator[tuple[np.ndarray, int]]:
     """Codewords near the soft word, best first: (codeword bits, Hamming distance to the hard decisions).
 
     ``soft``: the n code bits as values in [0, 1] (bit = value > 0.5; 0.5 is
