@@ -311,29 +311,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- models
 
 
-def _format_value(key: str, value) -> str:
-    """A metric for people: BER and recovery rates in %, PSNR in dB, lists counted."""
-    if isinstance(value, dict):
-        return f"{key} (" + ", ".join(_format_value(k, v) for k, v in value.items()) + ")"
-    if isinstance(value, list):
-        return f"{key}: {len(value)}"
-    if isinstance(value, float):
-        if "psnr" in key:
-            return f"{key} {value:.2f} dB"
-        if "ssim" in key:
-            return f"{key} {value:.4f}"
-        if key.startswith(("ber", "recovered")) or "jpeg" in key.lower() or ":" in key or key == "identity":
-            return f"{key} {100 * value:.2f}%"
-        return f"{key} {value:g}"
-    return f"{key} {value}"
-
-
-def _format_metrics(metrics: dict) -> str:
-    return "; ".join(_format_value(k, v) for k, v in metrics.items()) or "not measured"
-
-
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .model_files import install_model, list_models, set_default_model, shipped_models_dir, user_models_dir
+    from .model_files import (format_metrics, install_model, list_models, set_default_model, shipped_models_dir,
+                              user_models_dir)
 
     if args.install:
         info = install_model(args.install, args.name, replace=args.replace)
@@ -360,7 +340,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             continue
         cap = f"{i.capacity} chars" if i.capacity is not None else "raw bits only"
         print(f"{mark} {i.name:16s} [{i.source}] H={i.image_size} L={i.message_length} capacity {cap}; "
-              f"{_format_metrics(i.metrics)}")
+              f"{format_metrics(i.metrics)}")
     print("(* = default model)")
     return EXIT_OK
 

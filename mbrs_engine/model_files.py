@@ -432,6 +432,35 @@ def list_models() -> list[ModelInfo]:
     return infos
 
 
+def _format_number(key: str, value: float) -> str:
+    """A number for people, by what its key says it is: BER and recovery rates in %, PSNR in dB."""
+    if "psnr" in key:
+        return f"{value:.2f} dB"
+    if "ssim" in key:
+        return f"{value:.4f}"
+    if key.startswith(("ber", "recovered")) or "jpeg" in key.lower() or ":" in key or key == "identity":
+        return f"{100 * value:.2f}%"
+    return f"{value:g}"
+
+
+def _format_value(key: str, value) -> str:
+    """``key value`` for people: dicts in brackets, short lists of numbers as ranges, other lists counted."""
+    if isinstance(value, dict):
+        return f"{key} (" + ", ".join(_format_value(k, v) for k, v in value.items()) + ")"
+    if isinstance(value, list):
+        if value and len(value) <= 4 and all(isinstance(v, (int, float)) for v in value):
+            return f"{key} " + " to ".join(_format_number(key, float(v)) for v in value)
+        return f"{key}: {len(value)}"
+    if isinstance(value, float):
+        return f"{key} {_format_number(key, value)}"
+    return f"{key} {value}"
+
+
+def format_metrics(metrics: dict) -> str:
+    """A model's recorded metrics as one line of text (``mbrs models``, the app's Models tab)."""
+    return "; ".join(_format_value(k, v) for k, v in metrics.items()) or "not measured"
+
+
 def install_model(path: str | os.PathLike, name: str | None = None, replace: bool = False) -> ModelInfo:
     """Check a model (it must load) and copy its two files into the user's models folder; an installed
     model of the same name is replaced only with ``replace=True``."""

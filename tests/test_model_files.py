@@ -272,3 +272,11 @@ def test_wheel_ships_models_and_finds_them_when_installed(tmp_path):
     assert out[0].startswith(str(site))
     assert "('shipped-test', 'shipped')" in out[1]
     assert out[2] == "shipped"
+
+
+def test_metrics_are_formatted_for_people():
+    text = mf.format_metrics({"psnr": 40.494, "ber": {"jpeg:50": 0.0446}, "recovered": {"identity": 1.0},
+                              "psnr_range": [40.005, 41.735], "eval_photos": ["a.png", "b.png"], "steps": 3600})
+    assert text == ("psnr 40.49 dB; ber (jpeg:50 4.46%); recovered (identity 100.00%); "
+                    "psnr_range 40.01 dB to 41.73 dB; eval_photos: 2; steps 3600")
+    assert mf.format_metrics({}) == "not measured"

@@ -19,8 +19,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHea
 
 from mbrs_engine import Watermarker
 from mbrs_engine.evaluate import EvalConfig, evaluate, load_folder
-from mbrs_engine.model_files import (ModelFileError, ModelInfo, check_name, install_model, list_models,
-                                     read_model_json, set_default_model, shipped_models_dir, user_models_dir)
+from mbrs_engine.model_files import (ModelFileError, ModelInfo, check_name, format_metrics, install_model,
+                                     list_models, read_model_json, set_default_model, shipped_models_dir,
+                                     user_models_dir)
 
 from ..context import AppContext
 from ..errors import show_error
@@ -195,27 +196,14 @@ class ModelsTab(QWidget):
         rows = [("File", str(info.json_path)), ("Network", ", ".join(f"{k} {v}" for k, v in data['network'].items())),
                 ("Training noise", training.get("noise")), ("Training data", training.get("data")),
                 ("Training", ", ".join(f"{k} {v}" for k, v in training.items() if k not in ("noise", "data"))),
-                ("Metrics", self._metrics_text(data.get("metrics") or {})),
-                ("Measured here", self._metrics_text(self.measured.get(info.name, {}))),
+                ("Metrics", format_metrics(data.get("metrics") or {})),
+                ("Measured here", format_metrics(self.measured.get(info.name, {}))),
                 ("Licence", data.get("licence"))]
         for key, value in rows:
             if value:
                 lines.append(f"<tr><td><b>{key}</b></td><td>{value}</td></tr>")
         lines.append("</table>")
         self.details.setHtml("".join(lines))
-
-    @staticmethod
-    def _metrics_text(metrics: dict) -> str:
-        parts = []
-        for key, value in metrics.items():
-            if isinstance(value, dict):
-                parts.append(f"{key}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                                     for k, v in value.items()))
-            elif isinstance(value, float):
-                parts.append(f"{key} {value:.4g}")
-            else:
-                parts.append(f"{key} {value}")
-        return "; ".join(parts)
 
     # ------------------------------------------------------------ actions
 
