@@ -3,7 +3,6 @@ import hashlib
 import sys
 import warnings
 
-
 from mbrs_engine.nets import NetworkConfig
 from mbrs_engine.train import TrainConfig, Trainer
 

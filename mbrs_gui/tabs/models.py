@@ -61,6 +61,11 @@ def measure(ctx, json_path: Path, folder: Path, device: str) -> dict:
     return {"psnr": jpeg.psnr, "ber": jpeg.ber, "images": jpeg.images, "folder": str(folder)}
 
 
+def _metrics_text(metrics: dict | None) -> str:
+    """The metrics as text, or nothing (the row is then left out) when none were recorded."""
+    return format_metrics(metrics) if metrics else ""
+
+
 class ModelsTab(QWidget):
     status = Signal(str)
 
@@ -196,8 +201,8 @@ class ModelsTab(QWidget):
         rows = [("File", str(info.json_path)), ("Network", ", ".join(f"{k} {v}" for k, v in data['network'].items())),
                 ("Training noise", training.get("noise")), ("Training data", training.get("data")),
                 ("Training", ", ".join(f"{k} {v}" for k, v in training.items() if k not in ("noise", "data"))),
-                ("Metrics", format_metrics(data.get("metrics") or {})),
-                ("Measured here", format_metrics(self.measured.get(info.name, {}))),
+                ("Metrics", _metrics_text(data.get("metrics"))),
+                ("Measured here", _metrics_text(self.measured.get(info.name))),
                 ("Licence", data.get("licence"))]
         for key, value in rows:
             if value:
