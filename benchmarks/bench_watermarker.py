@@ -30,7 +30,7 @@ from PIL import Image  # noqa: E402
 
 from mbrs_engine.nets import PRESETS, build_from_config  # noqa: E402
 from mbrs_engine.pixels import pil_to_tensor  # noqa: E402
-from mbrs_engine.watermarker import to_model_size  # noqa: E402
+from mbrs_engine.resampling import to_model_size  # noqa: E402
 
 DEFAULT_SIZES = ("128x128", "512x512", "1920x1080", "4000x3000", "6000x4000")
 

@@ -72,15 +72,18 @@ class Attack:
     def apply(self, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
         """Attack a float image (1, 3, H, W) in [-1, 1]; the result is rounded to 8 bit."""
         if self.name == "crop":
-            return _central_crop(x, self.value)
+            return central_crop(x, self.value)
         layer = self._layer(seed)
+        if self.name != "noise":  # the only random one; seeding costs more than a small JPEG
+            return quantize(layer(x))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             out = layer(x)
         return quantize(out)
 
 
-def _central_crop(x: torch.Tensor, fraction: float) -> torch.Tensor:
+def central_crop(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The central rectangle of area ``fraction`` of a (..., H, W) tensor, with the image's aspect ratio."""
     h, w = x.shape[-2:]
     bh, bw = _box_size(h, w, fraction)
     top, left = (h - bh) // 2, (w - bw) // 2

@@ -11,7 +11,9 @@ A model ``NAME`` is two files side by side:
   trainer records), ``metrics`` (measured quality and robustness),
   ``licence`` and ``residual_psnr`` (null, or the PSNR in dB that the native
   residual is rescaled to at strength 1: models trained with a fixed residual
-  energy, see the trainer's ``target_psnr``).
+  energy, see the trainer's ``target_psnr``) and ``embed_psnr`` (null, or the
+  PSNR in dB of the saved image at strength 1 when embedding is refined, see
+  :mod:`mbrs_engine.refinement`; null keeps the unrefined image's PSNR).
 
 Loading never unpickles anything (safetensors and JSON only), checks the
 SHA-256 of the weights (mandatory for shipped models, checked whenever present
@@ -81,6 +83,7 @@ class ModelMetadata:
     metrics: dict = field(default_factory=dict)  # measured quality and robustness
     licence: str = DEFAULT_LICENCE
     residual_psnr: float | None = None  # strength 1 = the native-size residual rescaled to this PSNR (dB)
+    embed_psnr: float | None = None  # strength 1 = a refined embedding saved at this PSNR (dB); null: as unrefined
 
 
 @dataclass
@@ -169,6 +172,7 @@ def save_model(path: str | os.PathLike, encoder: nn.Module, decoder: nn.Module, 
         "metrics": metadata.metrics,
         "licence": metadata.licence,
         "residual_psnr": metadata.residual_psnr,
+        "embed_psnr": metadata.embed_psnr,
     }
     atomic_write(files.weights_path, lambda fh: fh.write(blob))
     text = json.dumps(description, indent=2, ensure_ascii=False) + "\n"
@@ -211,7 +215,8 @@ def metadata_from_json(data: dict) -> ModelMetadata:
     return ModelMetadata(name=str(data.get("name", "model")), description=str(data.get("description", "")),
                          training_noise=training.pop("noise", None), training_data=training.pop("data", None),
                          training=training, metrics=dict(data.get("metrics") or {}),
-                         licence=str(data.get("licence", "")), residual_psnr=_optional_float(data, "residual_psnr"))
+                         licence=str(data.get("licence", "")), residual_psnr=_optional_float(data, "residual_psnr"),
+                         embed_psnr=_optional_float(data, "embed_psnr"))
 
 
 def _optional_float(data: dict, key: str) -> float | None:

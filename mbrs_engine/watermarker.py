@@ -23,209 +23,24 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
-from PIL import Image, ImageChops
+from PIL import Image
 from torch import nn
 
 from . import payload
+from .frames import (CENTRAL_SEARCH, CORNER_SEARCH, SEARCH_OVERSAMPLING, Frame, SearchConfig,  # noqa: F401
+                     erased_cells, frame_view)
 from .imageio import join_alpha, split_alpha
 from .metrics import residual_scale_for_psnr
 from .nets import NetworkConfig
 from .payload import DEFAULT_THRESHOLD, DecodeResult
 from .pixels import pil_to_tensor
+from .refinement import Progress, RefineConfig, image_psnr, refine_residual, render_at_psnr
+from .resampling import add_residual, to_model_size
 
-#: PIL's ``reducing_gap``: shrink by an integer factor with a box filter first, then bicubic (fast, antialiased).
-REDUCING_GAP = 3.0
-#: The largest residual (8-bit levels) the fast add path takes; larger ones take the exact slow path.
-_FAST_RESIDUAL_LIMIT = 127.0
-_ROW_BLOCK_ELEMENTS = 1 << 21
-ANCHORS = ("center", "top-left", "top-right", "bottom-left", "bottom-right")
-_FILLS = ("mean", "edge", "grey")
 MAX_STRENGTH = 10.0
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One synchronisation hypothesis: the image is a crop of ``area`` of the original, at ``anchor``."""
-
-    area: float = 1.0
-    anchor: str = "center"
-
-    def describe(self) -> str:
-        return "full" if self.area >= 1.0 else f"crop {self.area:g} {self.anchor}"
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """The crop hypotheses :meth:`Watermarker.decode` tries, in order, after the full frame."""
-
-    area_fractions: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6)
-    anchors: tuple[str, ...] = ("center",)  # ANCHORS adds the four corners (5x the hypotheses and the time)
-    fill: str = "mean"  # what stands for the cropped-away part: the image's mean colour, its edges, or grey
-    batch_size: int = 8
-
-    def __post_init__(self) -> None:
-        if any(not 0.0 < a < 1.0 for a in self.area_fractions):
-            raise ValueError(f"search area fractions must lie in (0, 1), got {self.area_fractions}")
-        if any(a not in ANCHORS for a in self.anchors) or not self.anchors:
-            raise ValueError(f"search anchors must be among {ANCHORS}, got {self.anchors}")
-        if self.fill not in _FILLS:
-            raise ValueError(f"search fill must be one of {_FILLS}, got {self.fill!r}")
-        if self.batch_size < 1:
-            raise ValueError(f"search batch size must be positive, got {self.batch_size}")
-
-    def frames(self) -> list[Frame]:
-        return [Frame()] + [Frame(a, anchor) for a in self.area_fractions for anchor in self.anchors]
-
-
-#: The default search (the full frame, then central crops of 90 % to 60 % of the area: 5 hypotheses).
-CENTRAL_SEARCH = SearchConfig()
-#: Central and corner crops (21 hypotheses): finds more crops, takes about 4x longer on unmarked images.
-CORNER_SEARCH = SearchConfig(anchors=ANCHORS)
-
-
-# ---------------------------------------------------------------- resampling
-
-
-def to_model_size(rgb: Image.Image, size: int) -> Image.Image:
-    """The antialiased ``size`` x ``size`` view of an RGB image that the networks see."""
-    if rgb.size == (size, size):
-        return rgb
-    return rgb.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
-
-
-def _cubic(x: torch.Tensor, a: float = -0.5) -> torch.Tensor:
-    """Keys' cubic convolution kernel (a = -0.5, as PIL's BICUBIC)."""
-    x = x.abs()
-    near = ((a + 2) * x - (a + 3)) * x * x + 1
-    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
-    return torch.where(x < 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
-
-
-def placement_matrix(out_size: int, in_size: int, offset: float, length: float, edge: bool) -> torch.Tensor:
-    """(out, in) resampling of an ``in_size`` signal placed at [offset, offset + length] on ``out_size`` pixels.
-
-    Bicubic, antialiased when shrinking.  Output pixels whose centre falls
-    outside the placed signal get a zero row (``edge=False``: the caller fills
-    them) or repeat the nearest edge (``edge=True``).
-    """
-    scale = in_size / length
-    width = max(scale, 1.0)
-    centers = ((torch.arange(out_size, dtype=torch.float64) + 0.5) - offset) * scale
-    inside = (centers >= 0) & (centers <= in_size)
-    centers = centers.clamp(0.0, float(in_size))
-    taps = torch.arange(in_size, dtype=torch.float64) + 0.5
-    weights = _cubic((taps[None, :] - centers[:, None]) / width)
-    weights = weights / weights.sum(1, keepdim=True)
-    return (weights if edge else weights * inside[:, None]).float()
-
-
-@lru_cache(maxsize=32)
-def resize_matrix(out_size: int, in_size: int) -> torch.Tensor:
-    """(out, in) matrix of PIL-style bicubic resampling, antialiased (kernel widened) when shrinking."""
-    return placement_matrix(out_size, in_size, 0.0, float(out_size), edge=True)
-
-
-def _upscaled_offsets(residual: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """round(resized residual) + 128 as uint8 (3, height, width); the residual is (3, h, w) in 8-bit levels.
-
-    Separable resampling as two matrix products, the second one in blocks of
-    rows so that the float intermediate stays small.
-    """
-    rows = resize_matrix(height, residual.shape[1])
-    cols_t = resize_matrix(width, residual.shape[2]).t().contiguous()
-    partial = torch.matmul(rows, residual)  # (3, height, w)
-    out = torch.empty(3, height, width, dtype=torch.uint8)
-    step = max(1, _ROW_BLOCK_ELEMENTS // (3 * width))
-    for top in range(0, height, step):
-        block = torch.matmul(partial[:, top:top + step], cols_t)
-        out[:, top:top + step] = block.round_().add_(128.0).clamp_(0.0, 255.0)
-    return out
-
-
-def _residual_bound(residual: torch.Tensor, width: int, height: int) -> float:
-    """An upper bound of |resized residual| (resampling overshoot included)."""
-    gain_rows = resize_matrix(height, residual.shape[1]).abs().sum(1).max()
-    gain_cols = resize_matrix(width, residual.shape[2]).abs().sum(1).max()
-    return float(residual.abs().max() * gain_rows * gain_cols)
-
-
-def _add_fast(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
-    """rgb + round(resized residual), clipped, in PIL (the residual must stay within +-127 levels)."""
-    width, height = rgb.size
-    offsets = _upscaled_offsets(residual, width, height).numpy()
-    bands = [Image.frombuffer("L", (width, height), offsets[c], "raw", "L", 0, 1) for c in range(3)]
-    return ImageChops.add(rgb, Image.merge("RGB", bands), scale=1.0, offset=-128)
-
-
-def _add_exact(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
-    """The same sum in numpy for any residual size (slower)."""
-    width, height = rgb.size
-    rows = resize_matrix(height, residual.shape[1])
-    cols = resize_matrix(width, residual.shape[2])
-    up = torch.matmul(torch.matmul(rows, residual), cols.t()).round_().permute(1, 2, 0).numpy()
-    out = np.clip(np.asarray(rgb, dtype=np.float32) + up, 0, 255).astype(np.uint8)
-    return Image.fromarray(out, "RGB")
-
-
-def add_residual(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
-    """``clip(rgb + round(resize(residual)))``: residual (3, h, w) float, in 8-bit levels, resized bicubically."""
-    width, height = rgb.size
-    if _residual_bound(residual, width, height) <= _FAST_RESIDUAL_LIMIT:
-        return _add_fast(rgb, residual)
-    return _add_exact(rgb, residual)
-
-
-# ---------------------------------------------------------------- synchronisation search
-
-#: The search places the image in its presumed original frame from a view this many times the model size,
-#: so that the placement is exact to a fraction of a model pixel.
-SEARCH_OVERSAMPLING = 4
-
-
-def _anchor_offset(anchor: str, free: float) -> tuple[float, float]:
-    """(left, top) of a box with ``free`` pixels of slack on each axis."""
-    horizontal = {"center": free / 2, "top-left": 0.0, "bottom-left": 0.0, "top-right": free, "bottom-right": free}
-    vertical = {"center": free / 2, "top-left": 0.0, "top-right": 0.0, "bottom-left": free, "bottom-right": free}
-    return horizontal[anchor], vertical[anchor]
-
-
-def erased_cells(frame: Frame, grid: int) -> np.ndarray:
-    """(grid, grid) flags of the cells of a ``grid`` x ``grid`` message map that lie mostly outside the
-    image when it is a crop of ``frame``: at most half of the cell's width or height is covered."""
-    side = math.sqrt(min(frame.area, 1.0))
-    left, top = _anchor_offset(frame.anchor, 1.0 - side)
-    cells = np.arange(grid) / grid
-
-    def covered(start: float) -> np.ndarray:
-        overlap = np.clip(np.minimum(cells + 1 / grid, start + side) - np.maximum(cells, start), 0.0, None)
-        return overlap * grid > 0.5
-
-    return ~(covered(top)[:, None] & covered(left)[None, :])
-
-
-def frame_view(view: torch.Tensor, frame: Frame, size: int, fill: str) -> torch.Tensor:
-    """The ``size`` x ``size`` view of the presumed original frame.
-
-    ``view`` (3, s, s) in [-1, 1] is the image resized to a square (any s); in
-    the frame, the image covers a square of side ``size * sqrt(area)`` at the
-    frame's anchor, and the rest is filled (mean colour, edges or grey).
-    """
-    side = size * math.sqrt(frame.area)
-    left, top = _anchor_offset(frame.anchor, size - side)
-    edge = fill == "edge"
-    rows = placement_matrix(size, view.shape[1], top, side, edge)
-    cols = placement_matrix(size, view.shape[2], left, side, edge)
-    out = torch.matmul(torch.matmul(rows, view), cols.t())
-    if not edge:
-        covered = (rows.sum(1)[:, None] * cols.sum(1)[None, :]).clamp(0.0, 1.0)
-        value = view.mean((1, 2)) if fill == "mean" else torch.zeros(3)
-        out = out + (1.0 - covered) * value[:, None, None]
-    return out
 
 
 # ---------------------------------------------------------------- the API
@@ -269,7 +84,8 @@ class Watermarker:
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, config: NetworkConfig | None = None, *,
                  name: str = "model", metadata: dict | None = None, search: SearchConfig | None = None,
-                 device: str | torch.device = "cpu", residual_psnr: float | None = None):
+                 device: str | torch.device = "cpu", residual_psnr: float | None = None,
+                 embed_psnr: float | None = None, refine: RefineConfig | None = RefineConfig()):
         self.config = config or getattr(encoder, "config", None)
         if not isinstance(self.config, NetworkConfig):
             raise ValueError("pass the model's NetworkConfig (the encoder does not carry one)")
@@ -280,10 +96,13 @@ class Watermarker:
         self.metadata = metadata or {}
         self.search = search or SearchConfig()
         self.residual_psnr = residual_psnr
+        self.embed_psnr = embed_psnr
+        self.refine = refine
 
     @classmethod
     def from_pretrained(cls, name_or_path=None, *, search: SearchConfig | None = None,
-                        device: str | torch.device = "cpu") -> "Watermarker":
+                        device: str | torch.device = "cpu", refine: RefineConfig | None = RefineConfig()
+                        ) -> "Watermarker":
         """Load a shipped or user model by name, a model file by path, or the default model (None)."""
         from .model_files import load_model
 
@@ -292,7 +111,8 @@ class Watermarker:
                 "training_data": loaded.metadata.training_data, "metrics": loaded.metadata.metrics,
                 "source": loaded.source, "path": str(loaded.files.json_path)}
         return cls(loaded.encoder, loaded.decoder, loaded.config, name=loaded.metadata.name, metadata=meta,
-                   search=search, device=device, residual_psnr=loaded.metadata.residual_psnr)
+                   search=search, device=device, residual_psnr=loaded.metadata.residual_psnr,
+                   embed_psnr=loaded.metadata.embed_psnr, refine=refine)
 
     def save(self, path, metadata=None, *, fp16: bool = False):
         """Write this model's files (see :func:`mbrs_engine.model_files.save_model`)."""
@@ -371,13 +191,38 @@ class Watermarker:
 
     # ------------------------------------------------------------ bits
 
-    def embed_bits(self, img: Image.Image, bits, strength: float = 1.0) -> Image.Image:
-        """Embed L bits; same size out, 8-bit RGB (RGBA when the input had alpha, kept untouched)."""
+    def embed_bits(self, img: Image.Image, bits, strength: float = 1.0, refine: bool | RefineConfig = True,
+                   progress: Progress | None = None) -> Image.Image:
+        """Embed L bits; same size out, 8-bit RGB (RGBA when the input had alpha, kept untouched).
+
+        ``refine``: True (this watermarker's :class:`RefineConfig`, if it has
+        one), False (the encoder's residual alone, scaled by ``strength``) or a
+        :class:`RefineConfig` for this call (see :mod:`mbrs_engine.refinement`).
+        Refined, the saved image has the PSNR :meth:`strength_psnr` gives
+        (models without ``embed_psnr``: the PSNR of the unrefined image);
+        ``progress(step, steps)`` follows the refinement and may raise to cancel it.
+        """
         rgb, alpha = split_alpha(_check_image(img))
         message = _check_bits(bits, self.message_length)
         strength = _check_strength(strength)
+        config = refine if isinstance(refine, RefineConfig) else self.refine if refine else None
         residual = self._residual(to_model_size(rgb, self.image_size), message, strength)
-        return join_alpha(add_residual(rgb, residual), alpha)
+        if config is None or strength == 0.0:
+            return join_alpha(add_residual(rgb, residual), alpha)
+        target = self.strength_psnr(strength)
+        if target is None:  # keep the unrefined image's PSNR
+            plain = add_residual(rgb, residual)
+            target = image_psnr(rgb, plain)
+            if not math.isfinite(target):  # the residual rounds away: nothing to refine
+                return join_alpha(plain, alpha)
+        residual = refine_residual(self, rgb, message, residual, target, config, progress)
+        return join_alpha(render_at_psnr(rgb, residual, target), alpha)
+
+    def strength_psnr(self, strength: float) -> float | None:
+        """The PSNR (dB) of a refined embedding at ``strength`` (> 0), for models with ``embed_psnr``; else None."""
+        if self.embed_psnr is None:
+            return None
+        return self.embed_psnr - 20.0 * math.log10(strength)
 
     def decode_bits(self, img: Image.Image) -> np.ndarray:
         """L soft bits in [0, 1] (float32); bit = value > 0.5.  No synchronisation search."""
@@ -386,9 +231,13 @@ class Watermarker:
 
     # ------------------------------------------------------------ text
 
-    def embed(self, img: Image.Image, text: str, strength: float = 1.0, key: str | None = None) -> Image.Image:
-        """Embed a text message (UTF-8, at most :attr:`capacity` bytes; longer raises PayloadTooLongError)."""
-        return self.embed_bits(img, payload.encode_text(text, self.message_length, key), strength)
+    def embed(self, img: Image.Image, text: str, strength: float = 1.0, key: str | None = None,
+              refine: bool | RefineConfig = True, progress: Progress | None = None) -> Image.Image:
+        """Embed a text message (UTF-8, at most :attr:`capacity` bytes; longer raises PayloadTooLongError).
+
+        ``refine`` and ``progress`` as in :meth:`embed_bits`.
+        """
+        return self.embed_bits(img, payload.encode_text(text, self.message_length, key), strength, refine, progress)
 
     def decode(self, img: Image.Image, key: str | None = None, search: bool | SearchConfig = True,
                threshold: float = DEFAULT_THRESHOLD) -> DecodeResult:

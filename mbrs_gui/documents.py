@@ -36,11 +36,12 @@ OUTPUT_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WebP": ".webp", "TIFF": ".tif"
 
 @dataclass(frozen=True)
 class Signature:
-    """What a residual was computed for: message, key and model (the network's inputs)."""
+    """What a residual was computed for: message, key, model (the network's inputs) and whether it was refined."""
 
     text: str
     key: str | None
     model: int  # id() of the Watermarker
+    refine: bool = True
 
 
 @dataclass
@@ -124,10 +125,16 @@ class EmbedResult:
 
 
 def embed(ctx, wm, doc: ImageDocument, signature: Signature) -> EmbedResult:
-    """Run the network once (strength 1) and prepare the residual, its histogram and its preview."""
+    """Run the network once (strength 1, refined if the signature says so) and prepare the residual,
+    its histogram and its preview."""
     start = time.perf_counter()
     ctx.progress(0, 0, f"Embedding into {doc.name}")
-    marked = wm.embed(Image.fromarray(doc.rgb, "RGB"), signature.text, 1.0, key=signature.key)
+
+    def refining(step: int, steps: int) -> None:
+        ctx.progress(step, steps, f"Refining the watermark of {doc.name} against attacks ({step} of {steps})")
+
+    marked = wm.embed(Image.fromarray(doc.rgb, "RGB"), signature.text, 1.0, key=signature.key,
+                      refine=signature.refine, progress=refining)
     ctx.check()
     residual = Residual(doc.rgb, np.asarray(marked.convert("RGB"), dtype=np.uint8))
     residual.histogram()

@@ -26,6 +26,7 @@ DEFAULTS = {
     "geometry": "",
     "window_state": "",
     "strength": 1.0,
+    "refine": True,
     "auto_attack": "jpeg:50",
 }
 

@@ -9,7 +9,7 @@ import pytest
 from mbrs_engine import payload as P
 from mbrs_engine.nets import NetworkConfig
 from mbrs_engine.soft_decoding import generator_matrix, osd_candidates
-from mbrs_engine.watermarker import Frame, erased_cells
+from mbrs_engine.frames import Frame, erased_cells
 
 LAYOUT = P.layout_for(256)
 

@@ -12,8 +12,8 @@ from mbrs_engine import payload as P
 from mbrs_engine.metrics import psnr
 from mbrs_engine.nets import NetworkConfig, build_from_config
 from mbrs_engine.pixels import pil_to_tensor
-from mbrs_engine.watermarker import (CORNER_SEARCH, Frame, SearchConfig, _add_exact, _add_fast, frame_view,
-                                     resize_matrix, to_model_size)
+from mbrs_engine.frames import CORNER_SEARCH, Frame, SearchConfig, frame_view
+from mbrs_engine.resampling import _add_exact, _add_fast, resize_matrix, to_model_size
 
 from tiny_model import random_crops
 
@@ -51,7 +51,7 @@ def test_native_size_runs_the_network_directly(tiny_wm, sample_images):
     cover = sample_images[0]
     assert cover.size == (32, 32)
     bits = random_bits(256, 0)
-    marked = tiny_wm.embed_bits(cover, bits)
+    marked = tiny_wm.embed_bits(cover, bits, refine=False)
     x = pil_to_tensor(cover)
     with torch.inference_mode():
         encoded = tiny_wm.encoder(x, torch.tensor(bits, dtype=torch.float32)[None])

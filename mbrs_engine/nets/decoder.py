@@ -34,3 +34,16 @@ class Decoder(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         out = self.body(image).flatten(1)
         return self.undiffuse(out) if self.undiffuse is not None else out
+
+    def scores(self, image: torch.Tensor) -> torch.Tensor:
+        """The output before the plain model's last ReLU: the same bits (``> 0.5``), with a gradient everywhere.
+
+        :meth:`forward` clips at 0, so a bit read as a confident 0 gives no
+        gradient towards 1; optimising the input (embed-time refinement) needs
+        the value before that clip.  With the diffusion block the output is
+        already linear and this is :meth:`forward`.
+        """
+        if self.undiffuse is not None:
+            return self(image)
+        conv, norm, _ = self.body[-1]
+        return norm(conv(self.body[:-1](image))).flatten(1)

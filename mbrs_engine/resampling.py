@@ -1,0 +1,116 @@
+"""Resampling between an image and the model's H x H grid, and adding an upscaled residual to a photo.
+
+The networks see an antialiased H x H view of any image (:func:`to_model_size`,
+PIL bicubic).  The residual the encoder gives at H x H is brought to the
+photo's size by the same bicubic kernel written as two matrix products
+(:func:`resize_matrix`), which keeps it exact, fast at 12 MP, and
+differentiable (:func:`upscale_residual`, used by embed-time refinement).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+from PIL import Image, ImageChops
+
+#: PIL's ``reducing_gap``: shrink by an integer factor with a box filter first, then bicubic (fast, antialiased).
+REDUCING_GAP = 3.0
+#: The largest residual (8-bit levels) the fast add path takes; larger ones take the exact slow path.
+_FAST_RESIDUAL_LIMIT = 127.0
+_ROW_BLOCK_ELEMENTS = 1 << 21
+
+def to_model_size(rgb: Image.Image, size: int) -> Image.Image:
+    """The antialiased ``size`` x ``size`` view of an RGB image that the networks see."""
+    if rgb.size == (size, size):
+        return rgb
+    return rgb.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
+
+
+def _cubic(x: torch.Tensor, a: float = -0.5) -> torch.Tensor:
+    """Keys' cubic convolution kernel (a = -0.5, as PIL's BICUBIC)."""
+    x = x.abs()
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return torch.where(x < 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
+
+
+def placement_matrix(out_size: int, in_size: int, offset: float, length: float, edge: bool) -> torch.Tensor:
+    """(out, in) resampling of an ``in_size`` signal placed at [offset, offset + length] on ``out_size`` pixels.
+
+    Bicubic, antialiased when shrinking.  Output pixels whose centre falls
+    outside the placed signal get a zero row (``edge=False``: the caller fills
+    them) or repeat the nearest edge (``edge=True``).
+    """
+    scale = in_size / length
+    width = max(scale, 1.0)
+    centers = ((torch.arange(out_size, dtype=torch.float64) + 0.5) - offset) * scale
+    inside = (centers >= 0) & (centers <= in_size)
+    centers = centers.clamp(0.0, float(in_size))
+    taps = torch.arange(in_size, dtype=torch.float64) + 0.5
+    weights = _cubic((taps[None, :] - centers[:, None]) / width)
+    weights = weights / weights.sum(1, keepdim=True)
+    return (weights if edge else weights * inside[:, None]).float()
+
+
+@lru_cache(maxsize=32)
+def resize_matrix(out_size: int, in_size: int) -> torch.Tensor:
+    """(out, in) matrix of PIL-style bicubic resampling, antialiased (kernel widened) when shrinking."""
+    return placement_matrix(out_size, in_size, 0.0, float(out_size), edge=True)
+
+
+def _upscaled_offsets(residual: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """round(resized residual) + 128 as uint8 (3, height, width); the residual is (3, h, w) in 8-bit levels.
+
+    Separable resampling as two matrix products, the second one in blocks of
+    rows so that the float intermediate stays small.
+    """
+    rows = resize_matrix(height, residual.shape[1])
+    cols_t = resize_matrix(width, residual.shape[2]).t().contiguous()
+    partial = torch.matmul(rows, residual)  # (3, height, w)
+    out = torch.empty(3, height, width, dtype=torch.uint8)
+    step = max(1, _ROW_BLOCK_ELEMENTS // (3 * width))
+    for top in range(0, height, step):
+        block = torch.matmul(partial[:, top:top + step], cols_t)
+        out[:, top:top + step] = block.round_().add_(128.0).clamp_(0.0, 255.0)
+    return out
+
+
+def _residual_bound(residual: torch.Tensor, width: int, height: int) -> float:
+    """An upper bound of |resized residual| (resampling overshoot included)."""
+    gain_rows = resize_matrix(height, residual.shape[1]).abs().sum(1).max()
+    gain_cols = resize_matrix(width, residual.shape[2]).abs().sum(1).max()
+    return float(residual.abs().max() * gain_rows * gain_cols)
+
+
+def _add_fast(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
+    """rgb + round(resized residual), clipped, in PIL (the residual must stay within +-127 levels)."""
+    width, height = rgb.size
+    offsets = _upscaled_offsets(residual, width, height).numpy()
+    bands = [Image.frombuffer("L", (width, height), offsets[c], "raw", "L", 0, 1) for c in range(3)]
+    return ImageChops.add(rgb, Image.merge("RGB", bands), scale=1.0, offset=-128)
+
+
+def _add_exact(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
+    """The same sum in numpy for any residual size (slower)."""
+    width, height = rgb.size
+    rows = resize_matrix(height, residual.shape[1])
+    cols = resize_matrix(width, residual.shape[2])
+    up = torch.matmul(torch.matmul(rows, residual), cols.t()).round_().permute(1, 2, 0).numpy()
+    out = np.clip(np.asarray(rgb, dtype=np.float32) + up, 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "RGB")
+
+
+def add_residual(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
+    """``clip(rgb + round(resize(residual)))``: residual (3, h, w) float, in 8-bit levels, resized bicubically."""
+    width, height = rgb.size
+    if _residual_bound(residual, width, height) <= _FAST_RESIDUAL_LIMIT:
+        return _add_fast(rgb, residual)
+    return _add_exact(rgb, residual)
+
+
+
+def upscale_residual(residual: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """The residual (3, h, w) resampled to (3, height, width), in float and differentiable."""
+    return torch.matmul(torch.matmul(resize_matrix(height, residual.shape[1]), residual),
+                        resize_matrix(width, residual.shape[2]).t())
