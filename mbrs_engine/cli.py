@@ -160,7 +160,11 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
     def work(job: Job) -> None:
         loaded = load_image(job.source)
-        marked = wm.embed(loaded.image, args.message, strength=args.strength, key=args.key)
+        bar = ProgressBar(wm.refine.steps) if wm.refine and not args.no_refine and sys.stderr.isatty() else None
+        marked = wm.embed(loaded.image, args.message, strength=args.strength, key=args.key, refine=not args.no_refine,
+                          progress=(lambda done, total: bar.update(done, f"refining {job.source.name}")) if bar else None)
+        if bar:
+            bar.close()
         save_like(marked, job.target, loaded, quality=args.quality, overwrite=args.overwrite)
         print(f"wrote {job.target}: {size} of {wm.capacity} bytes, {_quality_line(loaded.image, job.target)}")
 
@@ -290,7 +294,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.paper_table:
         return _cmd_paper_table(args)
     config = EvalConfig(attacks=tuple(args.attacks), strengths=tuple(args.strengths), protocol=args.protocol,
-                        seed=args.seed, key=args.key)
+                        seed=args.seed, key=args.key, refine=False if args.no_refine else None)
     images = _eval_images(args.folder, args.limit)
     wm = _watermarker(args.model)
     progress = ProgressBar(len(images))
@@ -301,7 +305,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     print(format_table(rows))
     if args.out:
         info = {"model": wm.name, "image_size": wm.image_size, "message_length": wm.message_length,
-                "protocol": config.protocol, "seed": config.seed, "attacks": list(config.attacks),
+                "protocol": config.protocol, "refined": config.refined, "seed": config.seed,
+                "attacks": list(config.attacks),
                 "strengths": list(config.strengths), "images": [name for name, _ in images]}
         for path in write_reports(rows, args.out, info):
             print(f"wrote {path}")
@@ -396,6 +401,8 @@ def _add_embed(sub) -> None:
     p.add_argument("-m", "--message", required=True, metavar="TEXT", help="the text to embed (UTF-8)")
     p.add_argument("--strength", "-s", type=float, default=1.0, metavar="S",
                    help="watermark strength (residual scale, default 1.0): higher is more robust and more visible")
+    p.add_argument("--no-refine", action="store_true",
+                   help="skip the refinement against attacks (instant, less robust; see docs/watermarking.md)")
     _add_model_key(p)
     p.set_defaults(func=_cmd_embed)
 
@@ -450,6 +457,8 @@ def _add_eval(sub) -> None:
                         "bits; --attacks and --protocol are then ignored)")
     p.add_argument("--target-psnr", type=float, metavar="DB",
                    help="with --paper-table: set the strength so that the mean PSNR is DB (as the paper compares)")
+    p.add_argument("--no-refine", action="store_true",
+                   help="full protocol: embed without the refinement against attacks (native: never refined)")
     _add_model_key(p)
     p.set_defaults(func=_cmd_eval)
 

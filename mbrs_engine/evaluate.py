@@ -6,7 +6,9 @@ Two protocols:
   (antialiased) to the model's H x H, so the networks run on the image itself
   (the paper's protocol).
 * ``full``: each image keeps its own size; embedding and decoding go through
-  the full-size path of :class:`~mbrs_engine.watermarker.Watermarker`.
+  the full-size path of :class:`~mbrs_engine.watermarker.Watermarker`, with
+  the embed-time refinement the app uses (:mod:`mbrs_engine.refinement`;
+  ``EvalConfig(refine=False)`` measures the networks alone).
 
 For every image and strength, a message is embedded: random text filling the
 model's capacity, coded by :mod:`mbrs_engine.payload` (random raw bits when
@@ -57,6 +59,7 @@ class EvalConfig:
     protocol: str = "native"
     seed: int = 0
     key: str | None = None
+    refine: bool | None = None  # embed-time refinement; None: for the full protocol only (native is the paper's)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -65,6 +68,10 @@ class EvalConfig:
             raise ValueError("give at least one attack and one strength")
         for text in self.attacks:
             parse_chain(text)
+
+    @property
+    def refined(self) -> bool:
+        return self.protocol == "full" if self.refine is None else self.refine
 
 
 @dataclass
@@ -144,7 +151,7 @@ def _measure_image(wm, index: int, cover: Image.Image, config: EvalConfig, chain
     rng = np.random.default_rng([config.seed, index])
     bits, text = _message(wm, rng, config.key)
     for strength in config.strengths:
-        marked = wm.embed_bits(cover, bits, strength)
+        marked = wm.embed_bits(cover, bits, strength, refine=config.refined)
         quality = _quality(cover, marked)
         for a, chain in enumerate(chains):
             attacked = apply_chain(marked, chain, _attack_seed(config.seed, index, a))

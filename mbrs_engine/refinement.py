@@ -206,7 +206,7 @@ def refine_residual(wm, rgb: Image.Image, bits: torch.Tensor, residual: torch.Te
 
 def image_psnr(a: Image.Image, b: Image.Image) -> float:
     """PSNR (dB) between two 8-bit RGB images of the same size, exact (integer squared errors), fast at 12 MP."""
-    first, second = (torch.from_numpy(np.asarray(x.convert("RGB"))).to(torch.int32) for x in (a, b))
+    first, second = (torch.from_numpy(np.array(x.convert("RGB"), dtype=np.int32)) for x in (a, b))
     diff = first - second
     mse = int(diff.mul_(diff).sum(dtype=torch.int64)) / diff.numel()
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)

@@ -77,6 +77,20 @@ def test_embed_attack_decode(tiny_model_path, photo, tmp_path, capsys):
     assert len(result["bits"]) == 256 and result["hypotheses"] == 5
 
 
+def test_embed_no_refine_is_the_networks_alone(tiny_model_path, photo, tmp_path, capsys):
+    from mbrs_engine import Watermarker
+    from mbrs_engine.imageio import open_image
+
+    plain, refined = tmp_path / "plain.png", tmp_path / "refined.png"
+    for target, extra in ((plain, ["--no-refine"]), (refined, [])):
+        assert run(capsys, "embed", photo, "-o", target, "-m", "hi", "--model", tiny_model_path, *extra)[0] == 0
+    wm = Watermarker.from_pretrained(tiny_model_path)
+    source = open_image(photo)
+    assert np.array_equal(np.asarray(open_image(plain)), np.asarray(wm.embed(source, "hi", refine=False)))
+    assert np.array_equal(np.asarray(open_image(refined)), np.asarray(wm.embed(source, "hi")))
+    assert not np.array_equal(np.asarray(open_image(plain)), np.asarray(open_image(refined)))
+
+
 def test_decode_without_watermark_exits_1(tiny_model_path, photo, capsys):
     code, out, _ = run(capsys, "decode", photo, "--model", tiny_model_path)
     assert code == 1 and "no watermark found" in out

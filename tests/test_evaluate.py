@@ -50,6 +50,15 @@ def test_protocols(tiny_wm, images):
     assert full[0].images == 1 and full[0].recovered == 1.0
     with pytest.raises(ValueError, match="protocol"):
         EvalConfig(protocol="paper")
+
+
+def test_full_protocol_refines_by_default_and_native_never_unless_asked(tiny_wm, images):
+    assert EvalConfig(protocol="full").refined and not EvalConfig(protocol="native").refined
+    assert not EvalConfig(protocol="full", refine=False).refined and EvalConfig(refine=True).refined
+    one = images[:1]
+    refined = evaluate(tiny_wm, one, EvalConfig(attacks=("jpeg:50",), protocol="full"))[0]
+    plain = evaluate(tiny_wm, one, EvalConfig(attacks=("jpeg:50",), protocol="full", refine=False))[0]
+    assert refined.ber < plain.ber and refined.psnr == pytest.approx(plain.psnr, abs=0.1)
     with pytest.raises(ValueError, match="unknown attack"):
         EvalConfig(attacks=("shear:3",))
 
