@@ -1,7 +1,9 @@
 """Benchmark: Watermarker embed / decode time by image size (CPU).
 
-For each size: ``embed_bits`` (full-size path: resize to H, encoder, residual
-upscaling, add and round), ``decode_bits`` (antialiased resize + decoder), and
+For each size: ``embed_bits`` without refinement (full-size path: resize to
+H, encoder, residual upscaling, add and round), the same with the embed-time
+refinement (one run: it takes seconds; ``--no-refine`` skips it),
+``decode_bits`` (antialiased resize + decoder), and
 ``decode`` with its crop search on a watermarked image (found in the full
 frame; "n/a" when an untrained model cannot find it) and on a clean one
 (every hypothesis tried).  Times are medians over
@@ -76,6 +78,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--residual", type=float, default=12.0, help="largest residual in 8-bit levels (untrained)")
     ap.add_argument("--no-search", action="store_true", help="skip the decode-with-search columns")
+    ap.add_argument("--no-refine", action="store_true", help="skip the refined-embedding column")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = ap.parse_args()
     if args.threads:
@@ -84,7 +87,9 @@ def main() -> None:
     print(f"model {wm.name}: H={wm.image_size} L={wm.message_length}, strength {strength:.3g}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"search: {len(wm.search.frames())} hypotheses")
-    header = f"{'size':>11s} {'MP':>5s} {'embed_bits':>11s} {'decode_bits':>12s}"
+    header = f"{'size':>11s} {'MP':>5s} {'embed_bits':>11s}"
+    header += "" if args.no_refine else f" {'refined':>9s}"
+    header += f" {'decode_bits':>12s}"
     if not args.no_search:
         header += f" {'decode(found)':>14s} {'decode(clean)':>14s}"
     print(header)
@@ -95,10 +100,15 @@ def main() -> None:
     for size in args.sizes:
         width, height = map(int, size.lower().split("x"))
         img = photo_like(width, height)
-        marked = wm.embed_bits(img, bits, strength)
-        embed = median_time(lambda: wm.embed_bits(img, bits, strength), args.repeats)
+        marked = wm.embed_bits(img, bits, strength, refine=False)
+        embed = median_time(lambda: wm.embed_bits(img, bits, strength, refine=False), args.repeats)
+        line = f"{size:>11s} {width * height / 1e6:5.1f} {embed:10.3f}s"
+        if not args.no_refine:
+            start = time.perf_counter()
+            marked = wm.embed_bits(img, bits, strength)
+            line += f" {time.perf_counter() - start:8.2f}s"
         decode = median_time(lambda: wm.decode_bits(marked), args.repeats)
-        line = f"{size:>11s} {width * height / 1e6:5.1f} {embed:10.3f}s {decode:11.3f}s"
+        line += f" {decode:11.3f}s"
         if not args.no_search:
             try:
                 detected = wm.decode(marked, search=False).detected

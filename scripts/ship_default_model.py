@@ -46,8 +46,9 @@ FULL_ATTACKS = ("identity", "jpeg:50", "resize:0.5", "crop:0.8+jpeg:90")
 
 
 def select_checkpoint(run_dir: Path) -> tuple[str, dict]:
-    """``best`` or ``last``: the one that recovers more messages (then: lower raw BER) in the full-size
-    protocol on the run's held-out validation photos, at their cached size (384-pixel short side)."""
+    """``best`` or ``last``: the one that recovers more messages in the full-size protocol on the run's
+    held-out validation photos, at their cached size (384-pixel short side): refined first, then unrefined,
+    then the lower raw BER unrefined (the crop rows left out: their raw BER is read on a moved frame)."""
     config = TrainConfig.load(run_dir / "config.json")
     source = ImageSource(config.data.cache_dir, config.data.cache_side)
     _, paths = train_val_paths(config.data, config.seed, source)
@@ -56,12 +57,16 @@ def select_checkpoint(run_dir: Path) -> tuple[str, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for which in ("best", "last"):
             json_path, _ = export_run(run_dir, tmp, which, fp16="no", which=which)
-            rows = evaluate(Watermarker.from_pretrained(json_path), images,
-                            EvalConfig(attacks=FULL_ATTACKS, protocol="full"))
+            wm = Watermarker.from_pretrained(json_path)
+            refined, plain = (evaluate(wm, images, EvalConfig(attacks=FULL_ATTACKS, protocol="full", refine=refine))
+                              for refine in (True, False))
             scores[which] = {"step": read_model_json(json_path)["training"]["steps"],
-                             "recovered": round(float(np.mean([r.recovered for r in rows])), 4),
-                             "ber": round(float(np.mean([r.ber for r in rows])), 5)}
-    chosen = max(scores, key=lambda w: (scores[w]["recovered"], -scores[w]["ber"]))
+                             "recovered": round(float(np.mean([r.recovered for r in refined])), 4),
+                             "recovered_unrefined": round(float(np.mean([r.recovered for r in plain])), 4),
+                             "ber_unrefined": round(float(np.mean([r.ber for r in plain if "crop" not in r.attack])),
+                                                    5)}
+    chosen = max(scores, key=lambda w: (scores[w]["recovered"], scores[w]["recovered_unrefined"],
+                                        -scores[w]["ber_unrefined"]))
     return chosen, {"validation_photos": len(images), "candidates": scores, "chosen": chosen}
 
 

@@ -67,6 +67,18 @@ def dialogs(monkeypatch) -> Dialogs:
     return captured
 
 
+@pytest.fixture(autouse=True)
+def unrefined_embedding(request, isolated_user_dirs):
+    """The Embed tab's refinement off unless a test asks for it (``@pytest.mark.refine``): it takes about a
+    second per embedding with the tiny model, and the tests that are not about it embed dozens of times."""
+    if request.node.get_closest_marker("refine") is None:
+        from mbrs_gui.settings import Settings
+
+        settings = Settings()
+        settings.set("refine", False)
+        settings.save()
+
+
 @pytest.fixture
 def installed_model(tiny_model_path):
     """The tiny model copied into this test's models folder and made the default."""

@@ -171,3 +171,45 @@ def test_auto_strength_finds_the_lowest_strength_that_survives(qtbot, window, ph
     assert wrong_bits(found) == 0
     assert wrong_bits(0.1) > 0  # the search starts where the watermark is too weak
     assert "lowest" in window.statusBar().currentMessage()
+
+
+@pytest.mark.refine
+def test_refine_box_reembeds_without_refinement_and_is_remembered(qtbot, window, photo, tiny_wm):
+    tab = embed_photo(qtbot, window, photo)
+    assert tab.refine.isChecked() and tab.current.signature.refine
+    refined = tab.current.residual.render(1.0)
+    tab.refine.setChecked(False)
+    wait_idle(qtbot, window)
+    assert not tab.current.signature.refine and window.ctx.settings.get("refine") is False
+    plain = tab.current.residual.render(1.0)
+    assert np.array_equal(plain, np.asarray(tiny_wm.embed(Image.open(photo), MESSAGE, refine=False).convert("RGB")))
+    assert not np.array_equal(plain, refined)
+
+
+def test_embed_job_reports_refinement_steps_and_stops_on_cancel(photo, tiny_wm):
+    from mbrs_gui.documents import Signature, embed, open_document
+    from mbrs_gui.workers import Cancelled
+
+    class Context:
+        def __init__(self, cancel_at=None):
+            self.seen, self.cancel_at = [], cancel_at
+
+        def progress(self, done, total, text=""):
+            self.seen.append((done, total, text))
+            if done == self.cancel_at and total:
+                raise Cancelled()
+
+        def check(self):
+            pass
+
+    doc = open_document(photo)
+    ctx = Context()
+    result = embed(ctx, tiny_wm, doc, Signature(MESSAGE, None, id(tiny_wm), True))
+    steps = [s for s in ctx.seen if s[1]]
+    assert steps and all("Refining the watermark of photo0.png" in text for _, _, text in steps)
+    assert steps[-1][0] == steps[-1][1] and result.residual.size == doc.size
+    with pytest.raises(Cancelled):
+        embed(Context(cancel_at=3), tiny_wm, doc, Signature(MESSAGE, None, id(tiny_wm), True))
+    plain = Context()
+    embed(plain, tiny_wm, doc, Signature(MESSAGE, None, id(tiny_wm), False))
+    assert not [s for s in plain.seen if s[1]]  # no refinement, no steps
