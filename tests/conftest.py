@@ -40,9 +40,12 @@ def tiny_model_path(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_wm(tiny_model_path):
+    """The tiny model, embedding with a short refinement (10 steps) to keep the suite fast; the default
+    refinement is tested in tests/test_refinement.py."""
     from mbrs_engine import Watermarker
+    from mbrs_engine.refinement import RefineConfig
 
-    return Watermarker.from_pretrained(tiny_model_path)
+    return Watermarker.from_pretrained(tiny_model_path, refine=RefineConfig(steps=10))
 
 
 @pytest.fixture(scope="session")
