@@ -52,7 +52,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class RefineConfig:
-    """How :func:`refine_residual` tunes a watermark (one of these lives on every Watermarker)."""
+    """How :func:`refine_residual` tunes a watermark (a Watermarker carries one as its default, or None)."""
 
     steps: int = 40                                 # the most gradient steps
     learning_rate: float = 0.3                      # Adam, in 8-bit levels of the H x H residual; cosine to a tenth

@@ -9,12 +9,14 @@ Native size (the model's H x H): the encoder runs on the image itself, as in
 the paper.  Any other size: the cover is resized (antialiased) to H x H, the
 encoder gives a residual ``encoded - cover`` there, the residual is scaled by
 ``strength``, upscaled (bicubic) to the full size and added to the full-size
-image, which is then rounded to 8 bit.  Decoding resizes (antialiased) to
-H x H and runs the decoder.  See ``docs/watermarking.md``.
+image, which is then rounded to 8 bit (:mod:`mbrs_engine.resampling`).  By
+default that residual is then refined for the image against the decoder
+under attacks, at a fixed PSNR (:mod:`mbrs_engine.refinement`).  Decoding
+resizes (antialiased) to H x H and runs the decoder.  See ``docs/watermarking.md``.
 
 :meth:`Watermarker.decode` can also search for the frame of a cropped image:
 it tries the image as the full original first, then as a crop of an original
-with a smaller area (see :class:`SearchConfig`), padding it back to the
+with a smaller area (see :class:`~mbrs_engine.frames.SearchConfig`), padding it back to the
 presumed original frame before resizing, and keeps the first hypothesis whose
 payload passes the test; the p-value is multiplied by the number of hypotheses
 (Bonferroni), so the false-positive bound still holds.
