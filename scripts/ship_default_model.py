@@ -19,7 +19,7 @@
    - the native protocol: the paper's Tables 1 and 3 (128x128, random bits).
 3. Write the measured metrics into default.json and the tables to docs/eval/.
 
-    python scripts/ship_default_model.py RUN_DIR [--photos data/eval-photos] [--full-psnr 40]
+    python scripts/ship_default_model.py RUN_DIR [--photos data/eval-photos] [--full-psnr 40] [--checkpoint last]
 """
 from __future__ import annotations
 
@@ -103,11 +103,16 @@ def main() -> None:
     ap.add_argument("run_dir")
     ap.add_argument("--photos", default="data/eval-photos")
     ap.add_argument("--full-psnr", type=float, default=40.0, help="lowest PSNR of a photo at strength 1")
+    ap.add_argument("--checkpoint", choices=("auto", "best", "last"), default="auto",
+                    help="auto: choose on the run's validation photos (select_checkpoint)")
     ap.add_argument("--out", default="assets/models")
     ap.add_argument("--docs", default="docs/eval")
     args = ap.parse_args()
 
-    which, selection = select_checkpoint(Path(args.run_dir))
+    if args.checkpoint == "auto":
+        which, selection = select_checkpoint(Path(args.run_dir))
+    else:
+        which, selection = args.checkpoint, {"chosen": args.checkpoint, "by": "--checkpoint"}
     print(f"checkpoint chosen on the validation photos: {selection}")
     json_path, fp16 = export_run(args.run_dir, args.out, "default", which=which,
                                  description="MBRS Studio default model: 128x128, L=256 (13 text bytes with "
