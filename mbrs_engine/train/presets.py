@@ -25,7 +25,7 @@
   (about 40 dB on full-size photos), then keeps it there; the last 900 of its
   3600 steps at a tenth of the learning rate.  Validation and the choice of
   the best checkpoint use 39 dB too.
-- ``default-model-resize``: the third stage: starts from the second stage's
+- ``default-model-resize``: the third stage (shipped): starts from the second stage's
   networks (``training/default-model-39/last.ckpt``) and adds resizing to
   half size and back to the noise pool (a quarter of the mini-batches), for
   photos at or below the model's size, which a resize halves for real; 39 dB
