@@ -38,7 +38,7 @@ from .frames import Frame, decoder_input, decoder_input_stand_in
 from .metrics import psnr_to_mse
 from .noise import Resize
 from .pixels import pil_to_tensor
-from .resampling import add_residual, upscale_residual
+from .resampling import REDUCING_GAP, add_residual, upscale_residual
 
 #: The attack families a refinement step can draw one view from.
 ATTACK_FAMILIES = ("identity", "jpeg", "resize", "crop")
@@ -101,7 +101,7 @@ def work_copy(rgb: Image.Image, side: int) -> Image.Image:
         return rgb
     scale = side / max(width, height)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return rgb.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return rgb.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
 
 
 def _draw_view(family: str, rng: np.random.Generator, config: RefineConfig, crop_areas):
@@ -137,7 +137,8 @@ class _Budget:
         self.cover = cover  # (3, h, w) in 8-bit levels
         self.mse = mse
 
-    def apply(self, residual: torch.Tensor) -> torch.Tensor:
+    def apply(self, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the residual at the budget, its upscale to the cover): upscaling is linear, so one serves both."""
         up = upscale_residual(residual, self.cover.shape[2], self.cover.shape[1])
         scale = torch.sqrt(self.mse / up.pow(2).mean().clamp_min(1e-12))
         with torch.no_grad():  # the factor that makes up for clipped pixels, by fixed-point iteration
@@ -145,7 +146,7 @@ class _Budget:
             for _ in range(4):
                 mse = ((self.cover + factor * unclipped).clamp(0.0, 255.0) - self.cover).pow(2).mean().item()
                 factor *= min(math.sqrt(self.mse / max(mse, 1e-12)), 4.0)
-        return residual * scale * factor
+        return residual * (scale * factor), up * (scale * factor)
 
 
 def refine_residual(wm, rgb: Image.Image, bits: torch.Tensor, residual: torch.Tensor, target_psnr: float,
@@ -158,7 +159,6 @@ def refine_residual(wm, rgb: Image.Image, bits: torch.Tensor, residual: torch.Te
     work copy move the PSNR slightly).
     """
     work = work_copy(rgb, config.work_side)
-    width, height = work.size
     cover = pil_to_tensor(work)  # (1, 3, h, w) in [-1, 1]
     budget = _Budget((cover[0] + 1.0) * 127.5, psnr_to_mse(target_psnr))
     target = bits.to(wm.device).float()
@@ -172,9 +172,9 @@ def refine_residual(wm, rgb: Image.Image, bits: torch.Tensor, residual: torch.Te
     for step in range(config.steps):
         if progress:
             progress(step, config.steps)
-        current = budget.apply(param)
+        current, up = budget.apply(param)
         marked = add_residual(work, current.detach())
-        up = upscale_residual(current, width, height)[None] / 127.5
+        up = up[None] / 127.5
         views, keep = [], []
         for family in config.attacks:
             if family == "crop" and not crop_areas:
@@ -201,7 +201,7 @@ def refine_residual(wm, rgb: Image.Image, bits: torch.Tensor, residual: torch.Te
         optimizer.step()
     if progress:
         progress(config.steps, config.steps)
-    return budget.apply(param).detach()
+    return budget.apply(param)[0].detach()
 
 
 def image_psnr(a: Image.Image, b: Image.Image) -> float:

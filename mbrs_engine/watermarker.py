@@ -33,7 +33,7 @@ from torch import nn
 
 from . import payload
 from .frames import (CENTRAL_SEARCH, CORNER_SEARCH, SEARCH_OVERSAMPLING, Frame, SearchConfig,  # noqa: F401
-                     erased_cells, frame_view)
+                     decoder_input, erased_cells, frame_view)
 from .imageio import join_alpha, split_alpha
 from .metrics import residual_scale_for_psnr
 from .nets import NetworkConfig
@@ -265,7 +265,7 @@ class Watermarker:
 
     def _frame_batches(self, rgb: Image.Image, frames: list[Frame], config: SearchConfig):
         """(frames, input batch) pairs: the full frame alone first (most images need nothing else), then the rest."""
-        yield frames[:1], pil_to_tensor(to_model_size(rgb, self.image_size))
+        yield frames[:1], decoder_input(rgb, frames[0], self.image_size, config.fill)[None]
         if len(frames) == 1:
             return
         view = pil_to_tensor(to_model_size(rgb, SEARCH_OVERSAMPLING * self.image_size))[0]
