@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import itertools
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -73,6 +74,8 @@ MIN_CAPACITY = 2
 #: The fewest parity + CRC bits a layout may have: then an error-free payload has p <= 2^-30, detectable
 #: at the default threshold even when the p-value is multiplied by up to 1000 hypotheses.
 MIN_CHECK_BITS = 30
+#: Soft decoding looks at most this many candidates (cheapest first) for one under the threshold.
+MAX_CHECKED = 16
 #: Default significance level of the detection test (the false-positive bound per image).
 DEFAULT_THRESHOLD = 1e-6
 _MIN_M, _MAX_M = 5, 15
@@ -335,6 +338,30 @@ def _generator(layout: PayloadLayout) -> np.ndarray:
     return generator_matrix(lambda data: _bch_encode(layout, data), layout.data_bits)
 
 
+def _format_syndrome(layout: PayloadLayout, data_bits: np.ndarray) -> np.ndarray:
+    """The version bits, the padding after the text field and the CRC mismatch: all 0 but the version's
+    low bit for a well-formed payload (the length field and UTF-8 are checked by :func:`_parse_text`)."""
+    checked = data_bits[:layout.checked_bits]
+    padding = checked[VERSION_BITS + layout.length_bits + 8 * layout.capacity:]
+    return np.concatenate([checked[:VERSION_BITS], padding, _crc_bits(checked) ^ data_bits[layout.checked_bits:]])
+
+
+@lru_cache(maxsize=None)
+def _format_checks(layout: PayloadLayout) -> tuple[np.ndarray, np.ndarray]:
+    """(checks, target): a codeword c is well formed (version, padding, CRC) iff ``checks @ c = target`` mod 2.
+
+    The syndrome is affine in the data bits (the CRC is linear up to its
+    initial value), so it is M d + s(0) with M's columns s(e_i) + s(0).
+    """
+    zero = _format_syndrome(layout, np.zeros(layout.data_bits, np.uint8))
+    eye = np.eye(layout.data_bits, dtype=np.uint8)
+    checks = np.zeros((len(zero), layout.code_bits), np.uint8)
+    checks[:, :layout.data_bits] = np.stack([_format_syndrome(layout, row) ^ zero for row in eye], axis=1)
+    wanted = np.zeros(len(zero), np.uint8)
+    wanted[:VERSION_BITS] = _int_bits(FORMAT_VERSION, VERSION_BITS)
+    return checks, wanted ^ zero
+
+
 def _bch_correct(layout: PayloadLayout, code: np.ndarray) -> tuple[np.ndarray, int] | None:
     """Corrected (data + parity) bits and the number of corrected errors, or None when decoding fails."""
     bch = _bch(layout.bch_t, layout.bch_m)
@@ -418,10 +445,11 @@ def decode_payload(soft, key: str | bytes | None = None, hypotheses: int = 1,
             return result
     if soft_decoding:
         code_soft[erased] = 0.5
-        for candidate, _ in osd_candidates(code_soft, _generator(layout)):
-            distance = int(np.count_nonzero((candidate != code) & ~erased))
+        candidates = osd_candidates(code_soft, _generator(layout), *_format_checks(layout))
+        for candidate, _ in itertools.islice(candidates, MAX_CHECKED):
             if _parse_text(layout, candidate[:layout.data_bits])[1] is None:
                 continue
+            distance = int(np.count_nonzero((candidate != code) & ~erased))
             if p_value(layout, distance, hypotheses, result.erased_bits) < threshold:
                 result.soft_decoded = True
                 _take(result, layout, key, candidate, distance)
