@@ -20,6 +20,7 @@
 3. Write the measured metrics into default.json and the tables to docs/eval/.
 
     python scripts/ship_default_model.py RUN_DIR [--photos data/eval-photos] [--full-psnr 40] [--checkpoint last]
+    python scripts/ship_default_model.py --metrics-only    # steps 2-3 on the shipped model as it is
 """
 from __future__ import annotations
 
@@ -100,7 +101,9 @@ def false_alarms(wm, images) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run_dir")
+    ap.add_argument("run_dir", nargs="?", help="the training run to export (not with --metrics-only)")
+    ap.add_argument("--metrics-only", action="store_true",
+                    help="re-measure the shipped model (weights and calibration untouched), e.g. after a decoder change")
     ap.add_argument("--photos", default="data/eval-photos")
     ap.add_argument("--full-psnr", type=float, default=40.0, help="lowest PSNR of a photo at strength 1")
     ap.add_argument("--checkpoint", choices=("auto", "best", "last"), default="auto",
@@ -108,19 +111,25 @@ def main() -> None:
     ap.add_argument("--out", default="assets/models")
     ap.add_argument("--docs", default="docs/eval")
     args = ap.parse_args()
+    if (args.run_dir is None) != args.metrics_only:
+        ap.error("give a RUN_DIR to export, or --metrics-only to re-measure the shipped model")
 
-    if args.checkpoint == "auto":
-        which, selection = select_checkpoint(Path(args.run_dir))
-    else:
-        which, selection = args.checkpoint, {"chosen": args.checkpoint, "by": "--checkpoint"}
-    print(f"checkpoint chosen on the validation photos: {selection}")
-    json_path, fp16 = export_run(args.run_dir, args.out, "default", which=which,
-                                 description="MBRS Studio default model: 128x128, L=256 (13 text bytes with "
-                                             "BCH + CRC-16), trained on Debian wallpaper photographs")
     images = load_folder(args.photos)
-    residual_psnr = calibrate(json_path, images, args.full_psnr)
+    if args.metrics_only:
+        json_path = Path(args.out) / "default.json"
+        selection = read_model_json(json_path).get("metrics", {}).get("checkpoint_selection", {})
+    else:
+        if args.checkpoint == "auto":
+            which, selection = select_checkpoint(Path(args.run_dir))
+        else:
+            which, selection = args.checkpoint, {"chosen": args.checkpoint, "by": "--checkpoint"}
+        print(f"checkpoint chosen on the validation photos: {selection}")
+        json_path, fp16 = export_run(args.run_dir, args.out, "default", which=which,
+                                     description="MBRS Studio default model: 128x128, L=256 (13 text bytes with "
+                                                 "BCH + CRC-16), trained on Debian wallpaper photographs")
+        residual_psnr = calibrate(json_path, images, args.full_psnr)
+        print(f"exported {json_path} ({'fp16' if fp16 else 'fp32'}), residual_psnr {residual_psnr} dB")
     wm = Watermarker.from_pretrained(str(json_path))
-    print(f"exported {json_path} ({'fp16' if fp16 else 'fp32'}), residual_psnr {residual_psnr} dB")
 
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
@@ -147,6 +156,7 @@ def main() -> None:
         print(result.to_markdown())
 
     data = read_model_json(json_path)
+    previous = data.get("metrics", {})
     data["metrics"] = {
         "full_size": robustness_summary(full, "full"),
         "full_size_psnr_range": [round(float(full_psnrs.min()), 3), round(float(full_psnrs.max()), 3)],
@@ -155,7 +165,7 @@ def main() -> None:
         "native_table1": {k: v for k, v in native["1"][0].items()},
         "native_table1_at_36.49dB": {k: v for k, v in native["1-psnr"][0].items()},
         "eval_photos": [name for name, _ in images],
-        "validation_during_training": data.get("metrics", {}).get("validation", {}),
+        "validation_during_training": previous.get("validation") or previous.get("validation_during_training", {}),
         "checkpoint_selection": selection,
     }
     json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False,
