@@ -15,7 +15,8 @@ each basis row has a check signature (what flipping it does to the checks),
 and a pattern passes when its rows' signatures XOR to what the re-encoding
 lacks.  Patterns are split into a left half (the ``ceil(order / 2)``
 lowest flipped rows) and a right half (the rest, all higher), and the halves
-are paired by signature with a sorted table (meet in the middle).  At k = 128
+are paired by signature through a table of right halves bucketed by it (meet
+in the middle).  At k = 128
 and order 6 that examines every one of the 4.8e9 patterns of up to six flips
 while building only about 350,000 half patterns and the few thousand pairs
 whose signatures match.  The survivors are ranked by how much confidence they
@@ -31,6 +32,7 @@ errors, and the false-positive guarantee stands, however deep the search.
 from __future__ import annotations
 
 import itertools
+import math
 from functools import lru_cache
 from typing import Callable, Iterator
 
@@ -42,6 +44,16 @@ DEFAULT_ORDER = 6
 _MATCH_BITS = 20
 #: Searches beyond order 2 need this many check bits, or the pairs that match would not fit in memory.
 MIN_CHECK_BITS_DEEP = 16
+#: Long codes get a lower order, so that the half patterns stay below this many (order 6 up to k = 133,
+#: 4 up to k = 893, then 2).
+MAX_HALF_PATTERNS = 400_000
+
+
+def search_order(k: int, order: int = DEFAULT_ORDER) -> int:
+    """The order searched for a basis of k bits: ``order``, lowered in steps of 2 until it is affordable."""
+    while order > 2 and sum(math.comb(k, s) for s in range((order + 1) // 2 + 1)) > MAX_HALF_PATTERNS:
+        order -= 2
+    return order
 
 
 def generator_matrix(encode: Callable[[np.ndarray], np.ndarray], k: int) -> np.ndarray:
@@ -78,7 +90,7 @@ def _reduce(generator: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.
 
 
 @lru_cache(maxsize=8)
-def _half_patterns(k: int, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+def _half_patterns(k: int, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
     """The halves of the flip patterns of at most ``order`` rows of k, which depend on k and order only.
 
     Returns (left, right, full, table_bits, right_size): ``left`` every set of
@@ -142,7 +154,7 @@ def osd_candidates(soft: np.ndarray, generator: np.ndarray, checks: np.ndarray, 
 
     Yields (codeword bits, Hamming distance to the hard decisions) for every
     codeword that differs from the re-encoded most reliable basis in at most
-    ``order`` basis bits and satisfies the checks, the one contradicting the
+    ``order`` basis bits (see :func:`search_order` for long codes) and satisfies the checks, the one contradicting the
     least confidence first.  ``soft``: the n code bits as values in [0, 1]
     (bit = value > 0.5; 0.5 is no information); ``generator``: the code's
     (k, n) generator matrix (see :func:`generator_matrix`); ``checks``: (m, n)
@@ -164,7 +176,7 @@ def osd_candidates(soft: np.ndarray, generator: np.ndarray, checks: np.ndarray, 
     checks_p = checks[:, by_trust].astype(np.int64)
     row_sig = _pack((reduced @ checks_p.T) % 2)
     need = int(_pack((checks_p @ base + np.asarray(target, dtype=np.int64)) % 2))
-    patterns = _matching_patterns(row_sig, need, k, order)
+    patterns = _matching_patterns(row_sig, need, k, search_order(k, order))
     n_bits = reduced.shape[1]
     rows = np.vstack([np.packbits(reduced, axis=1), np.zeros((1, (n_bits + 7) // 8), np.uint8)])  # row k: none
     flips = np.bitwise_xor.reduce(rows[patterns], axis=1)

@@ -157,7 +157,7 @@ def test_p_value_with_erasures():
     assert P.p_value(LAYOUT, 3, erased=0) == P.p_value(LAYOUT, 3)
 
 
-@pytest.mark.parametrize("trials", [pytest.param(400, marks=pytest.mark.slow), 100])
+@pytest.mark.parametrize("trials", [pytest.param(400, marks=pytest.mark.slow), 60])
 @pytest.mark.parametrize("area", [1.0, 0.6])
 def test_random_words_are_not_detected(area, trials):
     """Under the null the detection rate of the full search stays below the threshold (checked at a loose 1 %)."""
@@ -206,3 +206,16 @@ def test_the_correction_is_described():
     text = P.decode_payload(bits.astype(float), erased=erased).describe_correction()
     assert text.startswith("0 bit error(s) corrected by soft decoding, ") and "bits outside the crop" in text
     assert P.decode_payload(np.random.default_rng(0).random(256)).describe_correction().startswith("the error corr")
+
+
+def test_long_codes_search_a_lower_order():
+    from mbrs_engine.soft_decoding import search_order
+
+    assert [search_order(k) for k in (40, 128, 133, 134, 893, 894)] == [6, 6, 6, 4, 4, 2]
+    assert search_order(128, order=3) == 3 and search_order(900, order=5) == 1
+    rng = np.random.default_rng(9)
+    for length in (625, 1024):                           # k = 320 and 528: order 4, in a fraction of a second
+        bits = P.encode_text("long", length)
+        soft = np.where(bits == 1, 0.9, 0.1)
+        assert P.decode_payload(soft).message == "long"
+        assert not P.decode_payload(rng.random(length)).detected
