@@ -178,7 +178,7 @@ def test_search_finds_crops_the_full_frame_misses(tiny_wm, sample_images):
         found_with += with_search.message == "crop me"
         found_without += without.message == "crop me"
         if with_search.detected and not without.detected:
-            assert with_search.frame.startswith("crop 0.")     # the 0.8 hypothesis or a neighbour
+            assert with_search.frame in ("crop 0.9 center", "crop 0.8 center", "crop 0.7 center")  # 0.8 or a neighbour
     assert found_with > found_without
 
 
