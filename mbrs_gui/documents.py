@@ -172,12 +172,31 @@ def chain_needs_search(chain_text: str) -> bool:
     return any(a.name == "crop" for a in parse_chain(chain_text))
 
 
-def bit_errors_under(wm, residual: Residual, strength: float, chain, bits: np.ndarray, key: str | None,
-                     search: bool) -> int:
-    """Wrong raw bits after attacking the image watermarked at ``strength``."""
+@dataclass
+class Trial:
+    """One strength tried by :func:`auto_strength`: does the message read back under the attack, with margin?"""
+
+    strength: float
+    reads_back: bool  # the exact message, by hard-decision BCH, within the margin
+    bit_errors: int  # raw bit errors of the attacked image (before correction)
+
+
+def margin_errors(wm) -> int:
+    """The most raw bit errors a strength may leave and still count as surviving: half of what BCH corrects,
+    so the mark keeps headroom for an attack a little stronger than the one tested."""
+    return wm.layout.bch_t // 2
+
+
+def try_strength(wm, residual: Residual, strength: float, chain, text: str, key: str | None,
+                 search: bool) -> Trial:
+    """Attack the image watermarked at ``strength`` and read it back as ``mbrs decode`` would."""
     attacked = apply_chain(Image.fromarray(residual.render(strength), "RGB"), chain)
-    soft = wm.decode(attacked, key=key).soft if search else wm.decode_bits(attacked)
-    return int(((np.asarray(soft) > 0.5) != bits.astype(bool)).sum())
+    result = wm.decode(attacked, key=key, search=search)
+    bits = payload.encode_text(text, wm.message_length, key)
+    errors = int(((np.asarray(result.soft) > 0.5) != bits.astype(bool)).sum())
+    reads_back = (result.detected and result.message == text and not result.soft_decoded
+                  and result.bit_errors_corrected is not None and result.bit_errors_corrected <= margin_errors(wm))
+    return Trial(strength, reads_back, errors)
 
 
 @dataclass
@@ -185,7 +204,8 @@ class AutoStrength:
     doc_key: int
     strength: float | None  # None: no strength tried survives
     chain: str
-    errors_at_best: int  # fewest bit errors seen (when nothing survives)
+    errors_at_best: int  # fewest raw bit errors seen (when nothing survives)
+    margin: int = 0  # raw bit errors a surviving strength may leave (:func:`margin_errors`)
 
 
 #: Strengths tried from the lowest up; the first that survives is refined by bisection below it.
@@ -194,7 +214,7 @@ AUTO_LADDER = (0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 
 def auto_strength(ctx, wm, doc: ImageDocument, residual: Residual, signature: Signature, chain_text: str,
                   ladder: tuple[float, ...] = AUTO_LADDER, steps: int = 5) -> AutoStrength:
-    """The lowest strength whose watermark keeps every bit under the attack.
+    """The lowest strength whose message reads back under the attack with margin (:func:`try_strength`).
 
     Climbs ``ladder`` until a strength survives (too high a strength can fail
     again, through clipping, so the search comes from below), then bisects
@@ -202,33 +222,32 @@ def auto_strength(ctx, wm, doc: ImageDocument, residual: Residual, signature: Si
     """
     chain = parse_chain(chain_text)
     search = chain_needs_search(chain_text)
-    bits = payload.encode_text(signature.text, wm.message_length, signature.key)
     total = len(ladder) + steps
 
-    def errors(strength: float, done: int) -> int:
+    def trial(strength: float, done: int) -> Trial:
         ctx.progress(done, total, f"Auto strength: trying {strength:.2f}")
-        return bit_errors_under(wm, residual, strength, chain, bits, signature.key, search)
+        return try_strength(wm, residual, strength, chain, signature.text, signature.key, search)
 
     fewest, low, high = None, None, None
     for i, strength in enumerate(ladder):
-        wrong = errors(strength, i)
-        if wrong == 0:
+        result = trial(strength, i)
+        if result.reads_back:
             high = strength
             break
-        fewest = wrong if fewest is None else min(fewest, wrong)
+        fewest = result.bit_errors if fewest is None else min(fewest, result.bit_errors)
         low = strength
     if high is None:
-        return AutoStrength(doc.key, None, chain_text, fewest or 0)
+        return AutoStrength(doc.key, None, chain_text, fewest or 0, margin_errors(wm))
     if low is not None:
         for i in range(steps):
             middle = round((low + high) / 2, 2)  # strengths on the slider's 0.01 grid: the result is one tested
             if not low < middle < high:
                 break
-            if errors(middle, len(ladder) + i) == 0:
+            if trial(middle, len(ladder) + i).reads_back:
                 high = middle
             else:
                 low = middle
-    return AutoStrength(doc.key, high, chain_text, 0)
+    return AutoStrength(doc.key, high, chain_text, 0, margin_errors(wm))
 
 
 def save_document(ctx, doc: ImageDocument, path: Path, quality: int, strength: float) -> Path:

@@ -194,7 +194,8 @@ class EmbedTab(FileDropTarget, QWidget):
         self.auto_attack.setToolTip("Attack the watermark must survive: jpeg:Q, crop:F, resize:F, blur:S, noise:S, "
                                     "chained with + (e.g. jpeg:75+resize:0.5)")
         self.auto_button = QPushButton("Auto strength")
-        self.auto_button.setToolTip("Find the lowest strength that keeps every bit under the chosen attack")
+        self.auto_button.setToolTip("Find the lowest strength at which the message still reads back, with margin, "
+                                    "after the chosen attack")
         self.auto_button.clicked.connect(self.run_auto_strength)
         auto_row = QHBoxLayout()
         auto_row.addWidget(self.auto_attack, 1)
@@ -498,13 +499,14 @@ class EmbedTab(FileDropTarget, QWidget):
 
     def _auto_done(self, result: jobs.AutoStrength) -> None:
         if result.strength is None:
-            show_error(self, f"No strength up to {STRENGTH_MAX:g} keeps every bit under '{result.chain}' (at best "
-                             f"{result.errors_at_best} bit(s) are lost). Try a milder attack or a more robust model.")
+            show_error(self, f"At no strength up to {STRENGTH_MAX:g} does the message read back with margin after "
+                             f"'{result.chain}' (at best {result.errors_at_best} bit errors; at most {result.margin} "
+                             f"leave margin). Try a milder attack or a more robust model.")
             return
         if self.current is not None and self.current.key == result.doc_key:
             self.spin.setValue(result.strength)
-            self.status.emit(f"Auto strength: {result.strength:.2f} is the lowest that keeps every bit "
-                             f"under {result.chain}")
+            self.status.emit(f"Auto strength: {result.strength:.2f} is the lowest at which the message reads "
+                             f"back after {result.chain} (with margin)")
 
     # ------------------------------------------------------------ saving
 
