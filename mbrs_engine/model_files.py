@@ -15,10 +15,15 @@ A model ``NAME`` is two files side by side:
   PSNR in dB of the saved image at strength 1 when embedding is refined, see
   :mod:`mbrs_engine.refinement`; null keeps the unrefined image's PSNR).
 
-Loading never unpickles anything (safetensors and JSON only), checks the
-SHA-256 of the weights (mandatory for shipped models, checked whenever present
-otherwise), rebuilds the networks with :func:`mbrs_engine.nets.build_from_config`
-and loads the weights strictly.
+Loading never unpickles anything (safetensors and JSON only) and allocates
+nothing a file did not earn: the network sizes are bounded
+(:data:`mbrs_engine.nets.config.MAX_SIZES`, ``MAX_PARAMETERS``), the weights
+file may not be larger than those parameters need, its SHA-256 is checked
+(mandatory for shipped models, checked whenever present otherwise), and the
+tensor names, shapes and dtypes in its header must be exactly those of the
+described network (:func:`mbrs_engine.nets.state_shapes`, built on the meta
+device) before the networks are built with
+:func:`mbrs_engine.nets.build_from_config` and the weights loaded strictly.
 
 Where models are found (:func:`list_models`, :func:`resolve_model`): the
 shipped ones in the ``mbrs_assets`` package (the repository's ``assets/models``,
@@ -31,6 +36,7 @@ default model is ``default`` unless the user picked another with
 from __future__ import annotations
 
 import hashlib
+import math
 import importlib.resources
 import json
 import os
@@ -47,7 +53,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from .imageio import atomic_write
-from .nets import ArchitectureError, NetworkConfig, build_from_config
+from .nets import ArchitectureError, NetworkConfig, build_from_config, state_shapes
 from .payload import PayloadError, capacity
 
 FORMAT = "mbrs-studio-model"
@@ -57,6 +63,8 @@ APP_NAME = "mbrs-studio"
 DEFAULT_LICENCE = "MIT (weights released with MBRS Studio)"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _PREFIXES = ("encoder.", "decoder.")
+_DTYPES = {"F32": 4, "F16": 2, "I64": 8}  # what save_model writes (BatchNorm's num_batches_tracked is int64)
+_HEADER_ALLOWANCE = 1 << 20  # bytes of safetensors header a model file may carry beyond its tensors
 
 
 class ModelFileError(ValueError):
@@ -228,28 +236,69 @@ def _optional_float(data: dict, key: str) -> float | None:
     return float(value)
 
 
-def _read_weights(data: dict, json_path: Path, require_checksum: bool) -> dict[str, torch.Tensor]:
+def _read_weights(data: dict, json_path: Path, require_checksum: bool,
+                  expected: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    """The checked tensors of the weights file: no larger than ``expected`` shapes need, matching the
+    SHA-256, and holding exactly those names and shapes (checked on the header, before any tensor is read)."""
     weights = data["weights"]
     weights_path = json_path.parent / str(weights.get("file", json_path.with_suffix(".safetensors").name))
     if weights_path.parent != json_path.parent:
         raise ModelFileError(f"'{json_path}': the weights file must sit beside the description")
+    most = sum(8 * math.prod(shape) for shape in expected.values()) + _HEADER_ALLOWANCE
     try:
+        if weights_path.stat().st_size > most:
+            raise ModelFileError(f"the weights '{weights_path}' are larger ({weights_path.stat().st_size:,} bytes) "
+                                 f"than the network in '{json_path.name}' can need ({most:,} bytes)")
         blob = weights_path.read_bytes()
     except OSError as exc:
         raise ModelFileError(f"cannot read the weights '{weights_path}': {exc.strerror or exc}") from None
-    expected = weights.get("sha256")
-    if expected is None:
+    expected_sha = weights.get("sha256")
+    if expected_sha is None:
         if require_checksum:
             raise ModelFileError(f"'{json_path}' has no SHA-256 for its weights, which a shipped model must have")
         warnings.warn(f"'{json_path}' has no SHA-256 for its weights: they are loaded unchecked",
                       ModelWarning, stacklevel=3)
-    elif hashlib.sha256(blob).hexdigest() != str(expected).lower():
+    elif hashlib.sha256(blob).hexdigest() != str(expected_sha).lower():
         raise ModelFileError(f"the weights '{weights_path}' do not match the SHA-256 in '{json_path.name}' "
                              f"(corrupted or replaced file)")
+    _check_header(_safetensors_header(blob, weights_path), expected, weights_path, json_path)
     try:
         return load_safetensors(blob)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"cannot read the weights '{weights_path}': {exc}") from None
+
+
+def _safetensors_header(blob: bytes, where: Path) -> dict:
+    """The JSON header of a safetensors blob (8-byte little-endian length, then the JSON), tensors only."""
+    size = int.from_bytes(blob[:8], "little") if len(blob) >= 8 else -1
+    if not 0 < size <= min(len(blob) - 8, _HEADER_ALLOWANCE):
+        raise ModelFileError(f"cannot read the weights '{where}': not a safetensors file")
+    try:
+        header = json.loads(blob[8:8 + size])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelFileError(f"cannot read the weights '{where}': not a safetensors file") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"cannot read the weights '{where}': not a safetensors file")
+    header.pop("__metadata__", None)
+    return header
+
+
+def _check_header(header: dict, expected: dict[str, tuple[int, ...]], where: Path, json_path: Path) -> None:
+    """Every tensor of the described network, and nothing else, with its shape and a known dtype."""
+    def refuse(what: str):
+        raise ModelFileError(f"the weights '{where}' do not fit the network in '{json_path.name}': {what}")
+
+    for name, entry in header.items():
+        if name not in expected:
+            refuse(f"unexpected tensor {name!r}")
+        if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPES:
+            refuse(f"tensor {name!r} has an unsupported dtype")
+        if tuple(entry.get("shape") or ()) != expected[name]:
+            refuse(f"tensor {name!r} has shape {tuple(entry.get('shape') or ())}, the network needs "
+                   f"{expected[name]}")
+    missing = [name for name in expected if name not in header]
+    if missing:
+        refuse(f"missing tensor {missing[0]!r}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
 
 
 def _load_state(module: nn.Module, prefix: str, tensors: dict[str, torch.Tensor], where: Path) -> None:
@@ -269,10 +318,12 @@ def load_model_files(json_path: str | os.PathLike, source: str = "path",
     json_path = Path(json_path)
     data = read_model_json(json_path)
     config = network_config(data, json_path)
-    tensors = _read_weights(data, json_path, source == "shipped" if require_checksum is None else require_checksum)
-    unknown = [k for k in tensors if not k.startswith(_PREFIXES)]
-    if unknown:
-        raise ModelFileError(f"the weights of '{json_path}' hold unexpected tensors, e.g. {unknown[0]!r}")
+    try:
+        expected = state_shapes(config)
+    except ArchitectureError as exc:
+        raise ModelFileError(f"'{json_path}': invalid network configuration: {exc}") from None
+    tensors = _read_weights(data, json_path, source == "shipped" if require_checksum is None else require_checksum,
+                            expected)
     encoder, decoder, _ = build_from_config(config)
     _load_state(encoder, "encoder.", tensors, json_path)
     _load_state(decoder, "decoder.", tensors, json_path)

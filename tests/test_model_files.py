@@ -136,6 +136,89 @@ def test_weights_must_fit_the_architecture(tmp_path):
         mf.load_model_files(files.json_path)
 
 
+def test_a_network_that_does_not_fit_the_weights_is_refused_before_it_is_built(tmp_path, monkeypatch):
+    files, _, _ = save(tmp_path)
+    data = json.loads(files.json_path.read_text())
+    data["network"]["channels"] = 512  # within the limits, far larger than the weights
+    files.json_path.write_text(json.dumps(data))
+    monkeypatch.setattr(mf, "build_from_config", lambda cfg: pytest.fail("built a network for weights that do not fit"))
+    with pytest.raises(mf.ModelFileError, match="do not fit the network.*shape"):
+        mf.load_model_files(files.json_path)
+
+
+@pytest.mark.parametrize("network, message", [
+    ({"channels": 4096}, "channels 4096 is beyond the limit"),
+    ({"image_size": 4096, "channels": 64}, "image_size 4096 with 64 channels is beyond the limit"),
+    ({"image_size": 1024, "message_length": 4}, "parameters is beyond the limit"),  # channels double 9 times
+])
+def test_network_sizes_are_bounded(tmp_path, network, message):
+    files, _, _ = save(tmp_path)
+    data = json.loads(files.json_path.read_text())
+    data["network"].update(network)
+    files.json_path.write_text(json.dumps(data))
+    with pytest.raises(mf.ModelFileError, match=message):
+        mf.load_model_files(files.json_path)
+
+
+def test_weights_larger_than_the_network_needs_are_not_read(tmp_path, monkeypatch):
+    files, _, _ = save(tmp_path)
+    with open(files.weights_path, "ab") as fh:
+        fh.truncate(files.weights_path.stat().st_size + (64 << 20))  # a sparse 64 MB tail
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self}"))
+    with pytest.raises(mf.ModelFileError, match="larger .* than the network"):
+        mf.load_model_files(files.json_path)
+
+
+def test_a_header_with_foreign_tensors_is_refused(tmp_path):
+    from safetensors.torch import save as save_safetensors
+
+    files, encoder, decoder = save(tmp_path)
+    tensors = mf.state_tensors(encoder, decoder)
+    tensors["extra.weight"] = torch.zeros(3)
+    blob = save_safetensors(tensors)
+    files.weights_path.write_bytes(blob)
+    data = json.loads(files.json_path.read_text())
+    data["weights"]["sha256"] = hashlib.sha256(blob).hexdigest()
+    files.json_path.write_text(json.dumps(data))
+    with pytest.raises(mf.ModelFileError, match="unexpected tensor 'extra.weight'"):
+        mf.load_model_files(files.json_path)
+    del tensors["extra.weight"], tensors["decoder.body.0.0.weight"]
+    blob = save_safetensors(tensors)
+    files.weights_path.write_bytes(blob)
+    data["weights"]["sha256"] = hashlib.sha256(blob).hexdigest()
+    files.json_path.write_text(json.dumps(data))
+    with pytest.raises(mf.ModelFileError, match="missing tensor 'decoder.body.0.0.weight'"):
+        mf.load_model_files(files.json_path)
+
+
+def test_a_model_json_asking_for_4096_channels_is_refused_quickly_in_little_memory(tmp_path):
+    """The shipped weights with their own checksum, under a description that asks for 4096 channels: once this
+    took 22.7 GB and the kernel killed the process.  Now: a one-line error, exit 2, in little time and memory."""
+    import time
+
+    from PIL import Image
+
+    shutil.copy(mf.shipped_models_dir() / "default.safetensors", tmp_path / "huge.safetensors")
+    data = json.loads((mf.shipped_models_dir() / "default.json").read_text())
+    data["weights"]["file"] = "huge.safetensors"
+    data["network"]["channels"] = 4096
+    (tmp_path / "huge.json").write_text(json.dumps(data))
+    Image.new("RGB", (64, 64), (120, 130, 140)).save(tmp_path / "x.png")
+    peak = tmp_path / "peak-kb"
+    script = ("import resource, sys; from mbrs_engine.cli import main\n"
+              "resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))  # a safety net, far above the bound\n"
+              "try:\n    sys.exit(main(sys.argv[2:]))\nfinally:\n"
+              "    open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))")
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script, str(peak), "decode", str(tmp_path / "x.png"), "--model",
+                           str(tmp_path / "huge.json")], capture_output=True, text=True, timeout=60)
+    seconds = time.monotonic() - start
+    peak_mb = int(peak.read_text()) / 1024
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "channels 4096 is beyond the limit" in done.stderr
+    assert seconds < 10 and peak_mb < 2048
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda d: d.update(format="something"), "not an MBRS Studio model"),
     (lambda d: d.update(format_version=99), "format version 99"),

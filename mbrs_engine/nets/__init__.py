@@ -5,10 +5,11 @@
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .adversary import Adversary
-from .config import PRESETS, ArchitectureError, NetworkConfig, valid_message_lengths
+from .config import MAX_PARAMETERS, PRESETS, ArchitectureError, NetworkConfig, valid_message_lengths
 from .decoder import Decoder
 from .encoder import Encoder, MessageProcessor
 
@@ -25,10 +26,25 @@ def build_from_config(cfg: NetworkConfig) -> tuple[Encoder, Decoder, Adversary]:
     return Encoder(cfg), Decoder(cfg), Adversary(cfg.adversary_channels)
 
 
+def state_shapes(cfg: NetworkConfig) -> dict[str, tuple[int, ...]]:
+    """Shape of every tensor of the encoder's and decoder's state dicts (``encoder.*``, ``decoder.*``), from
+    networks built on the meta device (nothing allocated); raises :class:`ArchitectureError` beyond
+    :data:`~mbrs_engine.nets.config.MAX_PARAMETERS`."""
+    with torch.device("meta"):
+        encoder, decoder = Encoder(cfg), Decoder(cfg)
+    shapes = {f"{prefix}.{key}": tuple(value.shape) for prefix, module in (("encoder", encoder), ("decoder", decoder))
+              for key, value in module.state_dict().items()}
+    parameters = count_parameters(encoder) + count_parameters(decoder)
+    if parameters > MAX_PARAMETERS:
+        raise ArchitectureError(f"{parameters:,} parameters is beyond the limit of {MAX_PARAMETERS:,}")
+    return shapes
+
+
 def count_parameters(module: nn.Module) -> int:
     """Trainable parameters (BatchNorm affine included, running statistics excluded)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
 __all__ = ["Adversary", "ArchitectureError", "Decoder", "Encoder", "MessageProcessor", "NetworkConfig",
-           "PRESETS", "build_from_config", "build_networks", "count_parameters", "valid_message_lengths"]
+           "PRESETS", "build_from_config", "build_networks", "count_parameters", "state_shapes",
+           "valid_message_lengths"]

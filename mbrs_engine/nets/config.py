@@ -13,7 +13,18 @@ from dataclasses import asdict, dataclass
 
 
 class ArchitectureError(ValueError):
-    """An (image size, message length) pair the architecture cannot take."""
+    """An (image size, message length) pair the architecture cannot take, or sizes beyond the limits."""
+
+
+#: The largest value each size may take (a model file is data: its sizes must not be able to take the machine).
+MAX_SIZES = {"image_size": 4096, "message_length": 65536, "channels": 1024, "blocks": 64, "diffusion_size": 1024,
+             "adversary_channels": 1024}
+#: Bound on image_size**2 * channels: the feature maps at full resolution (2**26: about 256 MB per map in
+#: float32 for one image; the faithful model has 2**20, the 400-pixel preset 2**23.3).
+MAX_FULL_RESOLUTION_FEATURES = 2**26
+#: Bound on the encoder's plus the decoder's parameters (the faithful model has 20.8 M; checked by
+#: :func:`mbrs_engine.nets.state_shapes`, which builds nothing).
+MAX_PARAMETERS = 200_000_000
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,11 @@ class NetworkConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "blocks" else 1):
                 raise ArchitectureError(f"{name} must be a positive integer, got {value!r}")
+            if value > MAX_SIZES[name]:
+                raise ArchitectureError(f"{name} {value} is beyond the limit of {MAX_SIZES[name]}")
+        if self.image_size**2 * self.channels > MAX_FULL_RESOLUTION_FEATURES:
+            raise ArchitectureError(f"image_size {self.image_size} with {self.channels} channels is beyond the "
+                                    f"limit (image_size² x channels <= {MAX_FULL_RESOLUTION_FEATURES:,})")
         if self.channels % 8:
             raise ArchitectureError(f"channels must be a multiple of 8 (SE reduction), got {self.channels}")
         self.upsamplings  # validates the L/H pair
