@@ -2,9 +2,12 @@
 safe atomic writes, and one-line errors.
 
 * :func:`load_image` opens a file, applies its EXIF orientation, takes the
-  first frame of an animation (with a warning), refuses decompression bombs,
-  and returns an 8-bit ``RGB`` or ``RGBA`` image with the EXIF (orientation
-  reset to 1) and an RGB ICC profile to carry over to the output.
+  first frame of an animation (with a warning), refuses images above
+  :data:`MAX_PIXELS` (possible decompression bombs), and returns an 8-bit
+  ``RGB`` or ``RGBA`` image with its metadata (EXIF with orientation reset to 1,
+  an RGB ICC profile, XMP, IPTC, dpi, PNG text: :mod:`mbrs_engine.metadata`)
+  to carry over to the output.  A 16-bit or grey input is converted with a
+  :class:`ModeWarning`.
 * :func:`normalize_mode` maps any PIL mode to 8-bit RGB or RGBA:
   ``L``/``P``/``CMYK``/``1``/``YCbCr`` -> RGB, ``LA``/``PA``/``RGBa``/``P`` with
   transparency -> RGBA, 16-bit (``I;16*``, ``I``) -> 8 bit as ``round(v / 257)``
@@ -13,9 +16,10 @@ safe atomic writes, and one-line errors.
 * :func:`split_alpha` / :func:`join_alpha`: the watermark goes into RGB, the
   alpha channel is re-attached untouched.
 * :func:`save_image` writes PNG, JPEG (``quality``), WebP (``quality``; 100 =
-  lossless) or TIFF by extension, through a temporary file in the same folder
-  and ``os.replace`` (a crash never leaves a half-written image), and refuses
-  to overwrite its own input unless asked.
+  lossless) or TIFF by extension, with every metadata block the format can
+  hold, through a temporary file in the same folder and ``os.replace`` (a crash
+  never leaves a half-written image), and refuses to overwrite its input or
+  any existing file unless asked.
 
 Errors are :class:`ImageLoadError` / :class:`OutputPathError` (``ValueError``)
 and :class:`ImageSaveError` (``OSError``), each with a one-line message.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +36,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-#: Refuse images that declare more pixels than this (Pillow's own decompression-bomb error level).
+from .metadata import Metadata, MetadataWarning, encode, read_metadata  # noqa: F401
+
+#: Refuse images that declare more pixels than this (Pillow's own decompression-bomb error level, 178.9 MP;
+#: ``$MBRS_MAX_PIXELS`` or the ``max_pixels`` argument sets another).
 MAX_PIXELS = 2 * 89_478_485
 #: Output formats by file extension.
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 #: Extensions of files taken as images in folders.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 DEFAULT_QUALITY = 95
-_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
@@ -54,6 +61,10 @@ class ImageWarning(UserWarning):
     """Something the user should know about an input (an animation reduced to its first frame)."""
 
 
+class ModeWarning(ImageWarning):
+    """An input converted on the way in (16-bit to 8-bit, grey to RGB): the output differs in kind."""
+
+
 class ImageSaveError(OSError):
     """Writing the output failed (permissions, disk full, ...); nothing was left behind."""
 
@@ -66,8 +77,7 @@ class LoadedImage:
     path: Path
     format: str | None
     source_mode: str
-    exif: bytes | None  # EXIF with orientation reset to 1
-    icc_profile: bytes | None  # only an RGB profile (a CMYK or grey one no longer fits the pixels)
+    metadata: Metadata  # what the output keeps: EXIF (orientation 1), RGB ICC, XMP, IPTC, dpi, PNG text
     frames: int = 1
 
 
@@ -134,19 +144,33 @@ def _check_input_path(path: Path) -> None:
         raise ImageLoadError(f"cannot read '{path}': the file is empty")
 
 
+_PILLOW_LIMIT = threading.Lock()
+
+
 def _open_checked(path: Path, max_pixels: int) -> Image.Image:
-    """Open (header only) and refuse images that declare too many pixels."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+    """Open (header only) and refuse images that declare more than ``max_pixels`` pixels.
+
+    Pillow warns above ``Image.MAX_IMAGE_PIXELS`` (89.5 MP) and refuses above
+    twice that; the limit here is ``max_pixels`` alone (Pillow's refusal is
+    lifted for the call when ``max_pixels`` is higher).
+    """
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings(), _PILLOW_LIMIT:
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        if pillow_limit is not None and max_pixels >= 2 * pillow_limit:
+            Image.MAX_IMAGE_PIXELS = max_pixels
         try:
             img = Image.open(path)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        except Image.DecompressionBombError as exc:
             raise ImageLoadError(f"cannot read '{path}': refused as a possible decompression bomb ({exc})") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillow_limit
     width, height = img.size
     if width * height > max_pixels:
         img.close()
         raise ImageLoadError(f"cannot read '{path}': it declares {width}x{height} = {width * height:,} pixels, "
-                             f"more than the limit of {max_pixels:,} (a possible decompression bomb)")
+                             f"more than the limit of {max_pixels:,} (a possible decompression bomb; "
+                             f"MBRS_MAX_PIXELS sets another limit)")
     if width < 1 or height < 1:
         img.close()
         raise ImageLoadError(f"cannot read '{path}': it declares an empty size {width}x{height}")
@@ -162,41 +186,55 @@ def _first_frame(img: Image.Image, path: Path) -> int:
     return frames
 
 
-def _rgb_icc_profile(img: Image.Image) -> bytes | None:
-    """The embedded ICC profile if it describes RGB data (header bytes 16..20 are the colour space)."""
-    icc = img.info.get("icc_profile")
-    return icc if icc and icc[16:20] == b"RGB " else None
+def max_pixels_setting() -> int:
+    """:data:`MAX_PIXELS`, or ``$MBRS_MAX_PIXELS`` when set (a positive whole number)."""
+    text = os.environ.get("MBRS_MAX_PIXELS")
+    if not text:
+        return MAX_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ImageLoadError(f"MBRS_MAX_PIXELS must be a positive whole number of pixels, got {text!r}")
+    return value
 
 
-def _exif_bytes(img: Image.Image) -> bytes | None:
-    """The EXIF block with orientation 1 ("upright"), since the pixels were already turned upright."""
-    exif = img.getexif()
-    if not len(exif):
-        return None
-    exif[_ORIENTATION] = 1
-    return exif.tobytes()
+def _mode_warning(mode: str) -> None:
+    if mode in _SIXTEEN_BIT_MODES or mode == "F":
+        warnings.warn(f"the input has more than 8 bits per channel ({mode}): the watermarked output has 8",
+                      ModeWarning, stacklevel=3)
+    elif mode in ("L", "LA", "La", "1", "I", "F"):
+        warnings.warn("the input is greyscale: the watermark lives in colour, so the output is RGB",
+                      ModeWarning, stacklevel=3)
 
 
-def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> LoadedImage:
-    """Read an image file for watermarking; raises :class:`ImageLoadError` with a one-line reason."""
+def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> LoadedImage:
+    """Read an image file for watermarking; raises :class:`ImageLoadError` with a one-line reason.
+
+    ``max_pixels``: the most pixels accepted (default :func:`max_pixels_setting`).
+    """
     path = Path(path)
     _check_input_path(path)
+    max_pixels = max_pixels_setting() if max_pixels is None else max_pixels
     try:
         with _open_checked(path, max_pixels) as img:
             frames = _first_frame(img, path)
             img.load()
             upright = ImageOps.exif_transpose(img)
-            return LoadedImage(normalize_mode(upright), path, img.format, img.mode, _exif_bytes(upright),
-                               _rgb_icc_profile(img), frames)
+            _mode_warning(img.mode)
+            return LoadedImage(normalize_mode(upright), path, img.format, img.mode, read_metadata(img),
+                               frames)
     except UnidentifiedImageError:
-        raise ImageLoadError(f"cannot read '{path}': not an image file, or a format Pillow cannot read") from None
+        raise ImageLoadError(f"cannot read '{path}': not an image file, or not in a format MBRS Studio reads "
+                             f"(PNG, JPEG, WebP, TIFF, BMP, GIF)") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as exc:
         if isinstance(exc, ImageLoadError):
             raise
         raise ImageLoadError(f"cannot read '{path}': the file is truncated or corrupt ({exc})") from None
 
 
-def open_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def open_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image.Image:
     """Just the image of :func:`load_image` (8-bit RGB or RGBA, upright)."""
     return load_image(path, max_pixels).image
 
@@ -229,38 +267,37 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_output_path(path: str | os.PathLike, source: str | os.PathLike | None = None,
-                      overwrite: bool = False) -> Path:
-    """Validate an output path before any work: format, folder, and not the input unless ``overwrite``."""
+                      overwrite: bool = False, replace: bool | None = None) -> Path:
+    """Validate an output path before any work: format, folder, not the input unless ``overwrite``, and not an
+    existing file unless ``replace`` (default: as ``overwrite``; the app passes True once the user agreed)."""
     path = Path(path)
     output_format(path)
+    replace = overwrite if replace is None else replace
     if source is not None and not overwrite and (_same_file(path, Path(source))
                                                  or path.resolve() == Path(source).resolve()):
         raise OutputPathError(f"refusing to overwrite the input '{source}' (pass --overwrite to allow it)")
     if path.is_dir():
         raise OutputPathError(f"cannot write '{path}': it is a folder")
+    if path.exists() and not replace:
+        raise OutputPathError(f"refusing to overwrite '{path}', which already exists (pass --overwrite to allow it)")
     parent = path.parent
     if not parent.is_dir():
         raise OutputPathError(f"cannot write '{path}': the folder '{parent}' does not exist")
     return path
 
 
-def _save_options(fmt: str, img: Image.Image, quality: int, exif: bytes | None, icc: bytes | None) -> dict:
+def _save_options(fmt: str, img: Image.Image, quality: int) -> dict:
     if fmt == "JPEG" and img.mode == "RGBA":
         raise OutputPathError("JPEG cannot store transparency: save as .png, .webp or .tif")
     if not 1 <= quality <= 100:
         raise OutputPathError(f"quality must be between 1 and 100, got {quality}")
-    options: dict = {}
-    if exif:
-        options["exif"] = exif
-    if icc:
-        options["icc_profile"] = icc
     if fmt == "JPEG":
-        options["quality"] = quality
-    elif fmt == "WEBP":
-        options.update(quality=quality, lossless=quality == 100)
-    elif fmt == "TIFF":
-        options["compression"] = "tiff_deflate"
-    return options
+        return {"quality": quality}
+    if fmt == "WEBP":
+        return {"quality": quality, "lossless": quality == 100}
+    if fmt == "TIFF":
+        return {"compression": "tiff_deflate"}
+    return {}
 
 
 def _file_mode(path: Path) -> int:
@@ -293,19 +330,21 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         raise
 
 
-def save_image(img: Image.Image, path: str | os.PathLike, *, exif: bytes | None = None,
-               icc_profile: bytes | None = None, quality: int = DEFAULT_QUALITY,
-               source: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
-    """Write ``img`` atomically in the format of ``path``'s extension; returns the path."""
-    path = check_output_path(path, source, overwrite)
+def save_image(img: Image.Image, path: str | os.PathLike, *, metadata: Metadata | None = None,
+               quality: int = DEFAULT_QUALITY, source: str | os.PathLike | None = None, overwrite: bool = False,
+               replace: bool | None = None) -> Path:
+    """Write ``img`` atomically in the format of ``path``'s extension, with every block of ``metadata`` the
+    format holds (see :mod:`mbrs_engine.metadata`); ``overwrite`` / ``replace`` as in :func:`check_output_path`.
+    Returns the path."""
+    path = check_output_path(path, source, overwrite, replace)
     fmt = output_format(path)
-    options = _save_options(fmt, img, quality, exif, icc_profile)
-    atomic_write(path, lambda fh: img.save(fh, format=fmt, **options))
+    data = encode(img, fmt, _save_options(fmt, img, quality), metadata or Metadata())
+    atomic_write(path, lambda fh: fh.write(data))
     return path
 
 
 def save_like(img: Image.Image, path: str | os.PathLike, loaded: LoadedImage, *, quality: int = DEFAULT_QUALITY,
-              overwrite: bool = False) -> Path:
-    """Save ``img`` keeping the EXIF and ICC profile of the input it was made from."""
-    return save_image(img, path, exif=loaded.exif, icc_profile=loaded.icc_profile, quality=quality,
-                      source=loaded.path, overwrite=overwrite)
+              overwrite: bool = False, replace: bool | None = None) -> Path:
+    """Save ``img`` keeping the metadata of the input it was made from."""
+    return save_image(img, path, metadata=loaded.metadata, quality=quality, source=loaded.path,
+                      overwrite=overwrite, replace=replace)

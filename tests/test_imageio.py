@@ -4,11 +4,12 @@ from __future__ import annotations
 import io
 import os
 import struct
+import warnings
 import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, IptcImagePlugin, PngImagePlugin, TiffImagePlugin, TiffTags
 
 from mbrs_engine import imageio as io_
 from mbrs_engine.imageio import ImageLoadError, ImageSaveError, OutputPathError
@@ -82,17 +83,101 @@ def test_exif_orientation_is_applied_and_reset(tmp_path):
     assert io_.load_image(saved).image.size == (30, 40)
 
 
-@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
-def test_exif_and_icc_survive_a_save(tmp_path, suffix):
+XMP = ('<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+       'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+       'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:rights>© Jane Doe 2026</dc:rights></rdf:Description>'
+       '</rdf:RDF></x:xmpmeta><?xpacket end="w"?>').encode("utf-8")
+#: IPTC-IIM: 2:80 by-line "Jane Doe", 2:116 copyright notice "(c) Jane Doe 2026"
+IPTC = b"\x1c\x02\x50\x00\x08Jane Doe" + b"\x1c\x02\x74\x00\x11(c) Jane Doe 2026"
+DPI = (300, 300)
+
+
+def with_app13(jpeg: bytes, iim: bytes) -> bytes:
+    """A JPEG with a Photoshop APP13 segment (resource 0x0404 = IPTC) right after SOI, built by hand."""
+    body = b"Photoshop 3.0\x00" + b"8BIM\x04\x04\x00\x00" + struct.pack(">L", len(iim)) + iim + b"\x00" * (len(iim) % 2)
+    return jpeg[:2] + b"\xff\xed" + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
+
+
+def photographers_input(tmp_path, suffix: str):
+    """A photo in this format with every metadata block the format holds (written by Pillow or by hand)."""
     exif = Image.Exif()
     exif[0x010F] = "Camera"
-    gradient().save(tmp_path / "in.png", exif=exif.tobytes(), icc_profile=srgb_icc())
-    loaded = io_.load_image(tmp_path / "in.png")
-    assert loaded.icc_profile == srgb_icc()
-    out = io_.save_like(loaded.image, tmp_path / f"out{suffix}", loaded)
-    with Image.open(out) as back:
-        assert back.info.get("icc_profile") == srgb_icc()
-        assert back.getexif().get(0x010F) == "Camera"
+    exif[0x8298] = "Jane Doe"  # EXIF copyright
+    img, path = gradient(), tmp_path / f"in{suffix}"
+    common = {"exif": exif.tobytes(), "icc_profile": srgb_icc()}
+    if suffix == ".jpg":
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", xmp=XMP, dpi=DPI, quality=95, **common)
+        path.write_bytes(with_app13(buf.getvalue(), IPTC))
+    elif suffix == ".png":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", XMP.decode("utf-8"))
+        info.add_text("Raw profile type iptc", f"\niptc\n{len(IPTC):8d}\n{IPTC.hex()}\n", zip=True)
+        info.add_text("Copyright", "Jane Doe")
+        img.save(path, pnginfo=info, dpi=DPI, **common)
+    elif suffix == ".tif":
+        tags = TiffImagePlugin.ImageFileDirectory_v2()  # a TIFF's EXIF tags live in its own directory
+        tags[0x010F], tags[0x8298] = "Camera", "Jane Doe"
+        tags[700], tags.tagtype[700] = XMP, TiffTags.BYTE
+        tags[33723], tags.tagtype[33723] = IPTC, TiffTags.UNDEFINED
+        img.save(path, tiffinfo=tags, dpi=DPI, icc_profile=srgb_icc())
+    else:
+        img.save(path, xmp=XMP, lossless=True, **common)
+    return path
+
+
+#: What each output holds: EXIF and ICC everywhere; XMP everywhere; IPTC and dpi where the format has room.
+HOLDS = {".jpg": {"iptc", "dpi"}, ".png": {"iptc", "dpi", "text"}, ".tif": {"iptc", "dpi"}, ".webp": set()}
+
+
+def blocks_of(path) -> dict:
+    """The metadata of a saved file, read with Pillow alone (not with the engine's reader)."""
+    with Image.open(path) as img:
+        img.load()
+        tags = getattr(img, "tag_v2", {})
+        xmp = img.info.get("xmp") or tags.get(700)
+        iptc = None
+        if img.format == "JPEG":
+            info = IptcImagePlugin.getiptcinfo(img) or {}
+            iptc = (info.get((2, 80)), info.get((2, 116)))
+        elif img.format == "TIFF" and 33723 in tags:
+            iptc = bytes(tags[33723])
+        elif img.format == "PNG" and "Raw profile type iptc" in img.text:
+            iptc = bytes.fromhex("".join(img.text["Raw profile type iptc"].split("\n")[3:]))
+        return {"exif": img.getexif().get(0x8298), "icc": img.info.get("icc_profile") == srgb_icc(),
+                "xmp": xmp.encode() if isinstance(xmp, str) else bytes(xmp) if xmp else None, "iptc": iptc,
+                "dpi": tuple(round(float(v)) for v in img.info["dpi"]) if "dpi" in img.info else None,
+                "text": getattr(img, "text", {}).get("Copyright")}
+
+
+@pytest.mark.parametrize("source", [".jpg", ".png", ".tif", ".webp"])
+@pytest.mark.parametrize("target", [".jpg", ".png", ".tif", ".webp"])
+def test_every_metadata_block_survives_where_the_output_format_can_hold_it(tmp_path, source, target):
+    loaded = io_.load_image(photographers_input(tmp_path, source))
+    meta = loaded.metadata
+    exif = Image.Exif()
+    exif.load(meta.exif)
+    assert meta.xmp == XMP and meta.icc_profile == srgb_icc() and exif[0x8298] == "Jane Doe"
+    assert meta.iptc == (IPTC if source != ".webp" else None)
+    assert meta.dpi == (DPI if source != ".webp" else None)
+    dropped = {"iptc", "dpi", "text"} - HOLDS[target] if source != ".webp" else set()
+    dropped &= {"iptc", "dpi"} | ({"text"} if source == ".png" else set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = io_.save_like(loaded.image, tmp_path / f"out{target}", loaded)
+    noted = " ".join(str(w.message) for w in caught if issubclass(w.category, io_.MetadataWarning))
+    back = blocks_of(out)
+    assert back["exif"] == "Jane Doe" and back["icc"] and back["xmp"] == XMP
+    if source != ".webp":
+        if "iptc" in HOLDS[target]:
+            assert back["iptc"] == ((b"Jane Doe", b"(c) Jane Doe 2026") if target == ".jpg" else IPTC)
+        if "dpi" in HOLDS[target]:
+            assert back["dpi"] == DPI
+    if source == ".png" and target == ".png":
+        assert back["text"] == "Jane Doe"
+    for block, word in (("iptc", "IPTC"), ("dpi", "dpi"), ("text", "PNG text")):
+        assert (word in noted) == (block in dropped), (block, noted)
+    assert io_.load_image(out).metadata.xmp == XMP  # and the engine reads its own output back
 
 
 def test_cmyk_profile_is_not_carried_to_rgb_output(tmp_path):
@@ -101,7 +186,7 @@ def test_cmyk_profile_is_not_carried_to_rgb_output(tmp_path):
     fake_cmyk_icc[16:20] = b"CMYK"
     img.save(tmp_path / "cmyk.jpg", icc_profile=bytes(fake_cmyk_icc))
     loaded = io_.load_image(tmp_path / "cmyk.jpg")
-    assert loaded.image.mode == "RGB" and loaded.icc_profile is None
+    assert loaded.image.mode == "RGB" and loaded.metadata.icc_profile is None
 
 
 def test_animated_gif_gives_first_frame_and_a_warning(tmp_path):
@@ -173,6 +258,49 @@ def test_decompression_bomb_is_refused(tmp_path, side):
     (tmp_path / "bomb.png").write_bytes(_png_declaring(side, side))
     with pytest.raises(ImageLoadError, match="decompression bomb"):
         io_.load_image(tmp_path / "bomb.png")
+
+
+@pytest.mark.parametrize("width, height", [(10_000, 10_000), (16_000, 11_000)])  # 100 MP and 176 MP
+def test_real_photos_up_to_the_documented_limit_are_not_taken_for_bombs(tmp_path, width, height):
+    """Above Pillow's warning level (89.5 MP) and under the documented 178.9 MP: read (here the tiny data runs
+    out, so the error is "truncated", never "bomb")."""
+    assert width * height < io_.MAX_PIXELS == 178_956_970
+    (tmp_path / "big.png").write_bytes(_png_declaring(width, height))
+    with pytest.raises(ImageLoadError, match="truncated or corrupt") as error:
+        io_.load_image(tmp_path / "big.png")
+    assert "bomb" not in str(error.value)
+
+
+def test_the_pixel_limit_is_a_setting(tmp_path, monkeypatch):
+    (tmp_path / "big.png").write_bytes(_png_declaring(20_000, 20_000))  # 400 MP: over the default limit
+    monkeypatch.setenv("MBRS_MAX_PIXELS", str(500_000_000))
+    with pytest.raises(ImageLoadError, match="truncated or corrupt"):
+        io_.load_image(tmp_path / "big.png")
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's own setting is left as it was
+    monkeypatch.setenv("MBRS_MAX_PIXELS", "1000")
+    gradient(40, 30).save(tmp_path / "ok.png")
+    with pytest.raises(ImageLoadError, match="1,200 pixels.*MBRS_MAX_PIXELS"):
+        io_.load_image(tmp_path / "ok.png")
+    monkeypatch.setenv("MBRS_MAX_PIXELS", "lots")
+    with pytest.raises(ImageLoadError, match="MBRS_MAX_PIXELS must be"):
+        io_.load_image(tmp_path / "ok.png")
+
+
+@pytest.mark.parametrize("make, warned", [
+    (lambda: Image.fromarray(np.full((8, 8), 40000, dtype=np.uint16)), "more than 8 bits"),
+    (lambda: gradient().convert("L"), "greyscale"),
+    (lambda: gradient().convert("LA"), "greyscale"),
+    (lambda: gradient(), None),
+    (lambda: gradient().convert("P"), None),
+])
+def test_deep_and_grey_inputs_say_they_become_8_bit_rgb(tmp_path, make, warned):
+    make().save(tmp_path / "in.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = io_.load_image(tmp_path / "in.png")
+    messages = [str(w.message) for w in caught if issubclass(w.category, io_.ModeWarning)]
+    assert loaded.image.mode in ("RGB", "RGBA")
+    assert (messages == []) if warned is None else (len(messages) == 1 and warned in messages[0])
 
 
 def test_custom_pixel_limit(tmp_path):
