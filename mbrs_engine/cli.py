@@ -20,7 +20,7 @@ import torch
 
 from . import __version__
 
-EXIT_OK, EXIT_NOT_FOUND, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_NOT_FOUND, EXIT_ERROR, EXIT_NOT_READ_BACK, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 _LOSSY_OUTPUTS = (".jpg", ".jpeg", ".webp")
 
 
@@ -101,8 +101,9 @@ def _jobs(input_path: str, output: str | None) -> list[Job]:
     return jobs
 
 
-def _run_jobs(jobs: list[Job], work) -> tuple[int, list]:
-    """Run ``work(job)`` on each job; report failures and go on. Returns (failures, results)."""
+def _run_jobs(jobs: list[Job], work, on_error=None) -> tuple[int, list]:
+    """Run ``work(job)`` on each job; report failures and go on. Returns (failures, results); a failed job
+    gives ``on_error(job, message)`` in the results when that is given."""
     from .imageio import ImageLoadError
 
     progress = ProgressBar(len(jobs))
@@ -114,8 +115,11 @@ def _run_jobs(jobs: list[Job], work) -> tuple[int, list]:
             if len(jobs) == 1:
                 raise
             progress.close()
-            _error(str(exc) if isinstance(exc, ImageLoadError) else f"{job.source}: {exc}")
+            message = str(exc) if isinstance(exc, ImageLoadError) else f"{job.source}: {exc}"
+            _error(message)
             failures += 1
+            if on_error is not None:
+                results.append(on_error(job, message))
         progress.update(i + 1, job.source.name)
     progress.close()
     return failures, results
@@ -148,28 +152,52 @@ def _quality_line(original, saved_path: Path) -> str:
     return ", ".join(parts)
 
 
+def _refuse_marked(wm, image, job: Job, key: str | None) -> None:
+    """Refuse to embed over a watermark this model can read (it may destroy both marks)."""
+    existing = wm.existing_mark(image, key)
+    if existing is not None:
+        raise CommandError(f"'{job.source}' already carries a watermark ({json.dumps(existing.message, ensure_ascii=False)}): "
+                           f"embedding again can destroy both; pass --force to embed anyway")
+
+
 def _cmd_embed(args: argparse.Namespace) -> int:
     from . import payload
-    from .imageio import load_image, save_like
+    from .imageio import load_image, open_image, save_like
 
+    if args.strength <= 0:
+        raise CommandError(f"strength must be above 0 (0 embeds nothing), got {args.strength:g}")
     jobs = _jobs(args.input, args.output)
     _check_outputs(jobs, args.overwrite)
     wm = _watermarker(args.model)
     size = len(args.message.encode("utf-8"))
     payload.encode_text(args.message, wm.message_length, args.key)  # a too-long text fails before any image
 
-    def work(job: Job) -> None:
+    def work(job: Job) -> bool:
         loaded = load_image(job.source)
+        if not args.force:
+            _refuse_marked(wm, loaded.image, job, args.key)
         bar = ProgressBar(wm.refine.steps) if wm.refine and not args.no_refine and sys.stderr.isatty() else None
         marked = wm.embed(loaded.image, args.message, strength=args.strength, key=args.key, refine=not args.no_refine,
                           progress=(lambda done, total: bar.update(done, f"refining {job.source.name}")) if bar else None)
         if bar:
             bar.close()
         save_like(marked, job.target, loaded, quality=args.quality, overwrite=args.overwrite)
-        print(f"wrote {job.target}: {size} of {wm.capacity} bytes, {_quality_line(loaded.image, job.target)}")
+        reads_back = wm.reads_back(open_image(job.target), args.message, args.key)
+        print(f"wrote {job.target}: {size} of {wm.capacity} bytes, {_quality_line(loaded.image, job.target)}, "
+              f"{'reads back' if reads_back else 'DOES NOT READ BACK'}", flush=True)
+        if not reads_back:
+            warnings.warn(f"the message does not read back from '{job.target}' (kept): try a higher --strength, "
+                          f"a larger image or a lossless format", ReadBackWarning)
+        return reads_back
 
-    failures, _ = _run_jobs(jobs, work)
-    return EXIT_ERROR if failures else EXIT_OK
+    failures, results = _run_jobs(jobs, work)
+    if failures:
+        return EXIT_ERROR
+    return EXIT_OK if all(results) else EXIT_NOT_READ_BACK
+
+
+class ReadBackWarning(UserWarning):
+    """An embedded message that does not read back from the saved file."""
 
 
 # ---------------------------------------------------------------- decode
@@ -208,7 +236,8 @@ def _cmd_decode(args: argparse.Namespace) -> int:
             print(_result_line(job.source, result), flush=True)
         return _result_dict(job.source, result)
 
-    failures, results = _run_jobs(jobs, work)
+    failures, results = _run_jobs(jobs, work, on_error=lambda job, message: {"path": str(job.source),
+                                                                           "detected": None, "error": message})
     if args.json:
         single = not Path(args.input).is_dir()
         print(json.dumps(results[0] if single else results, indent=2, ensure_ascii=False))
@@ -389,13 +418,15 @@ def _quality(text: str) -> int:
 def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output image (.png, .jpg, .webp, .tif) or folder")
-    p.add_argument("--overwrite", action="store_true", help="allow writing over the input file")
+    p.add_argument("--overwrite", action="store_true", help="allow writing over existing files, the input included")
     p.add_argument("--quality", type=_quality, default=95, metavar="Q", help="JPEG/WebP quality 1..100 (default 95)")
 
 
 def _add_embed(sub) -> None:
     p = sub.add_parser("embed", help="embed a text message", description="Embed a text message in an image or a "
-                       "folder of images.  Output keeps the size, the EXIF and the ICC profile; alpha is untouched.")
+                       "folder of images, then read it back from the saved file.  Output keeps the size and the "
+                       "metadata (EXIF, ICC, XMP, IPTC, dpi where the format holds them); alpha is untouched.  "
+                       "Exit code 0: written and read back, 2: error, 3: written but the message does not read back.")
     p.add_argument("input", metavar="IN", help="image file or folder")
     _add_output(p)
     p.add_argument("-m", "--message", required=True, metavar="TEXT", help="the text to embed (UTF-8)")
@@ -403,6 +434,8 @@ def _add_embed(sub) -> None:
                    help="watermark strength (residual scale, default 1.0): higher is more robust and more visible")
     p.add_argument("--no-refine", action="store_true",
                    help="skip the refinement against attacks (instant, less robust; see docs/watermarking.md)")
+    p.add_argument("--force", action="store_true",
+                   help="embed even into an image that already carries a watermark (it may destroy both)")
     _add_model_key(p)
     p.set_defaults(func=_cmd_embed)
 
@@ -488,20 +521,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"mbrs: warning: {message}", file=sys.stderr)
+def _warning_printer(once: tuple[type, ...]):
+    """``warnings.showwarning`` for one command: ``mbrs: warning: ...`` on stderr; the categories in ``once``
+    (the same for every file of a folder) only the first time each text comes up."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = str(message)
+        if issubclass(category, once):
+            if text in seen:
+                return
+            seen.add(text)
+        print(f"mbrs: warning: {text}", file=sys.stderr)
+    return show
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .imageio import ImageWarning
+    from .imageio import ImageWarning, MetadataWarning, ModeWarning
     from .model_files import ModelWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for category in (ImageWarning, ModelWarning):
+        for category in (ImageWarning, MetadataWarning, ModelWarning, ReadBackWarning):
             warnings.simplefilter("always", category)
-        warnings.showwarning = _show_warning
+        warnings.showwarning = _warning_printer(once=(ModeWarning, MetadataWarning))
         try:
             return args.func(args)
         except KeyboardInterrupt:

@@ -220,12 +220,78 @@ def test_animated_gif_warns(tiny_model_path, tmp_path, capsys):
     assert code == 0 and "mbrs: warning:" in err and "first frame" in err
 
 
-def test_tiny_images_embed(tiny_model_path, tmp_path, capsys):
-    for size in ((1, 1), (8, 8)):
+def test_images_below_the_minimum_size_are_refused(tiny_model_path, tmp_path, capsys):
+    from mbrs_engine import Watermarker
+
+    minimum = Watermarker.from_pretrained(tiny_model_path).min_side
+    for size in ((1, 1), (8, 8), (minimum - 1, 200)):
         Image.new("RGB", size, (1, 2, 3)).save(tmp_path / "t.png")
-        code, out, _ = run(capsys, "embed", tmp_path / "t.png", "-o", tmp_path / "t_out.png", "-m", "t",
-                           "--model", tiny_model_path)
-        assert code == 0 and Image.open(tmp_path / "t_out.png").size == size
+        code, out, err = run(capsys, "embed", tmp_path / "t.png", "-o", tmp_path / "t_out.png", "-m", "t",
+                             "--model", tiny_model_path)
+        assert code == 2 and f"at least {minimum} pixels" in one_line_error(err) and not out
+        assert not (tmp_path / "t_out.png").exists()
+
+
+def test_a_message_that_does_not_read_back_is_not_a_success(tiny_model_path, photo, tmp_path, capsys):
+    """Strength 0.01 rounds the residual away: the file is written, the message cannot be read from it."""
+    code, out, err = run(capsys, "embed", photo, "-o", tmp_path / "faint.png", "-m", "faint", "-s", "0.01",
+                         "--model", tiny_model_path)
+    assert code == 3 and "DOES NOT READ BACK" in out and (tmp_path / "faint.png").exists()
+    assert "mbrs: warning: the message does not read back" in err
+    code, out, _ = run(capsys, "embed", photo, "-o", tmp_path / "good.png", "-m", "good", "--model", tiny_model_path)
+    assert code == 0 and out.rstrip().endswith("reads back")
+    code, _, err = run(capsys, "embed", photo, "-o", tmp_path / "none.png", "-m", "x", "-s", "0",
+                       "--model", tiny_model_path)
+    assert code == 2 and "0 embeds nothing" in one_line_error(err)
+
+
+def test_a_folder_whose_results_do_not_read_back_exits_3(tiny_model_path, folder, tmp_path, capsys):
+    code, out, err = run(capsys, "embed", folder, "-o", tmp_path / "out", "-m", "batch", "-s", "0.01",
+                         "--model", tiny_model_path)
+    assert code == 3 and out.count("DOES NOT READ BACK") == 3 and err.count("does not read back") == 3
+
+
+def test_existing_outputs_are_refused_unless_overwrite(tiny_model_path, photo, tmp_path, capsys):
+    existing = tmp_path / "existing.png"
+    existing.write_bytes(b"precious")
+    code, _, err = run(capsys, "embed", photo, "-o", existing, "-m", "x", "--model", tiny_model_path)
+    assert code == 2 and "refusing to overwrite" in one_line_error(err) and existing.read_bytes() == b"precious"
+    code, _, err = run(capsys, "attack", photo, "-o", existing, "--jpeg", "80")
+    assert code == 2 and "already exists" in one_line_error(err) and existing.read_bytes() == b"precious"
+    assert run(capsys, "embed", photo, "-o", existing, "-m", "x", "--model", tiny_model_path, "--overwrite")[0] == 0
+    assert existing.read_bytes() != b"precious"
+
+
+def test_embedding_over_a_watermark_is_refused_unless_forced(tiny_model_path, photo, tmp_path, capsys):
+    marked, again = tmp_path / "marked.png", tmp_path / "again.png"
+    assert run(capsys, "embed", photo, "-o", marked, "-m", "first", "--model", tiny_model_path)[0] == 0
+    code, _, err = run(capsys, "embed", marked, "-o", again, "-m", "second", "--model", tiny_model_path)
+    assert code == 2 and 'already carries a watermark ("first")' in one_line_error(err) and not again.exists()
+    keyed = tmp_path / "keyed.png"
+    assert run(capsys, "embed", photo, "-o", keyed, "-m", "secret", "-k", "pw", "--model", tiny_model_path)[0] == 0
+    code, _, err = run(capsys, "embed", keyed, "-o", again, "-m", "second", "-k", "pw", "--model", tiny_model_path)
+    assert code == 2 and "already carries a watermark" in one_line_error(err)
+    code, out, _ = run(capsys, "embed", marked, "-o", again, "-m", "second", "--force", "--model", tiny_model_path)
+    assert code in (0, 3) and again.exists()
+
+
+def test_decode_json_of_a_folder_lists_unreadable_files_with_their_error(tiny_model_path, folder, capsys):
+    (folder / "broken.png").write_text("not a png")
+    code, out, err = run(capsys, "decode", folder, "--json", "--model", tiny_model_path)
+    results = {Path(r["path"]).name: r for r in json.loads(out)}
+    assert code == 2 and set(results) == {"broken.png", "img0.jpg", "img1.png", "img2.jpg"}
+    assert results["broken.png"]["detected"] is None and "not an image file" in results["broken.png"]["error"]
+    assert results["img1.png"]["detected"] is False and "error" not in results["img1.png"]
+
+
+def test_conversion_warnings_come_once_per_command(tiny_model_path, tmp_path, capsys):
+    folder = tmp_path / "grey"
+    folder.mkdir()
+    for i, crop in enumerate(random_crops(3, 120, seed=5)):
+        Image.fromarray(crop).convert("L").save(folder / f"g{i}.png")
+    code, _, err = run(capsys, "embed", folder, "-o", tmp_path / "out", "-m", "grey", "--no-refine",
+                       "--model", tiny_model_path)
+    assert code in (0, 3) and err.count("greyscale") == 1
 
 
 def test_argparse_errors_and_entry_point(tmp_path):
