@@ -215,8 +215,53 @@ def test_stop_signal_on_the_process_group_checkpoints(photo_dir, tmp_path, signu
     assert "/100000" in seen, seen
     os.killpg(proc.pid, getattr(signal, signum))
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err[-2000:]
+    assert proc.returncode == 128 + getattr(signal, signum), err[-2000:]  # 130 for Ctrl+C, as every command
+    assert "mbrs train --resume" in err and "Traceback" not in err
     assert torch.load(run / "last.ckpt", weights_only=True)["step"] >= 1
+
+
+def test_a_kill_after_the_first_step_loses_nothing_and_resume_works_from_any_folder(photo_dir, tmp_path,
+                                                                                      monkeypatch):
+    """``kill -9`` a minute into a run once left only config.json; now the first step is checkpointed, and
+    the run's paths are absolute, so ``--resume`` works from another folder."""
+    import signal
+    import time
+
+    monkeypatch.chdir(photo_dir.parent)
+    relative = os.path.relpath(photo_dir)
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mbrs_engine.cli", "train", "--preset", "cpu-small", "--data", relative,
+           "--out", str(run), "--set", "network.image_size=32", "--set", "network.message_length=16",
+           "--set", "network.channels=16", "--set", "network.blocks=1", "--set", "batch_size=4",
+           "--set", "data.val_count=2", "--set", "data.workers=0", "--set", "data.cache_dir=",
+           "--set", "steps=100000"]  # checkpoint_minutes stays at its default (5)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while not (run / "last.ckpt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert torch.load(run / "last.ckpt", weights_only=True)["step"] >= 1
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["data"]["train_dir"] == str(photo_dir.resolve())
+    monkeypatch.chdir(tmp_path)
+    resumed = Trainer.resume(run, budget="1s")
+    assert resumed.resuming
+    resumed.run()
+    assert resumed.step >= 1
+
+
+def test_resume_of_a_run_that_never_checkpointed_starts_it_and_of_a_non_run_says_what_to_do(photo_dir, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    tiny_config(photo_dir, steps=3).save(run / "config.json")  # as a run killed while preparing its images
+    trainer = Trainer.resume(run)
+    assert not trainer.resuming
+    trainer.run()
+    assert trainer.step == 3 and (run / "last.ckpt").exists()
+    with pytest.raises(ValueError, match="not a training run .*mbrs train --preset"):
+        Trainer.resume(tmp_path / "elsewhere")
 
 
 def test_preparation_reports_progress_and_can_be_cancelled(photo_dir, tmp_path):

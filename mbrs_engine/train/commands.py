@@ -67,7 +67,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(f"{run_dir} already holds a run: continue it with --resume {run_dir}")
         trainer = Trainer(cfg, run_dir, [ProgressPrinter()])
     print(f"run directory: {trainer.run_dir}", file=sys.stderr)
+    if args.resume and not trainer.resuming:
+        print(f"{trainer.run_dir} has no checkpoint yet (it stopped before its first step): starting it from step 0",
+              file=sys.stderr)
     trainer.run()
+    if trainer.stopped_by is not None:  # checkpointed; the exit code says it was interrupted, as for every command
+        print(f"interrupted: continue with `mbrs train --resume {trainer.run_dir}`", file=sys.stderr)
+        return 128 + trainer.stopped_by
     return 0
 
 

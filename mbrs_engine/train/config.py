@@ -83,7 +83,7 @@ class TrainConfig:
     channels_last: bool = True
     data: DataConfig = field(default_factory=DataConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
-    checkpoint_minutes: float = 5.0
+    checkpoint_minutes: float = 5.0  # and once after the first step, so that a run is never lost whole
     sample_every_steps: int = 100
 
     def validate(self) -> "TrainConfig":
@@ -105,6 +105,21 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_absolute_paths(self, base: str | Path | None = None) -> "TrainConfig":
+        """A copy with every path (images, cache, ``init_from``) absolute, resolved against ``base`` (default:
+        the current folder), so that a run continues from any folder."""
+        base = Path(base or Path.cwd())
+
+        def absolute(text: str) -> str:
+            return str((base / Path(text).expanduser()).resolve()) if text else text
+        data = self.to_dict()
+        data["init_from"] = absolute(data["init_from"])
+        for key in ("train_dir", "val_dir"):
+            data["data"][key] = absolute(data["data"][key])
+        if data["data"]["cache_dir"] != "auto":
+            data["data"]["cache_dir"] = absolute(data["data"]["cache_dir"])
+        return TrainConfig.from_dict(data)
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":

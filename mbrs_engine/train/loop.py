@@ -104,7 +104,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, run_dir: str | Path, callbacks: list[Callback] | tuple = (),
                  _resume_state: dict | None = None):
-        self.config = config.validate()
+        self.config = config.validate() if _resume_state is not None else config.validate().with_absolute_paths()
         self.run_dir = Path(run_dir)
         self.callbacks = list(callbacks)
         self.device = pick_device(config.device)
@@ -113,10 +113,12 @@ class Trainer:
         self._unpaused = threading.Event()
         self._unpaused.set()
         self._resume_state = _resume_state
+        self.resuming = _resume_state is not None  # from a checkpoint (False: a fresh run, or one never checkpointed)
         self.step = 0
         self.best_ber = math.inf
         self.elapsed_before = 0.0
         self.history: list[dict] = []
+        self.stopped_by: int | None = None  # the signal (SIGINT, SIGTERM) that stopped the run, if one did
 
     # ------------------------------------------------------------------ control
     @classmethod
@@ -124,11 +126,16 @@ class Trainer:
                device: str | None = None) -> "Trainer":
         """A trainer that continues the run in ``run_dir`` from its last checkpoint."""
         run_dir = Path(run_dir)
+        if not (run_dir / ckpt.CONFIG).is_file():
+            raise ValueError(f"'{run_dir}' is not a training run (it has no {ckpt.CONFIG}): start one with "
+                             f"`mbrs train --preset NAME --data FOLDER --out {run_dir}`")
         config = TrainConfig.load(run_dir / ckpt.CONFIG)
         if budget is not None:
             config.budget = budget
         if device is not None:
             config.device = device
+        if not (run_dir / ckpt.LAST).exists():  # stopped before its first step: nothing was done, start it again
+            return cls(config, run_dir, callbacks, _resume_state=None)
         return cls(config, run_dir, callbacks, _resume_state=ckpt.load_checkpoint(run_dir / ckpt.LAST))
 
     def cancel(self) -> None:
@@ -379,6 +386,9 @@ class Trainer:
                     self.save_checkpoint()      # a step boundary: the state is whole, keep it
                     raise
                 losses = self.train_step(batch)
+                if self.step == 1:           # a fresh run's first step: from now on a kill loses minutes, not all
+                    self.save_checkpoint()
+                    last_ckpt = time.monotonic()
                 now = time.monotonic()
                 inst = cfg.batch_size * self.world.size / max(now - t_prev, 1e-9)
                 rate = inst if self.step - step0 <= 1 else 0.9 * rate + 0.1 * inst
@@ -416,8 +426,12 @@ class Trainer:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def stop(signum, _frame):
+            self.stopped_by = signum
+            self.cancel()
         for s in previous:
-            signal.signal(s, lambda *_: self.cancel())
+            signal.signal(s, stop)
 
         def restore():
             for s, h in previous.items():
