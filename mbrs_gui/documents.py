@@ -24,7 +24,8 @@ from PySide6.QtGui import QImage
 
 from mbrs_engine import payload
 from mbrs_engine.attacks import apply_chain, parse_chain
-from mbrs_engine.imageio import ImageLoadError, LoadedImage, atomic_write, join_alpha, load_image, save_like, split_alpha
+from mbrs_engine.imageio import (ImageLoadError, LoadedImage, atomic_write, join_alpha, load_image, open_image, save_like,
+                                 split_alpha)
 
 from .imaging import PREVIEW_SIDE, Preview, Residual, fit_size, paper_difference
 from .qimage import array_to_qimage, pil_to_qimage, thumbnail
@@ -59,6 +60,9 @@ class ImageDocument:
     original_full: QImage | None = None
     saved_state: tuple | None = None  # (signature, strength) when last saved
     saved_path: Path | None = None
+    reads_back: bool | None = None  # whether the message read back from the file last saved
+    marks_found: dict = field(default_factory=dict)  # (model id, key) -> message of a watermark already there, or None
+    remark_allowed: bool = False  # the user agreed to embed over the watermark found
 
     @property
     def path(self) -> Path:
@@ -115,6 +119,26 @@ def load_documents(ctx, paths: list[Path]) -> tuple[list[ImageDocument], list[tu
     return docs, failures
 
 
+class AlreadyMarked(ValueError):
+    """The image already carries a watermark of this model; embedding again can destroy both marks."""
+
+    def __init__(self, message: str):
+        super().__init__(f"This image already carries a watermark: {message!r}. Embedding another one over it "
+                         f"can destroy both.")
+        self.message = message
+
+
+def check_existing_mark(wm, doc: ImageDocument, signature: Signature) -> None:
+    """Raise :class:`AlreadyMarked` if the image carries a watermark (without a key or with this one) and the
+    user has not agreed to embed over it; each (model, key) is looked for once per document."""
+    found_key = (signature.model, signature.key)
+    if found_key not in doc.marks_found:
+        existing = wm.existing_mark(Image.fromarray(doc.rgb, "RGB"), signature.key)
+        doc.marks_found[found_key] = existing.message if existing is not None else None
+    if doc.marks_found[found_key] is not None and not doc.remark_allowed:
+        raise AlreadyMarked(doc.marks_found[found_key])
+
+
 @dataclass
 class EmbedResult:
     doc_key: int
@@ -129,6 +153,7 @@ def embed(ctx, wm, doc: ImageDocument, signature: Signature) -> EmbedResult:
     its histogram and its preview."""
     start = time.perf_counter()
     ctx.progress(0, 0, f"Embedding into {doc.name}")
+    check_existing_mark(wm, doc, signature)
 
     def refining(step: int, steps: int) -> None:
         ctx.progress(step, steps, f"Refining the watermark of {doc.name} against attacks ({step} of {steps})")
@@ -250,20 +275,36 @@ def auto_strength(ctx, wm, doc: ImageDocument, residual: Residual, signature: Si
     return AutoStrength(doc.key, high, chain_text, 0, margin_errors(wm))
 
 
-def save_document(ctx, doc: ImageDocument, path: Path, quality: int, strength: float) -> Path:
+@dataclass
+class Saved:
+    path: Path
+    reads_back: bool  # the message read back from the saved file
+
+
+def save_and_read_back(ctx, wm, doc: ImageDocument, image: Image.Image, path: Path, quality: int,
+                       signature: Signature) -> Saved:
+    """Save (replacing a file the user agreed to replace) and read the message back from the saved file."""
+    save_like(image, path, doc.loaded, quality=quality, replace=True)
+    ctx.progress(0, 0, f"Reading the message back from {path.name}")
+    return Saved(path, wm.reads_back(open_image(path), signature.text, signature.key))
+
+
+def save_document(ctx, wm, doc: ImageDocument, path: Path, quality: int, strength: float) -> Saved:
     ctx.progress(0, 0, f"Saving {path.name}")
-    return save_like(doc.marked_image(strength), path, doc.loaded, quality=quality)
+    return save_and_read_back(ctx, wm, doc, doc.marked_image(strength), path, quality, doc.signature)
 
 
 REPORT_FIELDS = ("input", "output", "width", "height", "message", "keyed", "strength", "psnr_db", "ssim",
-                 "ssim_estimated", "seconds")
+                 "ssim_estimated", "reads_back", "seconds")
 
 
 @dataclass
 class SaveAllResult:
-    saved: list[tuple[int, Path, Signature, float, Residual | None, Preview | None]]  # per document
+    saved: list[tuple[int, Path, Signature, float, Residual | None, Preview | None, bool]]  # per document; last:
+    # whether the message reads back
     report: Path | None
     rows: list[dict]
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (document key, the watermark already there)
 
 
 def output_path(folder: Path, doc: ImageDocument, extension: str, suffix: str) -> Path:
@@ -272,26 +313,32 @@ def output_path(folder: Path, doc: ImageDocument, extension: str, suffix: str) -
 
 def save_all(ctx, wm, docs: list[ImageDocument], signature: Signature, folder: Path, extension: str, quality: int,
              suffix: str, write_report: bool) -> SaveAllResult:
-    """Embed (where needed), save each document at its own strength, and write a CSV report."""
-    saved, rows = [], []
+    """Embed (where needed), save each document at its own strength, read each back, and write a CSV report;
+    images that already carry a watermark the user did not agree to embed over are skipped."""
+    saved, rows, skipped = [], [], []
     for i, doc in enumerate(docs):
         ctx.progress(i, len(docs), f"Saving {i + 1} of {len(docs)}: {doc.name}")
         start = time.perf_counter()
         residual, preview = doc.residual, doc.preview
         if residual is None or doc.signature != signature:
-            result = embed(ctx, wm, doc, signature)
+            try:
+                result = embed(ctx, wm, doc, signature)
+            except AlreadyMarked as exc:
+                skipped.append((doc.key, exc.message))
+                continue
             residual, preview = result.residual, result.preview
         ctx.check()
         target = output_path(folder, doc, extension, suffix)
         rgb = residual.render(doc.strength)
-        save_like(join_alpha(Image.fromarray(rgb, "RGB"), doc.alpha), target, doc.loaded, quality=quality)
+        result = save_and_read_back(ctx, wm, doc, join_alpha(Image.fromarray(rgb, "RGB"), doc.alpha), target,
+                                    quality, signature)
         ssim, sampled = residual.ssim(doc.strength)
         rows.append({"input": str(doc.path), "output": str(target), "width": doc.size[0], "height": doc.size[1],
                      "message": signature.text, "keyed": signature.key is not None, "strength": doc.strength,
                      "psnr_db": round(residual.psnr(doc.strength), 3),
                      "ssim": "" if math.isnan(ssim) else round(ssim, 5), "ssim_estimated": sampled,
-                     "seconds": round(time.perf_counter() - start, 3)})
-        saved.append((doc.key, target, signature, doc.strength, residual, preview))
+                     "reads_back": result.reads_back, "seconds": round(time.perf_counter() - start, 3)})
+        saved.append((doc.key, target, signature, doc.strength, residual, preview, result.reads_back))
     report = None
     if write_report:
         ctx.progress(len(docs), len(docs), "Writing the report")
@@ -301,7 +348,7 @@ def save_all(ctx, wm, docs: list[ImageDocument], signature: Signature, folder: P
         writer.writeheader()
         writer.writerows(rows)
         atomic_write(report, lambda fh: fh.write(buf.getvalue().encode("utf-8")))
-    return SaveAllResult(saved, report, rows)
+    return SaveAllResult(saved, report, rows, skipped)
 
 
 @dataclass

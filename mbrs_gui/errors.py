@@ -29,13 +29,19 @@ def details_of(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
-def show_error(parent: QWidget | None, message: str, details: str | None = None, title: str | None = None) -> None:
+def show_error(parent: QWidget | None, message: str, details: str | None = None, title: str | None = None,
+               icon: QMessageBox.Icon = QMessageBox.Icon.Critical) -> None:
     """A modal error dialog; ``details`` (e.g. a traceback) is hidden behind "Show Details..."."""
-    box = QMessageBox(QMessageBox.Icon.Critical, title or APP_NAME, message, QMessageBox.StandardButton.Ok, parent)
+    box = QMessageBox(icon, title or APP_NAME, message, QMessageBox.StandardButton.Ok, parent)
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     if details:
         box.setDetailedText(details)
     box.exec()
+
+
+def show_warning(parent: QWidget | None, message: str, details: str | None = None) -> None:
+    """A modal warning: the work was done, but not as well as it should have been."""
+    show_error(parent, message, details, icon=QMessageBox.Icon.Warning)
 
 
 def show_exception(parent: QWidget | None, exc: BaseException, context: str | None = None) -> None:

@@ -25,7 +25,7 @@ from mbrs_engine.payload import PayloadError
 from .. import documents as jobs
 from ..context import AppContext
 from ..documents import ImageDocument, Signature, VerifyInput
-from ..errors import show_error
+from ..errors import show_error, show_exception, show_warning
 from ..qimage import array_to_qimage
 from ..widgets.banner import Banner
 from ..widgets.capacity_meter import CapacityMeter, Utf8LimitValidator
@@ -396,7 +396,21 @@ class EmbedTab(FileDropTarget, QWidget):
             self._update_enabled()
             return
         self.ctx.tasks.run("Embed", lambda c: jobs.embed(c, wm, doc, signature), on_result=self._embedded,
-                           key="embed", parent_widget=self)
+                           on_error=lambda exc, tb: self._embed_failed(doc, exc, tb), key="embed",
+                           parent_widget=self)
+
+    def _embed_failed(self, doc: ImageDocument, exc: BaseException, details: str) -> None:
+        if not isinstance(exc, jobs.AlreadyMarked):
+            show_exception(self, exc, "Embed failed.")
+            return
+        answer = QMessageBox.question(self, "Already watermarked", f"{doc.name} already carries a watermark: "
+                                      f"\u201c{exc.message}\u201d.\n\nEmbedding another one over it can destroy "
+                                      f"both. Embed anyway?")
+        if answer == QMessageBox.StandardButton.Yes:
+            doc.remark_allowed = True
+            self._embed_current()
+        else:
+            self.status.emit(f"Not embedded: {doc.name} already carries a watermark")
 
     def _embedded(self, result: jobs.EmbedResult) -> None:
         doc = self.docs.get(result.doc_key)
@@ -547,19 +561,24 @@ class EmbedTab(FileDropTarget, QWidget):
         doc, quality, strength = self.current, self.quality.value(), self.current.strength
         state = doc.state()
         try:
-            check_output_path(path, doc.path)
+            check_output_path(path, doc.path, replace=True)  # the file dialog asked before replacing a file
         except ValueError as exc:
             show_error(self, str(exc))
             return
-        self.ctx.tasks.run("Save", lambda c: jobs.save_document(c, doc, path, quality, strength),
-                           on_result=lambda p: self._saved(doc, Path(p), state), parent_widget=self)
+        wm = self.ctx.models.wm
+        self.ctx.tasks.run("Save", lambda c: jobs.save_document(c, wm, doc, path, quality, strength),
+                           on_result=lambda saved: self._saved(doc, saved, state), parent_widget=self)
 
-    def _saved(self, doc: ImageDocument, path: Path, state: tuple) -> None:
-        doc.saved_path, doc.saved_state = path, state
+    def _saved(self, doc: ImageDocument, saved: jobs.Saved, state: tuple) -> None:
+        path = saved.path
+        doc.saved_path, doc.saved_state, doc.reads_back = path, state, saved.reads_back
+        if not saved.reads_back:
+            show_warning(self, f"Saved {path.name}, but the message does not read back from the saved file.",
+                         "Raise the strength, save as PNG (or at a higher quality), or use a larger image.")
         self.ctx.settings.remember_folder("save", path)
         self.ctx.settings.set("save_format", path.suffix.lower().lstrip(".").replace("jpeg", "jpg"))
         self.ctx.settings.add_recent(path)
-        self.saved.emit(str(path))
+        self.saved.emit(f"{path} ({'the message reads back' if saved.reads_back else 'the message does NOT read back'})")
         self.state_changed.emit()
 
     def save_all(self) -> None:
@@ -578,7 +597,7 @@ class EmbedTab(FileDropTarget, QWidget):
         targets = [jobs.output_path(folder, d, dialog.extension, dialog.suffix.text()) for d in docs]
         try:
             for doc, target in zip(docs, targets):
-                check_output_path(target, doc.path)
+                check_output_path(target, doc.path, replace=True)  # existing files: asked just below
         except ValueError as exc:
             show_error(self, str(exc))
             return
@@ -595,13 +614,25 @@ class EmbedTab(FileDropTarget, QWidget):
                            on_result=self._saved_all, parent_widget=self)
 
     def _saved_all(self, result: jobs.SaveAllResult) -> None:
-        for key, path, signature, strength, residual, preview in result.saved:
+        for key, path, signature, strength, residual, preview, reads_back in result.saved:
             doc = self.docs.get(key)
             if doc is None:
                 continue
             if doc.signature != signature:
                 doc.residual, doc.preview, doc.signature = residual, preview, signature
             doc.saved_path, doc.saved_state = path, (signature, round(strength, 4))
+            doc.reads_back = reads_back
+        unread = [path.name for _, path, *_rest, reads_back in result.saved if not reads_back]
+        skipped = [self.docs[key].name for key, _ in result.skipped if key in self.docs]
+        if unread or skipped:
+            lines = []
+            if unread:
+                lines.append(f"The message does not read back from {len(unread)} saved file(s): {', '.join(unread)}.")
+            if skipped:
+                lines.append(f"Not saved, because they already carry a watermark: {', '.join(skipped)} (open each "
+                             f"one to embed over it anyway).")
+            show_warning(self, f"Saved {len(result.saved)} of {len(result.saved) + len(result.skipped)} image(s).",
+                         "\n".join(lines))
         self.saved.emit(str(result.report or (result.saved[-1][1] if result.saved else "")))
         self._show_marked()
         self.state_changed.emit()

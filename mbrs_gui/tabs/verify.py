@@ -392,5 +392,5 @@ class VerifyTab(FileDropTarget, QWidget):
             return
         path = Path(name) if Path(name).suffix else Path(name).with_suffix(SAVE_FILTERS.get(selected, ".png"))
         image, source = self.attacked.image, self.source_path
-        self.ctx.tasks.run("Save", lambda c: save_image(image, path, quality=100, source=source),
+        self.ctx.tasks.run("Save", lambda c: save_image(image, path, quality=100, source=source, replace=True),
                            on_result=lambda p: self.saved.emit(str(p)), parent_widget=self)

@@ -1,6 +1,7 @@
 """The Embed tab driven like a user: drop a photo, type a message, move the strength slider, save."""
 from __future__ import annotations
 
+import csv
 import sys
 
 import numpy as np
@@ -132,9 +133,58 @@ def test_save_all_writes_images_and_csv_report(qtbot, window, dialogs, photo_fol
     tab.save_all_button.click()
     wait_idle(qtbot, window)
     assert sorted(p.name for p in out.glob("*.jpg")) == [f"{p.stem}-wm.jpg" for p in photos]
-    report = (out / "mbrs-report.csv").read_text().splitlines()
-    assert report[0].startswith("input,output,width,height,message") and len(report) == 4
+    report = list(csv.DictReader((out / "mbrs-report.csv").open()))
+    assert len(report) == 3 and {"input", "output", "width", "height", "message"} <= set(report[0])
+    assert [row["reads_back"] for row in report] == ["True"] * 3 and not dialogs.shown  # every file reads back
     assert not tab.unsaved_documents()
+
+
+def test_a_save_that_does_not_read_back_says_so(qtbot, window, dialogs, photo, tmp_path, monkeypatch):
+    tab = embed_photo(qtbot, window, photo)
+    tab.spin.setValue(0.01)  # the residual rounds away
+    wait_idle(qtbot, window)
+    target = tmp_path / "faint.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "PNG (*.png)")))
+    tab.save_button.click()
+    wait_idle(qtbot, window)
+    assert target.is_file() and tab.current.reads_back is False
+    icon, text, _ = dialogs.shown[-1]
+    assert icon == "Warning" and "does not read back" in text
+    assert "does NOT read back" in window.statusBar().currentMessage()
+    tab.spin.setValue(1.0)
+    wait_idle(qtbot, window)
+    tab.save_button.click()  # saved before: Save writes the same file again, which the user chose
+    wait_idle(qtbot, window)
+    assert tab.current.reads_back is True and "the message reads back" in window.statusBar().currentMessage()
+
+
+def test_an_image_too_small_for_the_model_is_refused_with_a_dialog(qtbot, window, dialogs, tmp_path, tiny_wm):
+    small = tmp_path / "small.png"
+    Image.new("RGB", (8, 8), (200, 100, 50)).save(small)
+    tab = window.embed
+    drop_files(tab, [small])
+    qtbot.waitUntil(lambda: tab.current is not None, timeout=20_000)
+    type_text(qtbot, tab.message, MESSAGE)
+    wait_idle(qtbot, window)
+    assert any("too small" in text and f"{tiny_wm.min_side} pixels" in text for _, text, _ in dialogs.errors())
+    assert not tab.can_save()
+
+
+@pytest.mark.parametrize("agree", [False, True])
+def test_embedding_over_a_watermark_asks_first(qtbot, window, dialogs, photo, tmp_path, tiny_wm, agree):
+    marked = tmp_path / "marked.png"
+    tiny_wm.embed(Image.open(photo), "first", refine=False).save(marked)
+    assert tiny_wm.decode(Image.open(marked)).message == "first"
+    dialogs.answers = [QMessageBox.StandardButton.Yes if agree else QMessageBox.StandardButton.No]
+    tab = window.embed
+    drop_files(tab, [marked])
+    qtbot.waitUntil(lambda: tab.current is not None, timeout=20_000)
+    type_text(qtbot, tab.message, MESSAGE)
+    wait_idle(qtbot, window)
+    assert any("already carries a watermark" in q and "first" in q for q in dialogs.questions)
+    assert tab.can_save() == agree
+    if not agree:
+        assert "already carries a watermark" in window.statusBar().currentMessage()
 
 
 def test_slider_update_is_fast_on_a_12_megapixel_photo(qtbot, window, tmp_path):
