@@ -118,13 +118,30 @@ def test_modes(tiny_wm, sample_images):
         assert tiny_wm.decode(out).message == "mode"
 
 
-@pytest.mark.parametrize("size", [(1, 1), (8, 8), (3, 200)])
-def test_tiny_and_extreme_images_still_embed(tiny_wm, size):
+@pytest.mark.parametrize("size", [(1, 1), (8, 8), (3, 200), (15, 15)])
+def test_images_too_small_to_carry_a_watermark_are_refused_but_decode(tiny_wm, size):
+    from mbrs_engine.watermarker import MIN_SIDE, ImageTooSmallError
+
+    assert tiny_wm.min_side == MIN_SIDE == 16  # the tiny model is 32 px: half of it is 16
     img = Image.new("RGB", size, (90, 120, 150))
-    marked = tiny_wm.embed(img, "tiny")
-    assert marked.size == size
-    result = tiny_wm.decode(marked)  # too small to carry the watermark, but no crash
-    assert isinstance(result.detected, bool)
+    with pytest.raises(ImageTooSmallError, match="at least 16 pixels on the shorter side"):
+        tiny_wm.embed(img, "tiny")
+    assert tiny_wm.decode(img).detected is False  # reading one is fine: nothing is found
+
+
+def test_the_smallest_accepted_image_embeds(tiny_wm, sample_images):
+    img = sample_images[5].resize((tiny_wm.min_side, 60))
+    assert tiny_wm.embed(img, "ok").size == img.size
+
+
+def test_reads_back_and_existing_mark(tiny_wm, sample_images):
+    img = sample_images[3]
+    marked = tiny_wm.embed(img, "hello", key="k")
+    assert tiny_wm.reads_back(marked, "hello", key="k")
+    assert not tiny_wm.reads_back(marked, "hello") and not tiny_wm.reads_back(marked, "other", key="k")
+    assert tiny_wm.existing_mark(img) is None and tiny_wm.existing_mark(marked) is None  # a key hides the mark
+    assert tiny_wm.existing_mark(marked, key="k").message == "hello"
+    assert tiny_wm.existing_mark(tiny_wm.embed(img, "open")).message == "open"
 
 
 def test_bad_bits_and_images(tiny_wm, sample_images):
