@@ -141,12 +141,10 @@ def _check_outputs(jobs: list[Job], overwrite: bool) -> None:
 # ---------------------------------------------------------------- embed
 
 
-def _quality_line(original, saved_path: Path) -> str:
-    from .imageio import open_image
-    from .metrics import psnr, ssim
+def _quality_line(original, saved) -> str:
+    from .metrics import image_psnr, ssim
 
-    saved = open_image(saved_path)
-    parts = [f"PSNR {float(psnr(original, saved)[0]):.2f} dB"]
+    parts = [f"PSNR {image_psnr(original.convert('RGB'), saved.convert('RGB')):.2f} dB"]
     if min(saved.size) >= 11 and saved.size[0] * saved.size[1] <= 4_000_000:
         parts.append(f"SSIM {float(ssim(original, saved)[0]):.4f}")
     return ", ".join(parts)
@@ -182,8 +180,9 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         if bar:
             bar.close()
         save_like(marked, job.target, loaded, quality=args.quality, overwrite=args.overwrite)
-        reads_back = wm.reads_back(open_image(job.target), args.message, args.key)
-        print(f"wrote {job.target}: {size} of {wm.capacity} bytes, {_quality_line(loaded.image, job.target)}, "
+        saved = open_image(job.target)
+        reads_back = wm.reads_back(saved, args.message, args.key)
+        print(f"wrote {job.target}: {size} of {wm.capacity} bytes, {_quality_line(loaded.image, saved)}, "
               f"{'reads back' if reads_back else 'DOES NOT READ BACK'}", flush=True)
         if not reads_back:
             warnings.warn(f"the message does not read back from '{job.target}' (kept): try a higher --strength, "

@@ -35,7 +35,7 @@ from PIL import Image
 
 from .attacks import Attack, apply_chain, central_crop
 from .frames import Frame, decoder_input, decoder_input_stand_in
-from .metrics import psnr_to_mse
+from .metrics import image_psnr, psnr_to_mse
 from .noise import Resize
 from .pixels import pil_to_tensor
 from .resampling import REDUCING_GAP, add_residual, upscale_residual
@@ -202,14 +202,6 @@ def refine_residual(wm, rgb: Image.Image, bits: torch.Tensor, residual: torch.Te
     if progress:
         progress(config.steps, config.steps)
     return budget.apply(param)[0].detach()
-
-
-def image_psnr(a: Image.Image, b: Image.Image) -> float:
-    """PSNR (dB) between two 8-bit RGB images of the same size, exact (integer squared errors), fast at 12 MP."""
-    first, second = (torch.from_numpy(np.array(x.convert("RGB"), dtype=np.int32)) for x in (a, b))
-    diff = first - second
-    mse = int(diff.mul_(diff).sum(dtype=torch.int64)) / diff.numel()
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
 def render_at_psnr(rgb: Image.Image, residual: torch.Tensor, target: float, tolerance: float = 0.1) -> Image.Image:

@@ -35,11 +35,11 @@ from . import payload
 from .frames import (CENTRAL_SEARCH, CORNER_SEARCH, SEARCH_OVERSAMPLING, Frame, SearchConfig,  # noqa: F401
                      decoder_input, erased_cells, frame_view)
 from .imageio import join_alpha, split_alpha
-from .metrics import residual_scale_for_psnr
+from .metrics import image_psnr, residual_scale_for_psnr
 from .nets import NetworkConfig
 from .payload import DEFAULT_THRESHOLD, DecodeResult
 from .pixels import pil_to_tensor
-from .refinement import Progress, RefineConfig, image_psnr, refine_residual, render_at_psnr
+from .refinement import Progress, RefineConfig, refine_residual, render_at_psnr
 from .resampling import add_residual, to_model_size
 
 MAX_STRENGTH = 10.0

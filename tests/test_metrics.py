@@ -8,7 +8,7 @@ from PIL import Image
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from mbrs_engine.metrics import bit_error_rate, psnr, psnr_to_mse, ssim
+from mbrs_engine.metrics import bit_error_rate, image_psnr, psnr, psnr_to_mse, ssim
 from mbrs_engine.pixels import from_uint8
 
 
@@ -54,6 +54,16 @@ def test_psnr_known_value():
     b = a + 1                                         # MSE = 1
     assert psnr(a, b).item() == pytest.approx(20 * math.log10(255))
     assert psnr_to_mse(20 * math.log10(255)) == pytest.approx(1.0)
+
+
+def test_image_psnr_in_blocks_of_rows_equals_the_whole_image_psnr():
+    a = data.astronaut()[:300, :200]  # 300 rows: one full block of 256 and a partial one
+    b = _noisy(a, 9, seed=3)
+    assert image_psnr(Image.fromarray(a), Image.fromarray(b)) == pytest.approx(psnr(a, b).item(), abs=1e-9)
+    assert math.isinf(image_psnr(Image.fromarray(a), Image.fromarray(a)))
+    assert image_psnr(Image.fromarray(a).convert("L"), Image.fromarray(a).convert("L")) == math.inf
+    with pytest.raises(ValueError, match="shapes differ"):
+        image_psnr(Image.fromarray(a), Image.fromarray(a[:10]))
 
 
 def test_float_inputs_are_measured_as_saved_8bit():
