@@ -24,7 +24,7 @@ from PySide6.QtGui import QImage
 
 from mbrs_engine import payload
 from mbrs_engine.attacks import apply_chain, parse_chain
-from mbrs_engine.imageio import (ImageLoadError, LoadedImage, atomic_write, join_alpha, load_image, open_image, save_like,
+from mbrs_engine.imageio import (ImageLoadError, ImageWarning, LoadedImage, atomic_write, join_alpha, load_image, open_image, save_like,
                                  split_alpha)
 
 from .imaging import PREVIEW_SIDE, Preview, Residual, fit_size, paper_difference
@@ -63,6 +63,7 @@ class ImageDocument:
     reads_back: bool | None = None  # whether the message read back from the file last saved
     marks_found: dict = field(default_factory=dict)  # (model id, key) -> message of a watermark already there, or None
     remark_allowed: bool = False  # the user agreed to embed over the watermark found
+    notes: list[str] = field(default_factory=list)  # what opening it changed (16-bit or grey input, animation)
 
     @property
     def path(self) -> Path:
@@ -97,14 +98,15 @@ class ImageDocument:
 
 
 def open_document(path: Path) -> ImageDocument:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # an animation's "first frame only" is not worth a dialog
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # said in the status bar, not in a dialog
         loaded = load_image(path)
     rgb_img, alpha = split_alpha(loaded.image)
     rgb = np.asarray(rgb_img, dtype=np.uint8)
     preview = rgb_img.resize(fit_size(*rgb_img.size, PREVIEW_SIDE), Image.Resampling.BOX) \
         if max(rgb_img.size) > PREVIEW_SIDE else rgb_img
-    return ImageDocument(loaded, rgb, alpha, thumbnail(rgb_img, 96), pil_to_qimage(preview))
+    notes = [str(w.message) for w in caught if issubclass(w.category, ImageWarning)]
+    return ImageDocument(loaded, rgb, alpha, thumbnail(rgb_img, 96), pil_to_qimage(preview), notes=notes)
 
 
 def load_documents(ctx, paths: list[Path]) -> tuple[list[ImageDocument], list[tuple[Path, str]]]:

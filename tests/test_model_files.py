@@ -158,6 +158,9 @@ def test_network_sizes_are_bounded(tmp_path, network, message):
     files.json_path.write_text(json.dumps(data))
     with pytest.raises(mf.ModelFileError, match=message):
         mf.load_model_files(files.json_path)
+    with pytest.raises(mf.ModelFileError, match=message):  # `mbrs models --install` and the app's install
+        mf.install_model(files.json_path, "huge")
+    assert not (mf.user_models_dir() / "huge.json").exists()
 
 
 def test_weights_larger_than_the_network_needs_are_not_read(tmp_path, monkeypatch):

@@ -333,6 +333,10 @@ class EmbedTab(FileDropTarget, QWidget):
         if docs:
             self.strip.setCurrentItem(self.strip.find(docs[0].key))
             self.select(docs[0].key)
+        noted = [doc for doc in docs if doc.notes]
+        if noted:
+            more = f" (and {len(noted) - 1} more image(s))" if len(noted) > 1 else ""
+            self.status.emit(f"{noted[0].name}: {noted[0].notes[0]}{more}")
         if failures:
             summary = (f"{failures[0][1]}" if len(failures) == 1
                        else f"{len(failures)} files could not be opened as images.")

@@ -262,3 +262,12 @@ def test_embed_job_reports_refinement_steps_and_stops_on_cancel(photo, tiny_wm):
     plain = Context()
     embed(plain, tiny_wm, doc, Signature(MESSAGE, None, id(tiny_wm), False))
     assert not [s for s in plain.seen if s[1]]  # no refinement, no steps
+
+
+def test_a_grey_photo_says_the_output_is_rgb(qtbot, window, photo, tmp_path):
+    grey = tmp_path / "grey.png"
+    Image.open(photo).convert("L").save(grey)
+    tab = window.embed
+    drop_files(tab, [grey])
+    qtbot.waitUntil(lambda: tab.current is not None, timeout=20_000)
+    assert tab.current.notes and "greyscale" in window.statusBar().currentMessage()
