@@ -154,8 +154,9 @@ def _refuse_marked(wm, image, job: Job, key: str | None) -> None:
     """Refuse to embed over a watermark this model can read (it may destroy both marks)."""
     existing = wm.existing_mark(image, key)
     if existing is not None:
-        raise CommandError(f"'{job.source}' already carries a watermark ({json.dumps(existing.message, ensure_ascii=False)}): "
-                           f"embedding again can destroy both; pass --force to embed anyway")
+        message = json.dumps(existing.message, ensure_ascii=False)
+        raise CommandError(f"'{job.source}' already carries a watermark ({message}): embedding again can destroy "
+                           f"both; pass --force to embed anyway")
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:

@@ -24,8 +24,8 @@ from PySide6.QtGui import QImage
 
 from mbrs_engine import payload
 from mbrs_engine.attacks import apply_chain, parse_chain
-from mbrs_engine.imageio import (ImageLoadError, ImageWarning, LoadedImage, atomic_write, join_alpha, load_image, open_image, save_like,
-                                 split_alpha)
+from mbrs_engine.imageio import (ImageLoadError, ImageWarning, LoadedImage, atomic_write, join_alpha, load_image,
+                                 open_image, save_like, split_alpha)
 
 from .imaging import PREVIEW_SIDE, Preview, Residual, fit_size, paper_difference
 from .qimage import array_to_qimage, pil_to_qimage, thumbnail

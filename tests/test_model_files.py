@@ -41,6 +41,14 @@ def outputs(encoder, decoder, seed: int = 1):
         return encoded, decoder(encoded)
 
 
+def replace_weights(files, blob: bytes) -> None:
+    """Put ``blob`` in the model's weights file, with a matching SHA-256 in its description."""
+    files.weights_path.write_bytes(blob)
+    data = json.loads(files.json_path.read_text())
+    data["weights"]["sha256"] = hashlib.sha256(blob).hexdigest()
+    files.json_path.write_text(json.dumps(data))
+
+
 def save(tmp_path, name="m", **kw):
     encoder, decoder = trained_like()
     meta = mf.ModelMetadata(name=name, training_noise="Identity()", training_data="unit test",
@@ -117,11 +125,7 @@ def test_pickles_are_never_loaded(tmp_path):
         def __reduce__(self):
             return (os.system, ("touch " + str(tmp_path / "pwned"),))
 
-    payload = pickle.dumps({"encoder.x": Boom()})
-    files.weights_path.write_bytes(payload)
-    data = json.loads(files.json_path.read_text())
-    data["weights"]["sha256"] = hashlib.sha256(payload).hexdigest()
-    files.json_path.write_text(json.dumps(data))
+    replace_weights(files, pickle.dumps({"encoder.x": Boom()}))
     with pytest.raises(mf.ModelFileError, match="cannot read the weights"):
         mf.load_model_files(files.json_path)
     assert not (tmp_path / "pwned").exists()
@@ -178,18 +182,11 @@ def test_a_header_with_foreign_tensors_is_refused(tmp_path):
     files, encoder, decoder = save(tmp_path)
     tensors = mf.state_tensors(encoder, decoder)
     tensors["extra.weight"] = torch.zeros(3)
-    blob = save_safetensors(tensors)
-    files.weights_path.write_bytes(blob)
-    data = json.loads(files.json_path.read_text())
-    data["weights"]["sha256"] = hashlib.sha256(blob).hexdigest()
-    files.json_path.write_text(json.dumps(data))
+    replace_weights(files, save_safetensors(tensors))
     with pytest.raises(mf.ModelFileError, match="unexpected tensor 'extra.weight'"):
         mf.load_model_files(files.json_path)
     del tensors["extra.weight"], tensors["decoder.body.0.0.weight"]
-    blob = save_safetensors(tensors)
-    files.weights_path.write_bytes(blob)
-    data["weights"]["sha256"] = hashlib.sha256(blob).hexdigest()
-    files.json_path.write_text(json.dumps(data))
+    replace_weights(files, save_safetensors(tensors))
     with pytest.raises(mf.ModelFileError, match="missing tensor 'decoder.body.0.0.weight'"):
         mf.load_model_files(files.json_path)
 

@@ -582,7 +582,8 @@ class EmbedTab(FileDropTarget, QWidget):
         self.ctx.settings.remember_folder("save", path)
         self.ctx.settings.set("save_format", path.suffix.lower().lstrip(".").replace("jpeg", "jpg"))
         self.ctx.settings.add_recent(path)
-        self.saved.emit(f"{path} ({'the message reads back' if saved.reads_back else 'the message does NOT read back'})")
+        outcome = "the message reads back" if saved.reads_back else "the message does NOT read back"
+        self.saved.emit(f"{path} ({outcome})")
         self.state_changed.emit()
 
     def save_all(self) -> None:
