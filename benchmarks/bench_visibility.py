@@ -1,0 +1,154 @@
+"""Benchmark: how visible the watermark is (butteraugli), next to PSNR, SSIM, robustness and embed time.
+
+For each candidate embedding (the default, unrefined strengths, ...) and
+reference distortions of the same photos (JPEG re-saves, white noise at the
+same PSNR as the default), on a folder of photos never trained on: the
+butteraugli distance between the original and the saved PNG (Debian package
+``butteraugli``; about 1 = just noticeable) as median, 90th percentile and
+worst; mean PSNR and SSIM (not the target, reported beside it); and for the
+candidates the share of photos whose exact message is read after JPEG 50,
+a resize to 50 % and a social-media re-encode (long side 1080 when larger,
+JPEG 80), with the median embed time.
+
+    python scripts/collect_eval_photos.py data/eval-photos     # once: photos never used for training
+    python benchmarks/bench_visibility.py [--photos data/eval-photos] [--limit N] [--candidates default plain-1.0]
+
+Without butteraugli or photos it says so and exits 0 (``make bench`` runs every benchmark).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mbrs_engine import Watermarker  # first: it sets OMP_WAIT_POLICY before torch loads OpenMP
+from mbrs_engine.attacks import apply_chain, parse_chain  # noqa: E402
+from mbrs_engine.imageio import list_images, open_image  # noqa: E402
+from mbrs_engine.metrics import image_psnr, ssim  # noqa: E402
+
+MESSAGE = "© Bench 2026"
+ROBUSTNESS = ("jpeg:50", "resize:0.5", "social")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way of embedding: ``Watermarker.embed`` keyword arguments."""
+
+    name: str
+    strength: float = 1.0
+    refine: bool = True
+
+
+CANDIDATES = {c.name: c for c in (
+    Candidate("default"),
+    Candidate("plain-1.0", refine=False),
+    Candidate("plain-0.7", 0.7, refine=False),
+    Candidate("plain-0.5", 0.5, refine=False),
+)}
+REFERENCES = ("jpeg-90", "jpeg-75", "noise-at-default-psnr")
+
+
+def butteraugli(a: Path, b: Path) -> float:
+    done = subprocess.run(["butteraugli", str(a), str(b)], capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[0])
+
+
+def social(img: Image.Image) -> Image.Image:
+    """A social-media re-encode: the long side brought down to 1080 pixels (never up), then JPEG 80."""
+    scale = 1080 / max(img.size)
+    if scale < 1:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                         Image.Resampling.LANCZOS)
+    return apply_chain(img, parse_chain("jpeg:80"))
+
+
+def attacked(img: Image.Image, name: str) -> Image.Image:
+    return social(img) if name == "social" else apply_chain(img, parse_chain(name))
+
+
+def summary(values: list[float]) -> str:
+    ordered = sorted(values)
+    p90 = ordered[min(len(ordered) - 1, int(np.ceil(0.9 * len(ordered))) - 1)]
+    return f"{statistics.median(ordered):6.2f} {p90:6.2f} {ordered[-1]:6.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", default="data/eval-photos", help="folder of photos never used for training")
+    parser.add_argument("--limit", type=int, help="only the first N photos")
+    parser.add_argument("--model", help="model name or path (default: the default model)")
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    parser.add_argument("--no-references", action="store_true", help="skip the JPEG and noise references")
+    args = parser.parse_args()
+    if shutil.which("butteraugli") is None:  # skipped, not failed: `make bench` runs every benchmark
+        print("bench_visibility: skipped, butteraugli is not installed (apt-get install butteraugli)")
+        return
+    photos = list_images(args.photos)[:args.limit] if Path(args.photos).is_dir() else []
+    if not photos:
+        print(f"bench_visibility: skipped, no photos in {args.photos} "
+              f"(python scripts/collect_eval_photos.py {args.photos})")
+        return
+    wm = Watermarker.from_pretrained(args.model)
+    print(f"model {wm.name}, {len(photos)} photos from {args.photos}")
+    print(f"{'':24s} {'butteraugli':>20s}")
+    print(f"{'embedding':24s} {'median':>6s} {'p90':>6s} {'worst':>6s} {'PSNR':>6s} {'SSIM':>6s} "
+          + " ".join(f"{a:>10s}" for a in ROBUSTNESS) + f" {'embed s':>8s}")
+    default_psnr: dict[Path, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name in args.candidates:
+            candidate = CANDIDATES[name]
+            scores, psnrs, ssims, seconds = [], [], [], []
+            read = {a: 0 for a in ROBUSTNESS}
+            for path in photos:
+                original = open_image(path).convert("RGB")
+                start = time.perf_counter()
+                marked = wm.embed(original, MESSAGE, strength=candidate.strength, refine=candidate.refine)
+                seconds.append(time.perf_counter() - start)
+                original.save(folder / "original.png")
+                marked.save(folder / "marked.png")
+                scores.append(butteraugli(folder / "original.png", folder / "marked.png"))
+                psnrs.append(image_psnr(original, marked))
+                if name == "default":
+                    default_psnr[path] = psnrs[-1]
+                if min(original.size) >= 11 and original.width * original.height <= 4_000_000:
+                    ssims.append(float(ssim(original, marked)[0]))
+                for attack in ROBUSTNESS:
+                    read[attack] += wm.decode(attacked(marked, attack)).message == MESSAGE
+            rates = " ".join(f"{100 * read[a] / len(photos):9.1f}%" for a in ROBUSTNESS)
+            print(f"{name:24s} {summary(scores)} {statistics.mean(psnrs):6.2f} "
+                  f"{statistics.mean(ssims) if ssims else float('nan'):6.4f} {rates} "
+                  f"{statistics.median(seconds):8.2f}", flush=True)
+        if args.no_references:
+            return
+        rng = np.random.default_rng(0)
+        for name in REFERENCES:
+            scores, psnrs = [], []
+            for path in photos:
+                original = open_image(path).convert("RGB")
+                if name.startswith("jpeg"):
+                    other = apply_chain(original, parse_chain(f"jpeg:{name.split('-')[1]}"))
+                else:
+                    target = default_psnr.get(path, 40.0)
+                    sigma = 255.0 / 10 ** (target / 20)
+                    noisy = np.asarray(original, dtype=np.float64) + rng.normal(0, sigma, (original.height,
+                                                                                         original.width, 3))
+                    other = Image.fromarray(np.clip(np.rint(noisy), 0, 255).astype(np.uint8))
+                original.save(folder / "original.png")
+                other.save(folder / "other.png")
+                scores.append(butteraugli(folder / "original.png", folder / "other.png"))
+                psnrs.append(image_psnr(original, other))
+            print(f"{'(ref) ' + name:24s} {summary(scores)} {statistics.mean(psnrs):6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
