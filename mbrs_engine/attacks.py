@@ -1,35 +1,46 @@
-"""Attacks on PIL images for ``mbrs attack`` and ``mbrs eval``: jpeg, crop, resize, blur, noise.
+"""The attack registry: every edit the tools can apply to a watermarked image, defined once.
 
-Each attack is ``name:value`` text (``jpeg:75``, ``crop:0.8``); a chain joins
-them with ``+`` (``jpeg:75+crop:0.8``) and applies them left to right;
-``identity`` is the empty chain.  They run the engine's own noise layers on
-the 8-bit image and return an 8-bit RGB image (an alpha channel is dropped):
+An attack kind (:data:`KINDS`) has a name, a label and help text, its
+parameters (:class:`Param`: default, range, unit, how a GUI steps it), whether
+it changes the image's geometry (size, framing or orientation: the decoder
+then needs its search), whether it mixes in the original image, and the
+function that runs it.  ``mbrs attack``'s flags, ``mbrs eval``'s attack
+chains, the app's attack editor and the refinement's stand-ins are all made
+from this table, so an attack added here is everywhere.
 
-* ``jpeg:Q``   real JPEG at quality Q (1..100) through libjpeg, in memory (:class:`RealJpeg`).
-* ``crop:F``   keep the central rectangle of area fraction F (0 < F <= 1), same aspect ratio; the image shrinks.
-* ``resize:F`` scale both sides by F (bilinear, antialiased when shrinking; :class:`Resize`).
-* ``blur:S``   Gaussian blur of standard deviation S pixels (:class:`GaussianBlur`).
-* ``noise:S``  additive Gaussian noise of standard deviation S in 8-bit levels (:class:`GaussianNoise`), seeded.
+Text form: ``name`` or ``name:v1,v2,...`` (missing trailing values take their
+defaults; ``=`` works as ``:``), chains join attacks with ``+`` and apply them
+left to right; ``identity`` is the empty chain.  Attacks run on the 8-bit
+image (float ``(1, 3, H, W)`` in ``[-1, 1]``, rounded back to 8 bit after
+each) and return an 8-bit RGB image (an alpha channel is dropped):
+
+* ``jpeg:Q``              real JPEG at quality Q through libjpeg, in memory.
+* ``crop:A,R,X,Y``        keep a rectangle of area fraction A; R changes its aspect ratio (its width/height is
+                          the image's times R; 1 keeps it); X and Y place it (0: at the left/top edge, 1: at
+                          the right/bottom edge, 0.5: centred).  ``crop:A`` is the central crop.
+* ``resize:F``            scale both sides by F (bilinear, antialiased when shrinking).
+* ``rotate:D``            rotate by D degrees anticlockwise (bicubic), then trim the borders to the largest
+                          centred rectangle of the image's aspect ratio that holds no filled corner.
+* ``flip``                mirror left to right.
+* ``blur:S``              Gaussian blur of standard deviation S pixels.
+* ``noise:S``             additive Gaussian noise of standard deviation S in 8-bit levels, seeded.
+* ``brightness:B,C``      out = in x C + B (B a share of full scale).
+* ``cropout:A``, ``dropout:P``  mix with the original image (a random rectangle of area A, or each pixel with
+                          probability P, stays watermarked): these need the original.
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from PIL import Image
 
 from .imageio import split_alpha
-from .noise import GaussianBlur, GaussianNoise, RealJpeg, Resize
-from .noise.geometric import _box_size
+from .noise import BrightnessContrast, Cropout, Dropout, GaussianBlur, GaussianNoise, RealJpeg, Resize
+from .noise.geometric import _box_size, _scaled
 from .pixels import pil_to_tensor, quantize, tensor_to_pil
-
-ATTACKS = {
-    "jpeg": "real JPEG at quality Q (1..100)",
-    "crop": "keep the central fraction F of the area (0 < F <= 1)",
-    "resize": "scale both sides by F",
-    "blur": "Gaussian blur, sigma in pixels",
-    "noise": "Gaussian noise, standard deviation in 8-bit levels",
-}
 
 
 class AttackError(ValueError):
@@ -37,69 +48,211 @@ class AttackError(ValueError):
 
 
 @dataclass(frozen=True)
-class Attack:
-    """One attack and its parameter."""
+class Param:
+    """One parameter of an attack kind."""
 
     name: str
-    value: float
+    default: float
+    minimum: float
+    maximum: float
+    unit: str = ""
+    step: float = 0.05          # how an editor steps it
+    decimals: int = 2
+    integer: bool = False
+    open_minimum: bool = False  # the minimum itself is not allowed
 
-    def __post_init__(self) -> None:
-        if self.name not in ATTACKS:
-            raise AttackError(f"unknown attack {self.name!r} (known: {', '.join(ATTACKS)})")
-        try:
-            self._layer(0)
-        except ValueError as exc:
-            raise AttackError(f"{self.name}: {exc}") from None
+    def check(self, value: float) -> float:
+        low_ok = value > self.minimum if self.open_minimum else value >= self.minimum
+        if not (math.isfinite(value) and low_ok and value <= self.maximum):
+            bracket = "(" if self.open_minimum else "["
+            raise AttackError(f"{self.name} must be in {bracket}{self.minimum:g}, {self.maximum:g}], got {value:g}")
+        if self.integer and value != int(value):
+            raise AttackError(f"{self.name} must be a whole number, got {value:g}")
+        return float(value)
 
-    def spec(self) -> str:
-        return f"{self.name}:{self.value:g}"
 
-    def _layer(self, seed: int):
-        if self.name == "jpeg":
-            if self.value != int(self.value):
-                raise ValueError(f"quality must be a whole number, got {self.value:g}")
-            return RealJpeg(int(self.value))
-        if self.name == "crop":
-            if not 0.0 < self.value <= 1.0:
-                raise ValueError(f"the kept area fraction must be in (0, 1], got {self.value:g}")
-            return None
-        if self.name == "resize":
-            return Resize(self.value)
-        if self.name == "blur":
-            return GaussianBlur(self.value)
-        return GaussianNoise(self.value)
+Run = Callable[[torch.Tensor, tuple[float, ...], int, "torch.Tensor | None"], torch.Tensor]
 
-    def apply(self, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
-        """Attack a float image (1, 3, H, W) in [-1, 1]; the result is rounded to 8 bit."""
-        if self.name == "crop":
-            return central_crop(x, self.value)
-        layer = self._layer(seed)
-        if self.name != "noise":  # the only random one; seeding costs more than a small JPEG
-            return quantize(layer(x))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            out = layer(x)
-        return quantize(out)
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of attack (see the module docstring)."""
+
+    name: str
+    label: str
+    help: str
+    params: tuple[Param, ...]
+    run: Run                      # (x, values, seed, original or None) -> attacked x, before rounding
+    geometric: bool = False       # changes size, framing or orientation
+    needs_original: bool = False
+    stand_in: Callable[[torch.Tensor, tuple[float, ...]], torch.Tensor] | None = None  # differentiable run
+
+
+# ---------------------------------------------------------------- the geometric attacks
+
+
+def crop_box(h: int, w: int, area: float, aspect: float = 1.0, x: float = 0.5, y: float = 0.5
+             ) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the crop ``crop:area,aspect,x,y`` of an h x w image."""
+    bh, bw = _box_size(h, w, area)
+    if aspect != 1.0:
+        factor = math.sqrt(aspect)
+        bw, bh = min(w, _scaled(bw, factor)), min(h, _scaled(bh, 1.0 / factor))
+    return int(y * (h - bh)), int(x * (w - bw)), bh, bw  # centred: the extra pixel goes right/below
+
+
+def _crop(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
+    top, left, bh, bw = crop_box(x.shape[-2], x.shape[-1], *values)
+    return x[..., top:top + bh, left:left + bw]
 
 
 def central_crop(x: torch.Tensor, fraction: float) -> torch.Tensor:
     """The central rectangle of area ``fraction`` of a (..., H, W) tensor, with the image's aspect ratio."""
-    h, w = x.shape[-2:]
-    bh, bw = _box_size(h, w, fraction)
-    top, left = (h - bh) // 2, (w - bw) // 2
-    return x[..., top:top + bh, left:left + bw]
+    return _crop(x, (fraction,))
+
+
+def inner_rectangle(w: int, h: int, degrees: float) -> tuple[int, int]:
+    """(width, height) of the largest centred rectangle of the aspect w : h inside a w x h image rotated by
+    ``degrees``."""
+    theta = math.radians(abs(degrees))
+    c, s = math.cos(theta), math.sin(theta)
+    scale = min(w / (w * c + h * s), h / (w * s + h * c))
+    return max(1, math.floor(w * scale)), max(1, math.floor(h * scale))
+
+
+def _rotate(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
+    (degrees,) = values
+    if degrees == 0.0:
+        return x
+    img = tensor_to_pil(x).rotate(degrees, resample=Image.Resampling.BICUBIC, expand=False)
+    w, h = img.size
+    iw, ih = inner_rectangle(w, h, degrees)
+    left, top = (w - iw) // 2, (h - ih) // 2
+    return pil_to_tensor(img.crop((left, top, left + iw, top + ih))).to(x)
+
+
+def _layer(make) -> Run:
+    """A run function for a noise layer of the engine, made by ``make(*values)``; seeded."""
+    def run(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
+        layer = make(*values)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return layer(x, original)
+    return run
+
+
+def _mixing(make) -> Run:
+    run = _layer(make)
+
+    def checked(x, values, seed=0, original=None):
+        if original is None:
+            raise AttackError("this attack mixes in the original image, which is not given")
+        if original.shape != x.shape:
+            raise AttackError("this attack must come before attacks that change the image's size")
+        return run(x, values, seed, original)
+    return checked
+
+
+def _area(default: float) -> Param:
+    return Param("area", default, 0.0, 1.0, open_minimum=True)
+
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("jpeg", "JPEG", "real libjpeg compression at this quality",
+         (Param("quality", 50, 1, 100, step=5, decimals=0, integer=True),),
+         lambda x, v, seed=0, original=None: RealJpeg(int(v[0]))(x)),
+    Kind("crop", "Crop", "keep a rectangle of this fraction of the area; aspect changes its width/height "
+         "(1 keeps the image's); x and y place it (0: left/top edge, 0.5: centred, 1: right/bottom edge)",
+         (_area(0.8), Param("aspect", 1.0, 0.25, 4.0), Param("x", 0.5, 0.0, 1.0), Param("y", 0.5, 0.0, 1.0)),
+         _crop, geometric=True, stand_in=lambda x, v: _crop(x, v)),
+    Kind("resize", "Resize", "scale both sides", (Param("scale", 0.5, 0.05, 4.0, "×"),),
+         lambda x, v, seed=0, original=None: Resize(v[0])(x), geometric=True,
+         stand_in=lambda x, v: Resize(v[0])(x)),
+    Kind("rotate", "Rotate", "rotate anticlockwise, then trim the borders to the largest inner rectangle",
+         (Param("angle", 2.0, -45.0, 45.0, "°", step=0.5, decimals=1),), _rotate, geometric=True),
+    Kind("flip", "Flip", "mirror left to right", (),
+         lambda x, v, seed=0, original=None: torch.flip(x, dims=[-1]), geometric=True,
+         stand_in=lambda x, v: torch.flip(x, dims=[-1])),
+    Kind("blur", "Gaussian blur", "Gaussian filter", (Param("sigma", 1.0, 0.1, 10.0, " px", step=0.1, decimals=1),),
+         _layer(GaussianBlur)),
+    Kind("noise", "Gaussian noise", "additive Gaussian noise, standard deviation in 8-bit levels",
+         (Param("std", 5.0, 0.5, 50.0, " levels", step=0.5, decimals=1),), _layer(GaussianNoise)),
+    Kind("brightness", "Brightness", "brightness and contrast: out = in × contrast + brightness (a share of "
+         "full scale)", (Param("brightness", 0.1, -0.5, 0.5), Param("contrast", 1.0, 0.5, 1.5)),
+         _layer(BrightnessContrast)),
+    Kind("cropout", "Cropout", "watermarked pixels inside a random rectangle of this area, original pixels outside",
+         (_area(0.5),), _mixing(Cropout), needs_original=True),
+    Kind("dropout", "Dropout", "each pixel is the watermarked one with this probability, else the original's",
+         (Param("kept share", 0.5, 0.05, 1.0),), _mixing(Dropout), needs_original=True),
+)}
+
+
+# ---------------------------------------------------------------- attacks and chains
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One attack: a kind and its parameter values (``Attack("jpeg", 75)``, ``Attack("crop", (0.5, 1.2))``);
+    missing trailing values take their defaults."""
+
+    name: str
+    value: float | tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        kind = KINDS.get(self.name)
+        if kind is None:
+            raise AttackError(f"unknown attack {self.name!r} (known: {', '.join(KINDS)})")
+        given = self.value if isinstance(self.value, tuple) else (self.value,)
+        if len(given) > len(kind.params):
+            raise AttackError(f"{self.name} takes {len(kind.params)} value(s), got {len(given)}")
+        values = tuple(p.check(float(v)) for p, v in zip(kind.params, given))
+        values += tuple(float(p.default) for p in kind.params[len(values):])
+        object.__setattr__(self, "value", values)
+
+    @property
+    def kind(self) -> Kind:
+        return KINDS[self.name]
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        return self.value  # type: ignore[return-value]
+
+    def spec(self) -> str:
+        """The text form, without trailing default values (``crop:0.8``, ``flip``)."""
+        values = list(self.values)
+        while values and values[-1] == self.kind.params[len(values) - 1].default and len(values) > 1:
+            values.pop()
+        if not self.kind.params:
+            return self.name
+        return f"{self.name}:" + ",".join(f"{v:g}" for v in values)
+
+    def apply(self, x: torch.Tensor, seed: int = 0, original: torch.Tensor | None = None) -> torch.Tensor:
+        """Attack a float image (1, 3, H, W) in [-1, 1]; the result is rounded to 8 bit."""
+        return quantize(self.kind.run(x, self.values, seed, original))
+
+    def stand_in(self, x: torch.Tensor) -> torch.Tensor:
+        """A differentiable stand-in of this attack (geometry as is; value changes such as JPEG as identity)."""
+        return self.kind.stand_in(x, self.values) if self.kind.stand_in else x
 
 
 def parse_attack(text: str) -> Attack:
-    """``name:value`` (or ``name=value``) as an :class:`Attack`."""
+    """``name`` or ``name:v1,v2`` (or ``name=v1``) as an :class:`Attack`."""
     name, sep, value = text.strip().replace("=", ":").partition(":")
+    name = name.strip().lower()
+    kind = KINDS.get(name)
+    if kind is None:
+        raise AttackError(f"unknown attack {name!r} (known: {', '.join(KINDS)})")
     if not sep:
-        raise AttackError(f"attack {text!r} needs a value, e.g. {name or 'jpeg'}:75")
-    try:
-        number = float(value)
-    except ValueError:
-        raise AttackError(f"attack {text!r}: {value!r} is not a number") from None
-    return Attack(name.strip().lower(), number)
+        if kind.params:
+            raise AttackError(f"attack {text!r} needs a value, e.g. {name}:{kind.params[0].default:g}")
+        return Attack(name)
+    numbers = []
+    for part in value.split(","):
+        try:
+            numbers.append(float(part))
+        except ValueError:
+            raise AttackError(f"attack {text!r}: {part.strip()!r} is not a number") from None
+    return Attack(name, tuple(numbers))
 
 
 def parse_chain(text: str) -> tuple[Attack, ...]:
@@ -114,12 +267,20 @@ def chain_spec(chain: tuple[Attack, ...]) -> str:
     return "+".join(a.spec() for a in chain) or "identity"
 
 
-def apply_chain(img: Image.Image, chain: tuple[Attack, ...], seed: int = 0) -> Image.Image:
-    """Apply the attacks in order to an image; returns an 8-bit RGB image."""
+def is_geometric(chain: tuple[Attack, ...]) -> bool:
+    """Whether the chain changes size, framing or orientation (decoding it needs the search)."""
+    return any(a.kind.geometric for a in chain)
+
+
+def apply_chain(img: Image.Image, chain: tuple[Attack, ...], seed: int = 0,
+                original: Image.Image | None = None) -> Image.Image:
+    """Apply the attacks in order to an image (``original``: the unmarked image, for the attacks that mix it
+    in); returns an 8-bit RGB image."""
     rgb, _ = split_alpha(img)
     if not chain:
         return rgb
     x = pil_to_tensor(rgb)
+    cover = pil_to_tensor(split_alpha(original)[0]) if original is not None else None
     for i, attack in enumerate(chain):
-        x = attack.apply(x, seed + i)
+        x = attack.apply(x, seed + i, cover)
     return tensor_to_pil(x)

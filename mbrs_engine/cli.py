@@ -250,14 +250,14 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 
 class _AttackAction(argparse.Action):
-    """Collects ``--jpeg 75 --crop 0.8 ...`` in command-line order."""
+    """Collects ``--jpeg 75 --crop 0.8,1.2 --flip ...`` in command-line order."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from .attacks import Attack, AttackError
+        from .attacks import AttackError, parse_attack
 
         try:
-            attack = Attack(self.dest, float(values))
-        except (AttackError, ValueError) as exc:
+            attack = parse_attack(self.dest if values is None or values == [] else f"{self.dest}:{values}")
+        except AttackError as exc:
             parser.error(f"{option_string}: {exc}")
         chain = list(getattr(namespace, "chain", None) or [])
         namespace.chain = chain + [attack]
@@ -265,17 +265,21 @@ class _AttackAction(argparse.Action):
 
 def _cmd_attack(args: argparse.Namespace) -> int:
     from .attacks import apply_chain, chain_spec
-    from .imageio import load_image, save_like
+    from .imageio import load_image, open_image, save_like
 
     chain = tuple(args.chain or ())
     if not chain:
-        raise CommandError("give at least one attack: --jpeg Q, --crop F, --resize F, --blur SIGMA or --noise STD")
+        raise CommandError("give at least one attack, e.g. --jpeg 75 or --crop 0.5,1.2,0,1 (see mbrs attack --help)")
+    mixing = [a.name for a in chain if a.kind.needs_original]
+    if mixing and not args.original:
+        raise CommandError(f"--{mixing[0]} mixes in the original image: give it with --original FILE")
+    original = open_image(args.original) if args.original else None
     jobs = _jobs(args.input, args.output)
     _check_outputs(jobs, args.overwrite)
 
     def work(job: Job) -> None:
         loaded = load_image(job.source)
-        attacked = apply_chain(loaded.image, chain, seed=args.seed)
+        attacked = apply_chain(loaded.image, chain, seed=args.seed, original=original)
         save_like(attacked, job.target, loaded, quality=args.quality, overwrite=args.overwrite)
         print(f"wrote {job.target}: {chain_spec(chain)}")
 
@@ -455,17 +459,22 @@ def _add_decode(sub) -> None:
 
 
 def _add_attack(sub) -> None:
+    from .attacks import KINDS
+
     p = sub.add_parser("attack", help="distort images (to test robustness)",
-                       description="Apply attacks in the order given, e.g. --jpeg 75 --crop 0.8.")
+                       description="Apply attacks in the order given, e.g. --jpeg 75 --crop 0.5,1.2,0,1 --flip.  "
+                                   "Values of an attack with several parameters are separated by commas; missing "
+                                   "trailing ones take their defaults.")
     p.add_argument("input", metavar="IN", help="image file or folder")
     _add_output(p)
-    for name, metavar, text in (("jpeg", "Q", "JPEG compression at quality Q"),
-                                ("crop", "F", "keep the central fraction F of the area"),
-                                ("resize", "F", "scale both sides by F"),
-                                ("blur", "SIGMA", "Gaussian blur (pixels)"),
-                                ("noise", "STD", "Gaussian noise (8-bit levels)")):
-        p.add_argument(f"--{name}", dest=name, action=_AttackAction, metavar=metavar, help=text)
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise attack (default 0)")
+    for kind in KINDS.values():
+        params = ", ".join(f"{q.name} {q.minimum:g}..{q.maximum:g}{q.unit.strip() and ' ' + q.unit.strip()} "
+                           f"(default {q.default:g})" for q in kind.params)
+        metavar = ",".join(q.name.split()[0].upper() for q in kind.params) or None
+        p.add_argument(f"--{kind.name}", dest=kind.name, action=_AttackAction, metavar=metavar,
+                       nargs=None if kind.params else 0, help=f"{kind.help}" + (f"; {params}" if params else ""))
+    p.add_argument("--original", metavar="FILE", help="the unmarked original (for --cropout and --dropout)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random attacks (default 0)")
     p.set_defaults(func=_cmd_attack, chain=None)
 
 

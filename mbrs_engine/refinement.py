@@ -33,10 +33,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .attacks import Attack, apply_chain, central_crop
+from .attacks import Attack, apply_chain
 from .frames import Frame, decoder_input, decoder_input_stand_in
 from .metrics import image_psnr, psnr_to_mse
-from .noise import Resize
 from .pixels import pil_to_tensor
 from .resampling import REDUCING_GAP, add_residual, upscale_residual
 
@@ -121,12 +120,9 @@ def _draw_view(family: str, rng: np.random.Generator, config: RefineConfig, crop
 
 
 def _stand_in(x: torch.Tensor, chain) -> torch.Tensor:
-    """The differentiable stand-in of an attack chain on (1, 3, h, w): crops and resizes as is, JPEG as identity."""
+    """The differentiable stand-in of an attack chain on (1, 3, h, w): geometry as is, JPEG as identity."""
     for attack in chain:
-        if attack.name == "crop":
-            x = central_crop(x, attack.value)
-        elif attack.name == "resize":
-            x = Resize(attack.value)(x)
+        x = attack.stand_in(x)
     return x
 
 

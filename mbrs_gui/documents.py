@@ -23,7 +23,7 @@ from PIL import Image
 from PySide6.QtGui import QImage
 
 from mbrs_engine import payload
-from mbrs_engine.attacks import apply_chain, parse_chain
+from mbrs_engine.attacks import apply_chain, is_geometric, parse_chain
 from mbrs_engine.imageio import (ImageLoadError, ImageWarning, LoadedImage, atomic_write, join_alpha, load_image,
                                  open_image, save_like, split_alpha)
 
@@ -196,7 +196,7 @@ def refine(ctx, doc: ImageDocument, residual: Residual, state: tuple, strength: 
 
 
 def chain_needs_search(chain_text: str) -> bool:
-    return any(a.name == "crop" for a in parse_chain(chain_text))
+    return is_geometric(parse_chain(chain_text))
 
 
 @dataclass

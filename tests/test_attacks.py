@@ -26,7 +26,7 @@ def test_parsing():
     assert chain_spec(()) == "identity"
 
 
-@pytest.mark.parametrize("text, message", [("rotate:5", "unknown attack"), ("jpeg", "needs a value"),
+@pytest.mark.parametrize("text, message", [("shear:5", "unknown attack"), ("jpeg", "needs a value"),
                                            ("jpeg:abc", "not a number"), ("jpeg:0", "quality"),
                                            ("jpeg:75.5", "whole number"), ("crop:0", r"\(0, 1\]"),
                                            ("crop:1.5", r"\(0, 1\]"), ("blur:-1", "sigma"), ("noise:-3", "std"),
@@ -65,3 +65,68 @@ def test_resize_blur_noise(image):
 def test_rgba_in_rgb_out(image):
     assert apply_chain(image.convert("RGBA"), parse_chain("blur:1")).mode == "RGB"
     assert apply_chain(image.convert("L"), ()).mode == "RGB"
+
+
+def test_crop_at_a_position_with_another_aspect(image):
+    arr = np.asarray(image)
+    corner = apply_chain(image, parse_chain("crop:0.25,1,0,0"))  # the top-left quarter
+    assert np.array_equal(np.asarray(corner), arr[:60, :80])
+    far = apply_chain(image, parse_chain("crop:0.25,1,1,1"))  # the bottom-right quarter
+    assert np.array_equal(np.asarray(far), arr[60:, 80:])
+    wide = apply_chain(image, parse_chain("crop:0.25,1.3333,0.5,0.5"))
+    w, h = wide.size
+    assert abs((w / h) / (160 / 120) - 4 / 3) < 0.05 and abs(w * h / (160 * 120) - 0.25) < 0.02
+    assert parse_attack("crop:0.8") == Attack("crop", (0.8, 1.0, 0.5, 0.5))  # the defaults: centred, same aspect
+    assert Attack("crop", (0.8, 1.0, 0.5, 0.5)).spec() == "crop:0.8"
+    assert Attack("crop", (0.5, 1.2, 0.0, 1.0)).spec() == "crop:0.5,1.2,0,1"
+
+
+def test_rotation_trims_to_the_largest_inner_rectangle_without_filled_corners():
+    flat = Image.new("RGB", (200, 150), (200, 60, 30))
+    for degrees in (-5.0, 2.0, 5.0):
+        out = apply_chain(flat, parse_chain(f"rotate:{degrees:g}"))
+        w, h = out.size
+        theta = np.radians(abs(degrees))
+        scale = min(200 / (200 * np.cos(theta) + 150 * np.sin(theta)), 150 / (200 * np.sin(theta) + 150 * np.cos(theta)))
+        assert abs(w - 200 * scale) <= 1 and abs(h - 150 * scale) <= 1 and abs(w / h - 200 / 150) < 0.02
+        # no black fill left from outside the rotated image
+        assert np.asarray(out).reshape(-1, 3).min(0).tolist()[0] > 150
+    assert apply_chain(flat, parse_chain("rotate:0")).size == flat.size
+
+
+def test_rotation_turns_anticlockwise(image):
+    marker = Image.new("RGB", (101, 101), (0, 0, 0))
+    marker.paste((255, 255, 255), (70, 48, 80, 53))  # a bright dash right of the centre
+    out = np.asarray(apply_chain(marker, parse_chain("rotate:30"))).astype(float).mean(2)
+    ys, xs = np.nonzero(out > 128)
+    cy, cx = (out.shape[0] - 1) / 2, (out.shape[1] - 1) / 2
+    assert ys.mean() < cy - 5 and xs.mean() > cx  # moved up: anticlockwise on screen
+
+
+def test_flip_mirrors_and_is_its_own_inverse(image):
+    flipped = apply_chain(image, parse_chain("flip"))
+    assert np.array_equal(np.asarray(flipped), np.asarray(image)[:, ::-1])
+    assert np.array_equal(np.asarray(apply_chain(image, parse_chain("flip+flip"))), np.asarray(image))
+    assert chain_spec(parse_chain("flip+jpeg:90")) == "flip+jpeg:90"
+    with pytest.raises(AttackError, match="takes 0 value"):
+        parse_attack("flip:1")
+
+
+def test_mixing_attacks_need_the_original(image):
+    from mbrs_engine.attacks import is_geometric
+
+    with pytest.raises(AttackError, match="original"):
+        apply_chain(image, parse_chain("dropout:0.5"))
+    assert apply_chain(image, parse_chain("dropout:0.5"), original=image).size == image.size
+    with pytest.raises(AttackError, match="before"):
+        apply_chain(image, parse_chain("resize:0.5+cropout:0.5"), original=image)
+    assert is_geometric(parse_chain("jpeg:90+rotate:1")) and not is_geometric(parse_chain("jpeg:90+blur:1"))
+
+
+def test_every_registered_attack_is_a_cli_flag():
+    from mbrs_engine.attacks import KINDS
+    from mbrs_engine.cli import build_parser
+
+    attack_help = build_parser()._subparsers._group_actions[0].choices["attack"].format_help()
+    for name in KINDS:
+        assert f"--{name}" in attack_help

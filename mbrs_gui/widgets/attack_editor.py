@@ -30,9 +30,9 @@ class _StepRow(QFrame):
             spin.setRange(param.minimum, param.maximum)
             spin.setSingleStep(param.step)
             spin.setDecimals(param.decimals)
-            spin.setSuffix(param.suffix)
+            spin.setSuffix(param.unit)
             spin.setValue(value)
-            spin.setToolTip(param.label)
+            spin.setToolTip(param.name)
             spin.setKeyboardTracking(False)
             spin.setMaximumWidth(78)
             spin.valueChanged.connect(self.changed)
@@ -49,7 +49,7 @@ class _StepRow(QFrame):
             layout.addWidget(button)
 
     def step(self) -> Step:
-        return Step(self.kind.key, tuple(s.value() for s in self.spins))
+        return Step(self.kind.name, tuple(s.value() for s in self.spins))
 
 
 class AttackChainEditor(QWidget):
@@ -72,7 +72,7 @@ class AttackChainEditor(QWidget):
         for kind in KINDS.values():
             action = QAction(kind.label, menu)
             action.setToolTip(kind.help)
-            action.triggered.connect(lambda _=False, k=kind.key: self.add(Step(k)))
+            action.triggered.connect(lambda _=False, k=kind.name: self.add(Step(k)))
             menu.addAction(action)
         self.add_button.setMenu(menu)
         clear = QToolButton()

@@ -5,7 +5,7 @@ from conftest import wait_idle
 from gui_helpers import drop_files
 from test_gui_embed import MESSAGE, embed_photo
 
-from mbrs_gui.attack_chain import KINDS
+from mbrs_gui.attack_chain import KINDS, Chain
 
 
 def add_attack(editor, label: str):
@@ -70,3 +70,19 @@ def test_cropout_without_the_original_explains_itself(qtbot, window, dialogs, ph
     tab.decode_button.click()
     wait_idle(qtbot, window)
     assert dialogs.errors() and "original" in dialogs.errors()[-1][1]
+
+
+def test_every_registered_attack_can_be_added_and_applied(qtbot, window, photo):
+    from PIL import Image
+
+    from mbrs_engine.attacks import KINDS as ENGINE_KINDS
+
+    editor = window.verify.editor
+    labels = [a.text() for a in editor.add_button.menu().actions()]
+    assert labels == [kind.label for kind in ENGINE_KINDS.values()]  # the engine's registry, all of it
+    img = Image.open(photo).convert("RGB")
+    for kind in ENGINE_KINDS.values():
+        editor.set_chain(Chain())
+        add_attack(editor, kind.label)
+        out = editor.chain().apply(img, original=img)
+        assert out.mode == "RGB" and (out.size == img.size or kind.geometric)
