@@ -10,7 +10,10 @@ from this table, so an attack added here is everywhere.
 
 Text form: ``name`` or ``name:v1,v2,...`` (missing trailing values take their
 defaults; ``=`` works as ``:``), chains join attacks with ``+`` and apply them
-left to right; ``identity`` is the empty chain.  Attacks run on the 8-bit
+left to right; ``identity`` is the empty chain.  A value may also be a range
+``low~high``: :func:`draw_chain` draws it uniformly (seeded), so that one text
+describes a family of attacks (``crop:0.5~0.9,0.75~1.333,0~1,0~1+jpeg:85``:
+a random crop anywhere, with its aspect changed, then JPEG).  Attacks run on the 8-bit
 image (float ``(1, 3, H, W)`` in ``[-1, 1]``, rounded back to 8 bit after
 each) and return an 8-bit RGB image (an alpha channel is dropped):
 
@@ -22,6 +25,8 @@ each) and return an 8-bit RGB image (an alpha channel is dropped):
 * ``rotate:D``            rotate by D degrees anticlockwise (bicubic), then trim the borders to the largest
                           centred rectangle of the image's aspect ratio that holds no filled corner.
 * ``flip``                mirror left to right.
+* ``fit:N``               resize (bicubic, antialiased) so that the longer side is N pixels, as a site re-encoding
+                          uploads does.
 * ``blur:S``              Gaussian blur of standard deviation S pixels.
 * ``noise:S``             additive Gaussian noise of standard deviation S in 8-bit levels, seeded.
 * ``brightness:B,C``      out = in x C + B (B a share of full scale).
@@ -34,6 +39,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -131,6 +137,13 @@ def _rotate(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=
     return pil_to_tensor(img.crop((left, top, left + iw, top + ih))).to(x)
 
 
+def _fit(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
+    img = tensor_to_pil(x)
+    scale = values[0] / max(img.size)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return pil_to_tensor(img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)).to(x)
+
+
 def _layer(make) -> Run:
     """A run function for a noise layer of the engine, made by ``make(*values)``; seeded."""
     def run(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
@@ -170,6 +183,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          stand_in=lambda x, v: Resize(v[0])(x)),
     Kind("rotate", "Rotate", "rotate anticlockwise, then trim the borders to the largest inner rectangle",
          (Param("angle", 2.0, -45.0, 45.0, "°", step=0.5, decimals=1),), _rotate, geometric=True),
+    Kind("fit", "Fit", "resize so that the longer side has this many pixels",
+         (Param("long side", 1080, 16, 20000, " px", step=10, decimals=0, integer=True),), _fit, geometric=True),
     Kind("flip", "Flip", "mirror left to right", (),
          lambda x, v, seed=0, original=None: torch.flip(x, dims=[-1]), geometric=True,
          stand_in=lambda x, v: torch.flip(x, dims=[-1])),
@@ -261,6 +276,45 @@ def parse_chain(text: str) -> tuple[Attack, ...]:
     if text.lower() in ("identity", "none", ""):
         return ()
     return tuple(parse_attack(part) for part in text.split("+"))
+
+
+def _draw_value(value: str, integer: bool, pick) -> str:
+    """One value of a chain text: a number as it is, or a range ``low~high`` resolved by ``pick(low, high)``."""
+    if "~" not in value:
+        return value
+    low, _, high = value.partition("~")
+    try:
+        number = pick(float(low), float(high))
+    except ValueError:
+        raise AttackError(f"{value.strip()!r} is not a range low~high") from None
+    return str(round(number)) if integer else f"{number:.4g}"
+
+
+def draw_chain(text: str, rng: np.random.Generator | None = None) -> tuple[Attack, ...]:
+    """A chain whose values may be ranges ``low~high``, each drawn uniformly with ``rng`` (whole numbers for
+    integer parameters).  Without ``rng`` both ends of every range are checked and the low ends returned."""
+    if rng is None:
+        draw_chain(text, _Ends(high=True))
+        return draw_chain(text, _Ends(high=False))
+    parts = []
+    for part in text.replace("=", ":").split("+"):
+        name, sep, values = part.strip().partition(":")
+        kind = KINDS.get(name.strip().lower())
+        params = kind.params if kind else ()
+        drawn = [_draw_value(v, i < len(params) and params[i].integer, rng.uniform)
+                 for i, v in enumerate(values.split(","))] if sep else []
+        parts.append(f"{name}:{','.join(drawn)}" if sep else name)
+    return parse_chain("+".join(parts))
+
+
+class _Ends:
+    """Stands in for a generator to pick one end of every range."""
+
+    def __init__(self, high: bool):
+        self.high = high
+
+    def uniform(self, low: float, high: float) -> float:
+        return high if self.high else low
 
 
 def chain_spec(chain: tuple[Attack, ...]) -> str:

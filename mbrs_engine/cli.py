@@ -322,11 +322,14 @@ def _cmd_paper_table(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import EvalConfig, evaluate, format_table, write_reports
+    from .evaluate import SUITES, EvalConfig, evaluate, format_table, write_reports
 
     if args.paper_table:
         return _cmd_paper_table(args)
-    config = EvalConfig(attacks=tuple(args.attacks), strengths=tuple(args.strengths), protocol=args.protocol,
+    if args.attacks and args.suite:
+        raise CommandError("give --attacks or --suite, not both")
+    attacks = args.attacks or SUITES[args.suite or "default"]
+    config = EvalConfig(attacks=tuple(attacks), strengths=tuple(args.strengths), protocol=args.protocol,
                         seed=args.seed, key=args.key, refine=False if args.no_refine else None)
     images = _eval_images(args.folder, args.limit)
     wm = _watermarker(args.model)
@@ -479,15 +482,18 @@ def _add_attack(sub) -> None:
 
 
 def _add_eval(sub) -> None:
-    from .evaluate import DEFAULT_ATTACKS, PROTOCOLS
+    from .evaluate import DEFAULT_ATTACKS, PROTOCOLS, SUITES
 
     p = sub.add_parser("eval", help="measure BER, PSNR and SSIM over images x attacks x strengths",
                        description="Embed a random message in every image, attack it, decode it, and tabulate "
                        "bit error rate, PSNR, SSIM and message recovery (deterministic for a seed).")
     p.add_argument("folder", metavar="FOLDER", help="folder of images (or one image)")
-    p.add_argument("--attacks", nargs="+", default=list(DEFAULT_ATTACKS), metavar="A",
-                   help="attack chains such as identity jpeg:50 crop:0.8 jpeg:75+resize:0.5 "
-                        f"(default: {' '.join(DEFAULT_ATTACKS)})")
+    p.add_argument("--attacks", nargs="+", metavar="A",
+                   help="attack chains such as identity jpeg:50 crop:0.8 jpeg:75+resize:0.5, with ranges drawn "
+                        "anew for each image: rotate:-5~5+jpeg:85 (default: the default suite, "
+                        f"{' '.join(DEFAULT_ATTACKS)})")
+    p.add_argument("--suite", choices=sorted(SUITES), help="a named set of attacks instead of --attacks "
+                   "(geometric: random crops anywhere with aspect changes, rotations, a flip, a re-encode)")
     p.add_argument("--strengths", nargs="+", type=float, default=[1.0], metavar="S", help="strengths (default 1.0)")
     p.add_argument("--protocol", choices=PROTOCOLS, default="native",
                    help="native: centre square resized to the model size (the paper's); full: images as they are")

@@ -15,8 +15,9 @@ model's capacity, coded by :mod:`mbrs_engine.payload` (random raw bits when
 the model carries raw bits only), drawn from a generator seeded by
 ``(seed, image index)``, so runs are deterministic.  PSNR and SSIM compare the
 8-bit marked image with the 8-bit cover (:mod:`mbrs_engine.metrics`).  Each
-attack chain (:mod:`mbrs_engine.attacks`, noise seeded the same way) is then
-applied; BER counts wrong raw bits from :meth:`Watermarker.decode_bits` (no
+attack chain (:mod:`mbrs_engine.attacks`, noise seeded the same way; a chain
+with ranges, ``rotate:-5~5``, is drawn anew for each image from a generator
+seeded by ``(seed, image index, attack index)``) is then applied; BER counts wrong raw bits from :meth:`Watermarker.decode_bits` (no
 search) and ``recovered`` is the share of images whose text
 :meth:`Watermarker.decode` (with its crop search) reads back exactly.
 
@@ -38,12 +39,19 @@ import numpy as np
 from PIL import Image
 
 from . import payload
-from .attacks import apply_chain, chain_spec, parse_chain
+from .attacks import apply_chain, chain_spec, draw_chain
 from .imageio import atomic_write, list_images, open_image, split_alpha
-from .metrics import psnr, ssim
+from .metrics import image_psnr, ssim
 
 PROTOCOLS = ("native", "full")
 DEFAULT_ATTACKS = ("identity", "jpeg:90", "jpeg:75", "jpeg:50", "crop:0.8", "resize:0.5", "blur:1", "noise:5")
+#: The geometric edits people make (the synchronisation issue's targets), each drawn anew per image: a crop of
+#: 50-90 % anywhere with its aspect changed by up to 4/3 either way then JPEG 85; a crop of 25-50 % anywhere;
+#: a rotation within +-5 degrees then JPEG 85; a mirror; a crop of 60-90 % brought to a 1080-pixel long side and
+#: re-encoded at JPEG 80; and what already passes (JPEG 50, 30, resize to 25 %).
+GEOMETRIC_SUITE = ("crop:0.5~0.9,0.75~1.333,0~1,0~1+jpeg:85", "crop:0.25~0.5,1,0~1,0~1", "rotate:-5~5+jpeg:85",
+                   "flip", "crop:0.6~0.9,1,0~1,0~1+fit:1080+jpeg:80", "jpeg:50", "jpeg:30", "resize:0.25")
+SUITES = {"default": DEFAULT_ATTACKS, "geometric": GEOMETRIC_SUITE}
 _TEXT_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 "
 _SSIM_MIN_SIDE = 11
 
@@ -67,7 +75,7 @@ class EvalConfig:
         if not self.attacks or not self.strengths:
             raise ValueError("give at least one attack and one strength")
         for text in self.attacks:
-            parse_chain(text)
+            draw_chain(text)
 
     @property
     def refined(self) -> bool:
@@ -138,7 +146,7 @@ def _message(wm, rng: np.random.Generator, key: str | None) -> tuple[np.ndarray,
 
 
 def _quality(cover: Image.Image, marked: Image.Image) -> tuple[float, float]:
-    p = float(psnr(cover, marked)[0])
+    p = image_psnr(cover.convert("RGB"), marked.convert("RGB"))
     s = float(ssim(cover, marked)[0]) if min(cover.size) >= _SSIM_MIN_SIDE else math.nan
     return p, s
 
@@ -147,14 +155,15 @@ def _attack_seed(seed: int, index: int, attack_index: int) -> int:
     return int(np.random.default_rng([seed, index, attack_index]).integers(2**31))
 
 
-def _measure_image(wm, index: int, cover: Image.Image, config: EvalConfig, chains, samples) -> None:
+def _measure_image(wm, index: int, cover: Image.Image, config: EvalConfig, samples) -> None:
     rng = np.random.default_rng([config.seed, index])
     bits, text = _message(wm, rng, config.key)
     for strength in config.strengths:
         marked = wm.embed_bits(cover, bits, strength, refine=config.refined)
         quality = _quality(cover, marked)
-        for a, chain in enumerate(chains):
-            attacked = apply_chain(marked, chain, _attack_seed(config.seed, index, a))
+        for a, template in enumerate(config.attacks):
+            chain = draw_chain(template, np.random.default_rng([config.seed, index, a, 1]))
+            attacked = apply_chain(marked, chain, _attack_seed(config.seed, index, a), original=cover)
             bucket = samples[(a, strength)]
             bucket.ber.append(float(np.mean((wm.decode_bits(attacked) > 0.5) != bits)))
             bucket.psnr.append(quality[0])
@@ -176,14 +185,18 @@ def evaluate(wm, images: list[tuple[str, Image.Image]], config: EvalConfig = Eva
     if not images:
         raise ValueError("no images to evaluate")
     covers = prepare_images(images, config.protocol, wm.image_size)
-    chains = [parse_chain(text) for text in config.attacks]
-    samples = {(a, s): _Samples() for a in range(len(chains)) for s in config.strengths}
+    samples = {(a, s): _Samples() for a in range(len(config.attacks)) for s in config.strengths}
     for index, (name, cover) in enumerate(covers):
-        _measure_image(wm, index, cover, config, chains, samples)
+        _measure_image(wm, index, cover, config, samples)
         if progress:
             progress(index + 1, len(covers), name)
-    return [_row(chain_spec(chains[a]), s, samples[(a, s)])
-            for s in config.strengths for a in range(len(chains))]
+    return [_row(_label(config.attacks[a]), s, samples[(a, s)])
+            for s in config.strengths for a in range(len(config.attacks))]
+
+
+def _label(template: str) -> str:
+    """A row's attack: the canonical text of a fixed chain, the template itself for one with ranges."""
+    return template.strip() if "~" in template else chain_spec(draw_chain(template))
 
 
 # ---------------------------------------------------------------- reports

@@ -85,3 +85,30 @@ def test_reports(tiny_wm, images, tmp_path):
     summary = robustness_summary(rows, "native")
     assert summary["ber"].keys() == {"identity", "crop:0.9"} and summary["recovered"]["identity"] == 1.0
     assert summary["images"] == 2 and not math.isnan(summary["psnr"])
+
+
+def test_attacks_with_ranges_are_drawn_anew_for_each_image_and_reproducibly(tiny_wm, images, monkeypatch):
+    import mbrs_engine.evaluate as evaluate_module
+    from mbrs_engine.attacks import chain_spec
+
+    drawn = []
+    apply = evaluate_module.apply_chain
+    monkeypatch.setattr(evaluate_module, "apply_chain",
+                        lambda img, chain, seed=0, original=None: drawn.append(chain_spec(chain)) or
+                        apply(img, chain, seed, original))
+    config = EvalConfig(attacks=("rotate:-5~5+jpeg:85",), protocol="full", refine=False)
+    rows = evaluate(tiny_wm, images, config)
+    assert rows[0].attack == "rotate:-5~5+jpeg:85" and rows[0].images == len(images)
+    first = list(drawn)
+    assert len(set(first)) == len(images) and all(-5 <= float(d.split(":")[1].split("+")[0]) <= 5 for d in first)
+    drawn.clear()
+    evaluate(tiny_wm, images, config)
+    assert drawn == first  # the same draws for the same seed
+    with pytest.raises(ValueError, match="angle must be in"):
+        EvalConfig(attacks=("rotate:-50~5",))
+
+
+def test_the_geometric_suite_parses():
+    from mbrs_engine.evaluate import GEOMETRIC_SUITE
+
+    assert len(EvalConfig(attacks=GEOMETRIC_SUITE).attacks) == len(GEOMETRIC_SUITE)
