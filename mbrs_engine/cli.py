@@ -457,7 +457,7 @@ def _add_decode(sub) -> None:
     search = p.add_mutually_exclusive_group()
     search.add_argument("--no-search", action="store_true", help="do not search for a crop (full frame only)")
     search.add_argument("--search-corners", action="store_true",
-                        help="also try crops anchored at the corners (21 hypotheses instead of 5; slower)")
+                        help="also try crops anchored at the corners (42 hypotheses instead of 10; slower)")
     p.set_defaults(func=_cmd_decode)
 
 

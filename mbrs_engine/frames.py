@@ -1,7 +1,8 @@
 """Where a cropped image sits in its original frame: the synchronisation hypotheses of decoding.
 
 A :class:`Frame` says "this image is a crop of ``area`` of the original, at
-``anchor``"; :class:`SearchConfig` lists the frames
+``anchor``" (and, when ``mirrored``, "of the original mirrored left to right":
+decoding then mirrors the image back first); :class:`SearchConfig` lists the frames
 :meth:`mbrs_engine.watermarker.Watermarker.decode` tries.  For one frame,
 :func:`frame_view` places the image back into the presumed original frame at
 the model's size (the cut-away part filled), and :func:`erased_cells` says
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .pixels import pil_to_tensor
 from .resampling import placement_matrix, resize_matrix, to_model_size
@@ -29,9 +30,11 @@ class Frame:
 
     area: float = 1.0
     anchor: str = "center"
+    mirrored: bool = False  # the image was mirrored left to right after the crop
 
     def describe(self) -> str:
-        return "full" if self.area >= 1.0 else f"crop {self.area:g} {self.anchor}"
+        text = "full" if self.area >= 1.0 else f"crop {self.area:g} {self.anchor}"
+        return f"{text}, mirrored" if self.mirrored else text
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class SearchConfig:
     anchors: tuple[str, ...] = ("center",)  # ANCHORS adds the four corners (5x the hypotheses and the time)
     fill: str = "mean"  # what stands for the cropped-away part: the image's mean colour, its edges, or grey
     batch_size: int = 8
+    mirrored: bool = True  # also every frame of a mirrored image (twice the hypotheses)
 
     def __post_init__(self) -> None:
         if any(not 0.0 < a < 1.0 for a in self.area_fractions):
@@ -54,12 +58,15 @@ class SearchConfig:
             raise ValueError(f"search batch size must be positive, got {self.batch_size}")
 
     def frames(self) -> list[Frame]:
-        return [Frame()] + [Frame(a, anchor) for a in self.area_fractions for anchor in self.anchors]
+        plain = [Frame()] + [Frame(a, anchor) for a in self.area_fractions for anchor in self.anchors]
+        return plain + ([Frame(f.area, f.anchor, mirrored=True) for f in plain] if self.mirrored else [])
 
 
-#: The default search (the full frame, then central crops of 90 % to 60 % of the area: 5 hypotheses).
+#: The default search (the full frame, then central crops of 90 % to 60 % of the area; the same mirrored:
+#: 10 hypotheses).
 CENTRAL_SEARCH = SearchConfig()
-#: Central and corner crops (21 hypotheses): finds more crops, takes about 4x longer on unmarked images.
+#: Central and corner crops (42 hypotheses with the mirrored ones): finds more crops, takes about 4x longer on
+#: unmarked images.
 CORNER_SEARCH = SearchConfig(anchors=ANCHORS)
 
 
@@ -112,6 +119,8 @@ def frame_view(view: torch.Tensor, frame: Frame, size: int, fill: str) -> torch.
 
 def decoder_input(rgb: Image.Image, frame: Frame, size: int, fill: str) -> torch.Tensor:
     """What the decoder sees (3, size, size) in [-1, 1] when it reads ``rgb`` as ``frame``."""
+    if frame.mirrored:
+        rgb = ImageOps.mirror(rgb)
     if frame.area >= 1.0:
         return pil_to_tensor(to_model_size(rgb, size))[0]
     view = pil_to_tensor(to_model_size(rgb, SEARCH_OVERSAMPLING * size))[0]
@@ -121,5 +130,7 @@ def decoder_input(rgb: Image.Image, frame: Frame, size: int, fill: str) -> torch
 def decoder_input_stand_in(x: torch.Tensor, frame: Frame, size: int, fill: str) -> torch.Tensor:
     """:func:`decoder_input` of a float image (1, 3, h, w), differentiable: the resizing as matrix products."""
     side = size if frame.area >= 1.0 else SEARCH_OVERSAMPLING * size
+    if frame.mirrored:
+        x = torch.flip(x, dims=[-1])
     view = torch.matmul(torch.matmul(resize_matrix(side, x.shape[2]), x[0]), resize_matrix(side, x.shape[3]).t())
     return view if frame.area >= 1.0 else frame_view(view, frame, size, fill)

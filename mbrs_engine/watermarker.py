@@ -307,6 +307,7 @@ class Watermarker:
         if len(frames) == 1:
             return
         view = pil_to_tensor(to_model_size(rgb, SEARCH_OVERSAMPLING * self.image_size))[0]
+        views = {False: view, True: torch.flip(view, dims=[-1])}  # a mirrored frame reads the image mirrored back
         for i in range(1, len(frames), config.batch_size):
             chunk = frames[i:i + config.batch_size]
-            yield chunk, torch.stack([frame_view(view, f, self.image_size, config.fill) for f in chunk])
+            yield chunk, torch.stack([frame_view(views[f.mirrored], f, self.image_size, config.fill) for f in chunk])

@@ -74,7 +74,7 @@ def test_embed_attack_decode(tiny_model_path, photo, tmp_path, capsys):
     code, out, _ = run(capsys, "decode", attacked, "--model", tiny_model_path, "--json")
     result = json.loads(out)
     assert result["detected"] and result["message"] == "Grüße, Jane" and result["p_value"] < 1e-6
-    assert len(result["bits"]) == 256 and result["hypotheses"] == 5
+    assert len(result["bits"]) == 256 and result["hypotheses"] == 10
 
 
 def test_embed_no_refine_is_the_networks_alone(tiny_model_path, photo, tmp_path, capsys):

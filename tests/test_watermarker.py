@@ -82,7 +82,7 @@ def test_clean_images_are_not_detected(tiny_wm):
     for img in images:
         result = tiny_wm.decode(img)
         assert not result.detected and result.message is None
-        assert result.hypotheses == 5
+        assert result.hypotheses == 10
 
 
 def test_secret_key(tiny_wm, sample_images):
@@ -204,13 +204,28 @@ def test_search_p_value_is_bonferroni_corrected(tiny_wm, sample_images):
     once = tiny_wm.decode(marked, search=False)
     searched = tiny_wm.decode(marked)
     corners = tiny_wm.decode(marked, search=CORNER_SEARCH)
-    assert (once.hypotheses, searched.hypotheses, corners.hypotheses) == (1, 5, 21)
-    assert searched.p_value == pytest.approx(5 * once.p_value)
-    assert corners.p_value == pytest.approx(21 * once.p_value)
+    assert (once.hypotheses, searched.hypotheses, corners.hypotheses) == (1, 10, 42)
+    assert searched.p_value == pytest.approx(10 * once.p_value)
+    assert corners.p_value == pytest.approx(42 * once.p_value)
+
+
+def test_a_mirrored_image_is_found_as_the_mirrored_frame(tiny_wm, sample_images):
+    from mbrs_engine.attacks import apply_chain, parse_chain
+
+    found = 0
+    for img in sample_images[3:]:
+        marked = tiny_wm.embed(img, "mirror")
+        flipped = apply_chain(marked, parse_chain("flip"))
+        result = tiny_wm.decode(flipped)
+        assert result.frame.endswith("mirrored") or not result.detected
+        found += result.message == "mirror"
+        assert tiny_wm.decode(flipped, search=SearchConfig(mirrored=False)).message is None  # the mirror is needed
+    assert found == len(sample_images[3:])
 
 
 def test_search_config_validation():
-    assert len(SearchConfig().frames()) == 5 and len(CORNER_SEARCH.frames()) == 21
+    assert len(SearchConfig().frames()) == 10 and len(CORNER_SEARCH.frames()) == 42
+    assert len(SearchConfig(mirrored=False).frames()) == 5
     with pytest.raises(ValueError):
         SearchConfig(area_fractions=(1.2,))
     with pytest.raises(ValueError):
