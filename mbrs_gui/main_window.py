@@ -103,7 +103,7 @@ class MainWindow(QMainWindow):
         remove = self._action(tools, "Remove Image", self.embed.remove_current, QKeySequence.StandardKey.Delete)
         remove.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.embed.addAction(remove)
-        self._action(tools, "Cancel Running Operation", self.busy.cancel, QKeySequence("Esc"))
+        self.cancel_action = self._action(tools, "Cancel Running Operation", self._cancel_running, QKeySequence("Esc"))
 
         help_menu = menus.addMenu("&Help")
         self._action(help_menu, f"&About {APP_NAME}", self.about, QKeySequence.StandardKey.HelpContents)
@@ -219,6 +219,11 @@ class MainWindow(QMainWindow):
         if device_changed:
             self.ctx.models.reload()
         self._show_model()
+
+    def _cancel_running(self) -> None:
+        """Esc: cancel the running operation, unless the key was meant for an open menu or popup."""
+        if QApplication.activePopupWidget() is None:
+            self.busy.cancel()
 
     def about(self) -> None:
         AboutDialog(self.ctx, app_icon(), self).exec()

@@ -29,7 +29,7 @@ from ..errors import show_error, show_exception, show_warning
 from ..qimage import array_to_qimage
 from ..widgets.banner import Banner
 from ..widgets.capacity_meter import CapacityMeter, Utf8LimitValidator
-from ..widgets.compare_views import CompareViews
+from ..widgets.compare_views import MARKED_PLACEHOLDER, CompareViews
 from ..widgets.file_drop import FileDropTarget
 from ..widgets.thumbnails import ImageStrip
 
@@ -222,12 +222,17 @@ class EmbedTab(FileDropTarget, QWidget):
         self.save_button.clicked.connect(lambda: self.save(ask=True))
         self.save_all_button = QPushButton("Save all…")
         self.save_all_button.clicked.connect(self.save_all)
+        self.embed_button = QPushButton("Embed")
+        self.embed_button.setToolTip("Watermark the image with the message (again, after a cancel or an error)")
+        self.embed_button.clicked.connect(self.embed_again)
+        self.embed_button.hide()
         self.verify_button = QPushButton("Verify ▸")
         self.verify_button.setToolTip("Attack this watermarked image and decode it in the Verify tab")
         self.verify_button.clicked.connect(self._send_to_verify)
         form = QFormLayout(output)
         form.addRow("JPEG / WebP quality", self.quality)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.embed_button)
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.save_all_button)
         buttons.addWidget(self.verify_button)
@@ -393,18 +398,36 @@ class EmbedTab(FileDropTarget, QWidget):
         self._embed_timer.start()
         self._show_marked()
 
+    def embed_again(self) -> None:
+        """Run the embedding of the current image now (after a cancel or a failure)."""
+        if self.current is not None:
+            self.current.signature = None
+        self._embed_current()
+
     def _embed_current(self) -> None:
         self._embed_timer.stop()
         doc, signature, wm = self.current, self.signature(), self.ctx.models.wm
         if doc is None or signature is None or doc.signature == signature:
             self._update_enabled()
             return
+        self.embed_button.hide()
+        self.views.marked.placeholder = MARKED_PLACEHOLDER
         self.ctx.tasks.run("Embed", lambda c: jobs.embed(c, wm, doc, signature), on_result=self._embedded,
-                           on_error=lambda exc, tb: self._embed_failed(doc, exc, tb), key="embed",
-                           parent_widget=self)
+                           on_error=lambda exc, tb: self._embed_failed(doc, exc, tb),
+                           on_cancel=self._embed_cancelled, key="embed", parent_widget=self)
+
+    def _embed_cancelled(self) -> None:
+        """Say so, and offer to run it again (the message is still typed)."""
+        if self._current_ready():
+            return  # a newer embedding replaced this one
+        self.views.marked.placeholder = "Embedding cancelled: press Embed to watermark the image"
+        self.views.marked.update()
+        self.embed_button.show()
+        self.status.emit("Embedding cancelled")
 
     def _embed_failed(self, doc: ImageDocument, exc: BaseException, details: str) -> None:
         if not isinstance(exc, jobs.AlreadyMarked):
+            self.embed_button.show()
             show_exception(self, exc, "Embed failed.")
             return
         answer = QMessageBox.question(self, "Already watermarked", f"{doc.name} already carries a watermark: "

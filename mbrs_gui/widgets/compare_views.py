@@ -13,6 +13,9 @@ DROP_HINT = "Drop photos here\nor press Ctrl+O to open them"
 DIFFERENCE = "Difference (|Δ luma|, normalised as in the paper's Fig. 4)"
 
 
+#: What the watermarked view says before there is anything to show.
+MARKED_PLACEHOLDER = "Type a message to watermark the image"
+
 class CompareViews(QWidget):
     """``set_original`` / ``set_marked`` / ``set_difference`` take a preview and optionally the full image."""
 
@@ -21,7 +24,7 @@ class CompareViews(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.original = ImageView("Original", DROP_HINT)
-        self.marked = ImageView("Watermarked", "Type a message to watermark the image")
+        self.marked = ImageView("Watermarked", MARKED_PLACEHOLDER)
         self.difference = ImageView("Difference", "")
         self.split = SplitView()
         self.split_difference = ImageView("Difference", "")

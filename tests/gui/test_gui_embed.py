@@ -271,3 +271,19 @@ def test_a_grey_photo_says_the_output_is_rgb(qtbot, window, photo, tmp_path):
     drop_files(tab, [grey])
     qtbot.waitUntil(lambda: tab.current is not None, timeout=20_000)
     assert tab.current.notes and "greyscale" in window.statusBar().currentMessage()
+
+
+@pytest.mark.refine
+def test_a_cancelled_embedding_says_so_and_can_be_run_again(qtbot, window, photo):
+    tab = window.embed
+    drop_files(tab, [photo])
+    qtbot.waitUntil(lambda: tab.current is not None, timeout=20_000)
+    type_text(qtbot, tab.message, MESSAGE)
+    qtbot.waitUntil(lambda: window.busy.task is not None and window.busy.task.name == "Embed", timeout=20_000)
+    window.cancel_action.trigger()  # Esc
+    wait_idle(qtbot, window)
+    assert not tab.can_save() and tab.embed_button.isVisible()
+    assert "cancelled" in tab.views.marked.placeholder and "cancelled" in window.statusBar().currentMessage()
+    tab.embed_button.click()
+    wait_idle(qtbot, window)
+    assert tab.can_save() and not tab.embed_button.isVisible()
