@@ -38,6 +38,8 @@ from .embed import IMAGE_FILTER, SAVE_FILTERS
 _tokens = itertools.count(1)
 
 
+SWEEP_PROMPT = "Press “Robustness sweep” to measure this image."
+
 class VerifyTab(FileDropTarget, QWidget):
     open_models = Signal()
     saved = Signal(str)
@@ -165,7 +167,7 @@ class VerifyTab(FileDropTarget, QWidget):
         bits_layout.addWidget(self.bits_legend)
         self.jpeg_plot = LivePlot("BER vs JPEG quality", "JPEG quality", "bit error rate (%)", legend=False)
         self.crop_plot = LivePlot("BER vs crop", "kept area (%)", "bit error rate (%)", legend=False)
-        self.sweep_summary = QLabel("Press “Robustness sweep” to measure this image.")
+        self.sweep_summary = QLabel(SWEEP_PROMPT)
         self.sweep_summary.setObjectName("Muted")
         self.sweep_summary.setWordWrap(True)
         sweep_page = QWidget()
@@ -248,6 +250,7 @@ class VerifyTab(FileDropTarget, QWidget):
             if max(data.image.size) > PREVIEW_SIDE else data.image
         self.input_view.set_images(pil_to_qimage(small), pil_to_qimage(data.image), data.image.size)
         self.attacked_view.clear()
+        self._clear_sweep()
         self._show_result()
         self._update_enabled()
         self._chain_changed()
@@ -350,15 +353,23 @@ class VerifyTab(FileDropTarget, QWidget):
 
     # ------------------------------------------------------------ sweep
 
+    def _clear_sweep(self) -> None:
+        """Forget the sweep of the previous image (its curves and summary are not this image's)."""
+        self.sweep_result = None
+        self.jpeg_plot.reset()
+        self.crop_plot.reset()
+        self.sweep_summary.setText(SWEEP_PROMPT)
+
     def run_sweep(self) -> None:
         wm = self.ctx.models.wm
         if self.image is None or wm is None:
             show_error(self, "Open an image first." if wm is not None else (self.ctx.models.problem or "No model."))
             return
         image, message, key = self.image, self.expected.text() or None, self.key.text() or None
+        token = self.image_token
         self.sweep_summary.setText("Sweeping…")
         self.ctx.tasks.run("Robustness sweep", lambda c: jobs.sweep(c, wm, image, message, key),
-                           on_result=self._swept, on_cancel=lambda: self.sweep_summary.setText("Sweep cancelled."),
+                           on_result=lambda result: self._swept(result) if token == self.image_token else None, on_cancel=lambda: self.sweep_summary.setText("Sweep cancelled."),
                            on_error=self._sweep_failed, parent_widget=self)
 
     def _sweep_failed(self, exc: BaseException, details: str) -> None:

@@ -58,6 +58,11 @@ def test_robustness_sweep_plots_ber_against_jpeg_and_crop(qtbot, window, photo):
     assert ys[-1] <= ys[0]  # high quality hurts less than low quality
     assert len(tab.crop_plot.points("BER")[0]) == 6
     assert tab.sweep_summary.text().startswith("Message")
+    tab.open_files([photo])  # another image: the curves and the summary were the previous image's
+    qtbot.waitUntil(lambda: tab.source_path == photo, timeout=20_000)
+    wait_idle(qtbot, window)
+    assert tab.jpeg_plot.points("BER") == ([], []) and tab.crop_plot.points("BER") == ([], [])
+    assert tab.sweep_summary.text().startswith("Press") and tab.sweep_result is None
 
 
 def test_cropout_without_the_original_explains_itself(qtbot, window, dialogs, photo):
