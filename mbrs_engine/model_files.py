@@ -381,6 +381,31 @@ def default_model_name() -> str:
     return name if isinstance(name, str) and name else DEFAULT_MODEL
 
 
+#: The highest clean raw bit error rate a trained model's recorded validation may show for it to become the
+#: default model: far inside what the payload's error correction takes (BCH corrects about 5 % of the bits).
+MAX_DEFAULT_BER = 0.02
+
+
+def unfit_as_default(json_path: str | os.PathLike) -> str | None:
+    """Why the model should not become the default (its messages would not read back), or None.
+
+    Shipped models are fit.  A trained model is fit when the validation its
+    file records (``metrics.validation``, written by ``mbrs export`` and the
+    app) has a clean raw bit error rate of at most :data:`MAX_DEFAULT_BER`.
+    """
+    json_path = Path(json_path)
+    if _shipped_source(json_path) == "shipped":
+        return None
+    validation = (read_model_json(json_path).get("metrics") or {}).get("validation") or {}
+    ber = validation.get("ber_clean")
+    if not isinstance(ber, (int, float)) or isinstance(ber, bool):
+        return "it was never validated (the run stopped before its first validation)"
+    if ber > MAX_DEFAULT_BER:
+        return (f"its validation reads {100 * ber:.1f} % of the bits wrong without any attack (at most "
+                f"{100 * MAX_DEFAULT_BER:g} % for messages to read back): train it longer")
+    return None
+
+
 def set_default_model(name: str | None) -> None:
     """Make ``name`` the default model (None: back to the shipped ``default``)."""
     if name is not None:

@@ -14,7 +14,7 @@ import platformdirs
 from PIL import Image
 from PySide6.QtGui import QImage
 
-from mbrs_engine.model_files import APP_NAME, check_name, set_default_model, user_models_dir
+from mbrs_engine.model_files import APP_NAME, check_name, set_default_model, unfit_as_default, user_models_dir
 from mbrs_engine.nets import NetworkConfig
 from mbrs_engine.train import TrainConfig, parse_budget, preset
 from mbrs_engine.train.data import scan_images
@@ -129,12 +129,15 @@ def default_model_name(run_dir: Path) -> str:
     return name[:100]
 
 
-def export_model(ctx, run_dir: Path, name: str, make_default: bool) -> Path:
-    """Export the run's best checkpoint into the user's models folder (and make it the default)."""
+def export_model(ctx, run_dir: Path, name: str, make_default: bool) -> tuple[Path, str | None]:
+    """Export the run's best checkpoint into the user's models folder and, when asked and the model is fit
+    for it (:func:`mbrs_engine.model_files.unfit_as_default`), make it the default.  Returns (JSON path,
+    why it was not made the default, or None)."""
     check_name(name)
     ctx.progress(0, 0, f"Exporting '{name}'")
     json_path, _ = export_run(run_dir, user_models_dir(), name,
                               description=f"Trained in MBRS Studio ({run_dir.name})")
-    if make_default:
+    refused = unfit_as_default(json_path) if make_default else None
+    if make_default and refused is None:
         set_default_model(name)
-    return json_path
+    return json_path, refused

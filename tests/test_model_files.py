@@ -363,3 +363,15 @@ def test_metrics_are_formatted_for_people():
     assert text == ("psnr 40.49 dB; ber (jpeg:50 4.46%); recovered (identity 100.00%); "
                     "psnr_range 40.01 dB to 41.73 dB; eval_photos: 2; steps 3600")
     assert mf.format_metrics({}) == "not measured"
+
+
+def test_only_a_model_whose_validation_reads_back_is_fit_to_be_the_default(tmp_path):
+    assert mf.unfit_as_default(mf.shipped_models_dir() / "default.json") is None
+    files, _, _ = save(tmp_path)  # records no validation
+    assert "never validated" in mf.unfit_as_default(files.json_path)
+    data = json.loads(files.json_path.read_text())
+    for ber, fit in ((0.47, False), (0.021, False), (0.004, True)):
+        data["metrics"] = {"validation": {"ber_clean": ber, "ber_jpeg": 0.3}}
+        files.json_path.write_text(json.dumps(data))
+        reason = mf.unfit_as_default(files.json_path)
+        assert (reason is None) == fit and (fit or f"{100 * ber:.1f} %" in reason)

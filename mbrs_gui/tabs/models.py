@@ -21,7 +21,7 @@ from mbrs_engine import Watermarker
 from mbrs_engine.evaluate import EvalConfig, evaluate, load_folder
 from mbrs_engine.model_files import (ModelFileError, ModelInfo, check_name, format_metrics, install_model,
                                      list_models, read_model_json, set_default_model, shipped_models_dir,
-                                     user_models_dir)
+                                     unfit_as_default, user_models_dir)
 
 from ..context import AppContext
 from ..errors import show_error
@@ -215,6 +215,12 @@ class ModelsTab(QWidget):
     def set_default(self) -> None:
         info = self.selected()
         if info is None or info.error is not None:
+            return
+        refused = unfit_as_default(info.json_path)
+        if refused is not None and QMessageBox.question(
+                self, "Make it the default?", f"'{info.name}' may not work as the default model: {refused}.\n\n"
+                f"New watermarks would then not read back. Make it the default anyway?") \
+                != QMessageBox.StandardButton.Yes:
             return
         try:
             set_default_model(info.name)

@@ -25,7 +25,7 @@ from mbrs_engine.train import PRESETS, Trainer, preset
 
 from .. import train_jobs as jobs
 from ..context import AppContext, available_devices
-from ..errors import describe, show_error
+from ..errors import describe, show_error, show_warning
 from ..noise_pool import POOL, build_spec, selection_from_spec
 from ..qimage import array_to_qimage
 from ..widgets.plots import LivePlot
@@ -254,7 +254,8 @@ class TrainTab(QWidget):
         self.export_box = QGroupBox("Use this model")
         self.model_name = QLineEdit()
         self.make_default = QCheckBox("Make it the default model")
-        self.make_default.setChecked(True)
+        self.make_default.setToolTip("Only when its validation shows that its messages read back")
+        self.make_default.setChecked(False)
         self.export_button = QPushButton("Use this model")
         self.export_button.setToolTip(f"Export the best checkpoint into {user_models_dir()}")
         self.export_button.clicked.connect(self.export)
@@ -608,10 +609,14 @@ class TrainTab(QWidget):
             return
         run_dir, make_default = self.run_dir, self.make_default.isChecked()
         self.ctx.tasks.run("Export model", lambda c: jobs.export_model(c, run_dir, name, make_default),
-                           on_result=lambda path: self._exported(name, path, make_default), parent_widget=self)
+                           on_result=lambda result: self._exported(name, *result, make_default), parent_widget=self)
 
-    def _exported(self, name: str, path: Path, made_default: bool) -> None:
+    def _exported(self, name: str, path: Path, refused: str | None, asked_default: bool) -> None:
+        made_default = asked_default and refused is None
         self.status_label.setText(f"Model '{name}' saved to {path}" + (" and made the default" if made_default else ""))
+        if refused is not None:
+            show_warning(self, f"Model '{name}' was saved, but not made the default model: {refused}.",
+                         "The default model is what every new watermark is embedded with and what Verify reads.")
         self.ctx.models_changed.emit()
         if made_default:
             self.ctx.models.reload()

@@ -27,7 +27,8 @@ def test_list_import_and_set_default(qtbot, window, dialogs, tiny_model_path, ti
     assert "tiny-copy" in rows(tab)
 
     tab.table.selectRow(list(rows(tab)).index("tiny-copy"))
-    tab.default_button.click()
+    tab.default_button.click()  # its file records no validation: the app asks first (and the user agrees)
+    assert "never validated" in dialogs.questions[-1]
     assert default_model_name() == "tiny-copy"
     assert rows(tab)["tiny-copy"][0] == "★" and rows(tab)["tiny"][0] == ""
     qtbot.waitUntil(lambda: window.ctx.models.wm is not None and window.ctx.models.wm.name == "tiny-copy",
