@@ -353,14 +353,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .model_files import (format_metrics, install_model, list_models, set_default_model, shipped_models_dir,
-                              user_models_dir)
+    from .model_files import (ModelWarning, format_metrics, install_model, list_models, resolve_model,
+                              set_default_model, shipped_models_dir, unfit_as_default, user_models_dir)
 
     if args.install:
         info = install_model(args.install, args.name, replace=args.replace)
         print(f"installed '{info.name}' into {user_models_dir()}")
     if args.set_default:
         set_default_model(args.set_default)
+        refused = unfit_as_default(resolve_model(args.set_default)[0])
+        if refused is not None:
+            warnings.warn(f"'{args.set_default}' may not work as the default model: {refused}", ModelWarning)
         print(f"default model: {args.set_default}")
     if args.reset_default:
         set_default_model(None)

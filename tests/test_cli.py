@@ -164,8 +164,9 @@ def test_models_listing_and_default(tiny_model_path, photo, tmp_path, capsys, no
     code, out, _ = run(capsys, "models", "--install", tiny_model_path, "--name", "tiny", "--replace")
     assert code == 0 and "installed 'tiny'" in out
     assert "tiny" in out and "H=32 L=256 capacity 13 chars" in out
-    code, out, _ = run(capsys, "models", "--set-default", "tiny")
+    code, out, err = run(capsys, "models", "--set-default", "tiny")
     assert code == 0 and "* tiny" in out
+    assert "mbrs: warning: 'tiny' may not work as the default model: it was never validated" in err
     marked = tmp_path / "m.png"
     assert run(capsys, "embed", photo, "-o", marked, "-m", "default!")[0] == 0
     assert '"default!"' in run(capsys, "decode", marked)[1]
