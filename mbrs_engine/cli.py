@@ -353,7 +353,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .model_files import (ModelWarning, format_metrics, install_model, list_models, resolve_model,
+    from .model_files import (ModelWarning, format_metrics, install_model, list_models, remove_model, resolve_model,
                               set_default_model, shipped_models_dir, unfit_as_default, user_models_dir)
 
     if args.install:
@@ -368,6 +368,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
     if args.reset_default:
         set_default_model(None)
         print("default model: default (shipped)")
+    if args.remove:
+        remove_model(args.remove)
+        print(f"removed '{args.remove}' from {user_models_dir()}")
     infos = list_models()
     if args.json:
         print(json.dumps([{**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(i).items()}}
@@ -523,6 +526,7 @@ def _add_models(sub) -> None:
     p.add_argument("--install", metavar="PATH", help="copy a model (.json + .safetensors) into the user models folder")
     p.add_argument("--name", metavar="NAME", help="name for --install (default: the file name)")
     p.add_argument("--replace", action="store_true", help="let --install replace an installed model of that name")
+    p.add_argument("--remove", metavar="NAME", help="delete a user model (shipped models cannot be removed)")
     p.set_defaults(func=_cmd_models)
 
 

@@ -539,7 +539,56 @@ def _format_value(key: str, value) -> str:
 
 def format_metrics(metrics: dict) -> str:
     """A model's recorded metrics as one line of text (``mbrs models``, the app's Models tab)."""
-    return "; ".join(_format_value(k, v) for k, v in metrics.items()) or "not measured"
+    return "; ".join(format_metrics_lines(metrics)) or "not measured"
+
+
+def format_metrics_lines(metrics: dict) -> list[str]:
+    """A model's recorded metrics for people, one line per recorded measurement."""
+    return [_format_value(k, v) for k, v in metrics.items()]
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value) else None
+
+
+def headline_metrics(metrics: dict) -> tuple[float | None, float | None]:
+    """(PSNR in dB, raw bit error rate under JPEG 50) from a model's recorded metrics, whichever way they were
+    recorded: ``mbrs eval``'s robustness summary (top level, or under ``full_size``, what users do, before
+    ``native``), the trainer's ``validation``, or a measurement made in the app (``measured``)."""
+    if not isinstance(metrics, dict):
+        return None, None
+    psnr = ber = None
+    for key in (None, "full_size", "measured", "validation"):
+        summary = metrics if key is None else metrics.get(key)
+        if not isinstance(summary, dict):
+            continue
+        psnr = psnr if psnr is not None else _number(summary.get("psnr"))
+        ber_value = summary.get("ber")
+        if ber is None:
+            ber = _number(ber_value.get("jpeg:50")) if isinstance(ber_value, dict) else \
+                _number(summary.get("ber_jpeg_s1")) if key == "validation" else \
+                _number(ber_value) if key == "measured" else None
+    return psnr, ber
+
+
+def remove_model(name: str) -> None:
+    """Delete a user model's two files; a shipped model cannot be removed.  When it was the default, the
+    shipped default becomes the default again."""
+    json_path, source = find_model(check_name(name))
+    if source == "shipped":
+        raise ModelFileError(f"'{name}' is a shipped model: it cannot be removed")
+    weights = json_path.parent / f"{name}.safetensors"
+    try:
+        data = read_model_json(json_path)
+        weights = json_path.parent / str(data["weights"].get("file", weights.name))
+    except ModelFileError:
+        pass  # an unreadable description: remove it and the usual weights file
+    if default_model_name() == name:
+        set_default_model(None)
+    for path in (json_path, weights):
+        if path.parent == json_path.parent:
+            path.unlink(missing_ok=True)
 
 
 def install_model(path: str | os.PathLike, name: str | None = None, replace: bool = False) -> ModelInfo:

@@ -375,3 +375,24 @@ def test_only_a_model_whose_validation_reads_back_is_fit_to_be_the_default(tmp_p
         files.json_path.write_text(json.dumps(data))
         reason = mf.unfit_as_default(files.json_path)
         assert (reason is None) == fit and (fit or f"{100 * ber:.1f} %" in reason)
+
+
+def test_remove_a_user_model_but_never_a_shipped_one(tmp_path, tiny_model_path):
+    mf.install_model(tiny_model_path, "mine")
+    mf.set_default_model("mine")
+    with pytest.raises(mf.ModelFileError, match="shipped model"):
+        mf.remove_model("default")
+    mf.remove_model("mine")
+    assert not list(mf.user_models_dir().glob("mine.*")) and mf.default_model_name() == "default"
+    with pytest.raises(mf.ModelFileError, match="no model named"):
+        mf.remove_model("mine")
+
+
+def test_headline_metrics_read_every_way_they_are_recorded():
+    data = json.loads((mf.shipped_models_dir() / "default.json").read_text())
+    psnr, ber = mf.headline_metrics(data["metrics"])
+    assert psnr == data["metrics"]["full_size"]["psnr"] and ber == data["metrics"]["full_size"]["ber"]["jpeg:50"]
+    assert mf.headline_metrics({"validation": {"psnr": 36.0, "ber_jpeg_s1": 0.1}}) == (36.0, 0.1)
+    assert mf.headline_metrics({"measured": {"psnr": 41.0, "ber": 0.3}}) == (41.0, 0.3)
+    assert mf.headline_metrics({"psnr": 40.0, "ber": {"jpeg:50": 0.2}}) == (40.0, 0.2)
+    assert mf.headline_metrics({}) == (None, None) and mf.headline_metrics({"psnr": float("nan")}) == (None, None)

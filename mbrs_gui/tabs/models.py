@@ -8,7 +8,8 @@ session beside the model's own.
 """
 from __future__ import annotations
 
-import math
+import html
+
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
@@ -19,9 +20,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHea
 
 from mbrs_engine import Watermarker
 from mbrs_engine.evaluate import EvalConfig, evaluate, load_folder
-from mbrs_engine.model_files import (ModelFileError, ModelInfo, check_name, format_metrics, install_model,
-                                     list_models, read_model_json, set_default_model, shipped_models_dir,
-                                     unfit_as_default, user_models_dir)
+from mbrs_engine.model_files import (ModelFileError, ModelInfo, check_name, format_metrics_lines, headline_metrics,
+                                     install_model, list_models, read_model_json, remove_model, set_default_model,
+                                     shipped_models_dir, unfit_as_default, user_models_dir)
 
 from ..context import AppContext
 from ..errors import show_error
@@ -29,25 +30,6 @@ from ..errors import show_error
 COLUMNS = ("Default", "Name", "Source", "H", "L", "Capacity", "PSNR", "BER JPEG-50", "Description")
 MEASURE_ATTACKS = ("identity", "jpeg:50")
 MEASURE_LIMIT = 20
-
-
-def quality_numbers(metrics: dict) -> tuple[float | None, float | None]:
-    """(PSNR dB, BER under JPEG 50) from a model's metrics, whichever way they were recorded."""
-    if not isinstance(metrics, dict):
-        return None, None
-    psnr, ber = metrics.get("psnr"), None
-    if isinstance(metrics.get("ber"), dict):  # mbrs eval's robustness summary
-        ber = metrics["ber"].get("jpeg:50")
-    validation = metrics.get("validation")
-    if isinstance(validation, dict):  # the trainer's export
-        psnr = psnr if psnr is not None else validation.get("psnr")
-        ber = ber if ber is not None else validation.get("ber_jpeg_s1")
-    measured = metrics.get("measured")
-    if isinstance(measured, dict):
-        psnr = psnr if psnr is not None else measured.get("psnr")
-        ber = ber if ber is not None else measured.get("ber")
-    as_float = lambda v: float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None  # noqa: E731
-    return as_float(psnr), as_float(ber)
 
 
 def measure(ctx, json_path: Path, folder: Path, device: str) -> dict:
@@ -62,8 +44,8 @@ def measure(ctx, json_path: Path, folder: Path, device: str) -> dict:
 
 
 def _metrics_text(metrics: dict | None) -> str:
-    """The metrics as text, or nothing (the row is then left out) when none were recorded."""
-    return format_metrics(metrics) if metrics else ""
+    """The metrics as HTML lines, or nothing (the row is then left out) when none were recorded."""
+    return "<br>".join(html.escape(line) for line in format_metrics_lines(metrics)) if metrics else ""
 
 
 class ModelsTab(QWidget):
@@ -101,6 +83,9 @@ class ModelsTab(QWidget):
         self.default_button = QPushButton("Set as default")
         self.default_button.setToolTip("Use this model in the Embed and Verify tabs (and for `mbrs` commands)")
         self.default_button.clicked.connect(self.set_default)
+        self.remove_button = QPushButton("Remove…")
+        self.remove_button.setToolTip("Delete this model from your models folder (shipped models stay)")
+        self.remove_button.clicked.connect(self.remove)
         import_button = QPushButton("Import model…")
         import_button.setToolTip("Copy a .safetensors + .json model pair into your models folder")
         import_button.clicked.connect(self.choose_import)
@@ -112,7 +97,7 @@ class ModelsTab(QWidget):
         refresh_button = QPushButton("Refresh")
         refresh_button.clicked.connect(self.refresh)
         buttons = QHBoxLayout()
-        for button in (self.default_button, import_button, self.measure_button, folder_button):
+        for button in (self.default_button, import_button, self.remove_button, self.measure_button, folder_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(refresh_button)
@@ -152,7 +137,7 @@ class ModelsTab(QWidget):
             metrics = dict(info.metrics)
             if info.name in self.measured:
                 metrics = {**metrics, "measured": self.measured[info.name]}
-            psnr, ber = quality_numbers(metrics)
+            psnr, ber = headline_metrics(metrics)
             cells = ("★" if info.is_default else "", info.name, info.source,
                      "–" if info.image_size is None else str(info.image_size),
                      "–" if info.message_length is None else str(info.message_length),
@@ -187,6 +172,7 @@ class ModelsTab(QWidget):
         info = self.selected()
         self.default_button.setEnabled(info is not None and info.error is None and not info.is_default)
         self.measure_button.setEnabled(info is not None and info.error is None)
+        self.remove_button.setEnabled(info is not None and info.source == "user")
         if info is None:
             self.details.setHtml("<p>Select a model to see its details.</p>")
             return
@@ -230,6 +216,27 @@ class ModelsTab(QWidget):
         self.status.emit(f"Default model: {info.name}")
         self.refresh()
         self.ctx.models.reload()
+
+    def remove(self) -> None:
+        info = self.selected()
+        if info is None or info.source != "user":
+            return
+        extra = " It is the default model: the shipped default takes its place." if info.is_default else ""
+        if QMessageBox.question(self, "Remove model?", f"Delete the model '{info.name}' from {user_models_dir()}?"
+                                f"{extra} Images watermarked with it can then no longer be read here.") \
+                != QMessageBox.StandardButton.Yes:
+            return
+        try:
+            remove_model(info.name)
+        except (ModelFileError, OSError) as exc:
+            show_error(self, str(exc))
+            return
+        self.measured.pop(info.name, None)
+        self.status.emit(f"Removed model {info.name}")
+        self.ctx.models_changed.emit()
+        if info.is_default:
+            self.ctx.models.reload()
+        self.refresh()
 
     def choose_import(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Import a model (choose its .json or .safetensors file)",

@@ -5,7 +5,9 @@ import json
 
 from conftest import wait_idle
 
-from mbrs_engine.model_files import default_model_name
+from PySide6.QtWidgets import QMessageBox
+
+from mbrs_engine.model_files import default_model_name, user_models_dir
 
 
 def rows(tab) -> dict[str, list[str]]:
@@ -57,3 +59,23 @@ def test_measure_fills_psnr_and_ber(qtbot, window, photo_folder):
     wait_idle(qtbot, window, timeout=120_000)
     psnr, ber = rows(tab)["tiny"][6:8]
     assert psnr.endswith("dB") and ber.endswith("%")
+
+
+def test_the_shipped_default_shows_its_psnr_and_ber_and_a_user_model_can_be_removed(qtbot, window, dialogs,
+                                                                                     tiny_model_path):
+    tab = window.models
+    shipped = rows(tab)["default"]
+    assert shipped[6] == "40.0 dB" and shipped[7] == "0.92 %"  # from its recorded full-size evaluation
+    tab.table.selectRow(list(rows(tab)).index("default"))
+    assert not tab.remove_button.isEnabled()  # shipped models stay
+    lines = tab.details.toPlainText().splitlines()
+    full = next(i for i, line in enumerate(lines) if "full_size (" in line)
+    native = next(i for i, line in enumerate(lines) if "native_table1 (" in line)
+    assert full != native  # one line per measurement, not one run-on line
+    tab.table.selectRow(list(rows(tab)).index("tiny"))  # the installed default of these tests
+    assert tab.remove_button.isEnabled()
+    dialogs.answers = [QMessageBox.StandardButton.Yes]
+    tab.remove_button.click()
+    assert "tiny" not in rows(tab) and not (user_models_dir() / "tiny.json").exists()
+    assert default_model_name() == "default"
+    assert any("It is the default model" in q for q in dialogs.questions)
