@@ -207,7 +207,7 @@ def _result_dict(path: Path, result) -> dict:
     return {"path": str(path), "detected": result.detected, "message": result.message,
             "p_value": result.p_value, "threshold": result.threshold,
             "bit_errors_corrected": result.bit_errors_corrected, "crc_ok": result.crc_ok,
-            "frame": result.frame, "hypotheses": result.hypotheses,
+            "frame": result.frame, "hypotheses": result.hypotheses, "model": result.model,
             "soft_decoded": result.soft_decoded, "erased_bits": result.erased_bits,
             "bits": "".join(map(str, result.corrected_bits.tolist()))}
 
@@ -217,21 +217,28 @@ def _result_line(path: Path, result) -> str:
         return f"{path}: no watermark found"
     frame = "" if result.frame == "full" else f", found as {result.frame}"
     return (f"{path}: {json.dumps(result.message, ensure_ascii=False)} (p = {result.p_value:.3g}, "
-            f"{result.describe_correction()}{frame})")
+            f"{result.describe_correction()}{frame}, model {result.model})")
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
     from .imageio import open_image
-    from .watermarker import CORNER_SEARCH
+    from .watermarker import CORNER_SEARCH, decode_with_any, installed_watermarkers
 
     jobs = _jobs(args.input, None)
-    wm = _watermarker(args.model)
-    wm.layout  # raw-bits-only models fail here, once
+    if args.all_models:
+        if args.model:
+            raise CommandError("give --model or --all-models, not both")
+        models = installed_watermarkers()
+        if not models:
+            raise CommandError("no installed model carries text (see `mbrs models`)")
+    else:
+        models = [_watermarker(args.model)]
+        models[0].layout  # raw-bits-only models fail here, once
 
     search = False if args.no_search else (CORNER_SEARCH if args.search_corners else True)
 
     def work(job: Job):
-        result = wm.decode(open_image(job.source), key=args.key, search=search)
+        result = decode_with_any(open_image(job.source), models, key=args.key, search=search)
         if not args.json:
             print(_result_line(job.source, result), flush=True)
         return _result_dict(job.source, result)
@@ -460,6 +467,8 @@ def _add_decode(sub) -> None:
     p.add_argument("input", metavar="IN", help="image file or folder")
     _add_model_key(p)
     p.add_argument("--json", action="store_true", help="print JSON (message, detected, p-value, bits ...)")
+    p.add_argument("--all-models", action="store_true",
+                   help="try every installed model, the default first (the p-value counts them all)")
     search = p.add_mutually_exclusive_group()
     search.add_argument("--no-search", action="store_true", help="do not search for a crop (full frame only)")
     search.add_argument("--search-corners", action="store_true",

@@ -146,6 +146,7 @@ class DecodeResult:
     threshold: float = DEFAULT_THRESHOLD
     erased_bits: int = 0  # code bits ignored as carrying nothing (outside the frame of a crop hypothesis)
     soft_decoded: bool = False  # found by soft-decision (ordered-statistics) decoding, not by BCH alone
+    model: str | None = None  # the model that read it (set by Watermarker.decode)
     extra: dict = field(default_factory=dict)
 
     def describe_correction(self) -> str:

@@ -277,7 +277,7 @@ class Watermarker:
             for frame, soft in zip(batch_frames, self._decode_batch(batch)):
                 result = payload.decode_payload(soft, key, hypotheses=len(frames), threshold=threshold,
                                                 erased=self.erased_bits(frame))
-                result.frame = frame.describe()
+                result.frame, result.model = frame.describe(), self.name
                 if result.detected:
                     return result
                 first = first or result
@@ -311,3 +311,41 @@ class Watermarker:
         for i in range(1, len(frames), config.batch_size):
             chunk = frames[i:i + config.batch_size]
             yield chunk, torch.stack([frame_view(views[f.mirrored], f, self.image_size, config.fill) for f in chunk])
+
+
+def decode_with_any(img: Image.Image, watermarkers: list[Watermarker], key: str | None = None,
+                    search: bool | SearchConfig = True, threshold: float = DEFAULT_THRESHOLD) -> DecodeResult:
+    """Read ``img`` with each model in turn, the first that detects a watermark wins (``result.model`` names it).
+
+    Each model is tested at ``threshold / len(watermarkers)`` and the p-value
+    reported is multiplied by the number of models (Bonferroni, like the
+    search's hypotheses), so the false-positive bound ``threshold`` holds for
+    the whole set: trying more models does not make false alarms likelier.
+    """
+    if not watermarkers:
+        raise ValueError("no model to decode with")
+    count, first = len(watermarkers), None
+    for wm in watermarkers:
+        result = wm.decode(img, key=key, search=search, threshold=threshold / count)
+        result.p_value, result.threshold = min(1.0, result.p_value * count), threshold
+        result.hypotheses *= count
+        if result.detected:
+            return result
+        first = first or result
+    return first
+
+
+def installed_watermarkers(device: str | torch.device = "cpu") -> list[Watermarker]:
+    """Every installed model that carries text (shipped and the user's, readable ones only), the default first:
+    what to decode with when the model that marked an image is not known."""
+    from .model_files import ModelFileError, list_models
+
+    infos = sorted((i for i in list_models() if i.error is None and i.capacity is not None),
+                   key=lambda i: not i.is_default)
+    out = []
+    for info in infos:
+        try:
+            out.append(Watermarker.from_pretrained(info.json_path, device=device))
+        except ModelFileError:
+            continue
+    return out

@@ -10,6 +10,7 @@ from PySide6.QtGui import QImage
 from mbrs_engine import payload
 from mbrs_engine.attacks import apply_chain, parse_chain
 from mbrs_engine.payload import DecodeResult
+from mbrs_engine.watermarker import decode_with_any, installed_watermarkers
 
 from .attack_chain import Chain
 from .imaging import PREVIEW_SIDE, fit_size
@@ -45,15 +46,26 @@ def expected_bits(wm, message: str | None, key: str | None) -> np.ndarray | None
 
 @dataclass
 class Decoded:
-    result: DecodeResult
-    expected: np.ndarray | None  # bits embedded, when the message is known
+    result: DecodeResult  # .model names the model that read it
+    expected: np.ndarray | None  # bits embedded, when the message is known (for the model that read it)
     attacked: Attacked
+    models: list[str]  # the models tried, in order
 
 
-def decode(ctx, wm, attacked: Attacked, message: str | None, key: str | None) -> Decoded:
+def decode(ctx, wm, attacked: Attacked, message: str | None, key: str | None, every_model: bool = False) -> Decoded:
+    """Read the attacked image with ``wm`` or, with ``every_model``, with every installed model, ``wm`` first
+    (:func:`mbrs_engine.watermarker.decode_with_any`: the p-value counts every model tried)."""
     ctx.progress(0, 0, "Decoding")
-    bits = expected_bits(wm, message, key)
-    return Decoded(wm.decode(attacked.image, key=key), bits, attacked)
+    models = [wm]
+    if every_model:
+        models += [m for m in installed_watermarkers() if m.metadata.get("path") != wm.metadata.get("path")]
+    result = decode_with_any(attacked.image, models, key=key)
+    used = next((m for m in models if m.name == result.model), wm)
+    try:
+        bits = expected_bits(used, message, key)
+    except payload.PayloadError:  # the message does not fit the model that read it: no reference
+        bits = None
+    return Decoded(result, bits, attacked, [m.name for m in models])
 
 
 def reference_bits(wm, image: Image.Image, message: str | None, key: str | None) -> np.ndarray:

@@ -306,3 +306,19 @@ def test_argparse_errors_and_entry_point(tmp_path):
     if script.exists():
         result = subprocess.run([str(script), "--version"], capture_output=True, text=True)
         assert result.returncode == 0 and "mbrs" in result.stdout
+
+
+def test_decode_with_every_installed_model_names_the_one_that_marked(tiny_model_path, photo, tmp_path, capsys):
+    from mbrs_engine.model_files import install_model
+
+    install_model(tiny_model_path, "tiny")  # beside the shipped default, which stays the default
+    marked = tmp_path / "marked.png"
+    assert run(capsys, "embed", photo, "-o", marked, "-m", "by tiny", "--model", "tiny")[0] == 0
+    code, out, _ = run(capsys, "decode", marked)
+    assert code == 1 and "no watermark found" in out  # the default model cannot read it
+    code, out, _ = run(capsys, "decode", marked, "--all-models")
+    assert code == 0 and '"by tiny"' in out and "model tiny" in out
+    result = json.loads(run(capsys, "decode", marked, "--all-models", "--json")[1])
+    assert result["model"] == "tiny" and result["hypotheses"] == 20 and result["p_value"] < 1e-6
+    code, _, err = run(capsys, "decode", marked, "--all-models", "--model", "tiny")
+    assert code == 2 and "not both" in one_line_error(err)

@@ -279,3 +279,21 @@ def test_fast_and_exact_residual_paths_agree():
     img = Image.fromarray(rng.integers(0, 256, (123, 201, 3), dtype=np.uint8))
     residual = torch.from_numpy(rng.normal(0, 8, (3, 32, 32)).astype(np.float32))
     assert np.array_equal(np.asarray(_add_fast(img, residual)), np.asarray(_add_exact(img, residual)))
+
+
+def test_decode_with_any_finds_the_model_that_marked_and_keeps_the_bound(tiny_wm, sample_images):
+    from mbrs_engine.watermarker import decode_with_any
+
+    from tiny_model import CONFIG
+
+    torch.manual_seed(5)
+    encoder, decoder, _ = build_from_config(CONFIG)  # an untrained model of the same shape: reads nothing
+    other = Watermarker(encoder, decoder, CONFIG, name="other")
+    marked = tiny_wm.embed(sample_images[4], "which")
+    alone = tiny_wm.decode(marked)
+    result = decode_with_any(marked, [other, tiny_wm])
+    assert result.message == "which" and result.model == tiny_wm.name
+    assert result.p_value == pytest.approx(min(1.0, 2 * alone.p_value)) and result.hypotheses == 2 * alone.hypotheses
+    assert result.threshold == alone.threshold
+    clean = decode_with_any(sample_images[4], [other, tiny_wm])
+    assert not clean.detected and clean.model == "other"

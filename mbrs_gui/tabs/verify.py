@@ -92,9 +92,14 @@ class VerifyTab(FileDropTarget, QWidget):
         key_row = QHBoxLayout()
         key_row.addWidget(self.key, 1)
         key_row.addWidget(show_key)
+        self.every_model = QCheckBox("Try every installed model")
+        self.every_model.setToolTip("Read the image with each installed model, the default first; the p-value "
+                                    "counts them all, so false alarms stay as rare")
+        self.every_model.setChecked(True)
         form = QFormLayout(known)
         form.addRow("Message", self.expected)
         form.addRow("Secret key", key_row)
+        form.addRow("", self.every_model)
 
         attacks = QGroupBox("Attack chain")
         self.editor = AttackChainEditor()
@@ -123,6 +128,7 @@ class VerifyTab(FileDropTarget, QWidget):
         self.message_label.setWordWrap(True)
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.detected_label = QLabel("")
+        self.model_label = QLabel("")
         self.p_label = QLabel("")
         self.bch_label = QLabel("")
         self.errors_label = QLabel("")
@@ -131,6 +137,7 @@ class VerifyTab(FileDropTarget, QWidget):
         form = QFormLayout(results)
         form.addRow("Message", self.message_label)
         form.addRow("Watermark", self.detected_label)
+        form.addRow("Model", self.model_label)
         form.addRow("p-value", self.p_label)
         form.addRow("Error correction", self.bch_label)
         form.addRow("Bit errors", self.errors_label)
@@ -303,10 +310,11 @@ class VerifyTab(FileDropTarget, QWidget):
             return
         token, image, original, chain = self._chain_token(), self.image, self.original, self.editor.chain()
         ready = self.attacked if self.attacked is not None and self.attacked.token == token else None
+        every_model = self.every_model.isChecked()
 
         def work(ctx):
             attacked = ready or jobs.attack(ctx, token, image, original, chain)
-            return jobs.decode(ctx, wm, attacked, message, key)
+            return jobs.decode(ctx, wm, attacked, message, key, every_model)
 
         self.ctx.tasks.run("Decode", work, on_result=self._decoded, parent_widget=self)
 
@@ -320,7 +328,7 @@ class VerifyTab(FileDropTarget, QWidget):
         decoded = self.decoded
         if decoded is None:
             self.message_label.setText("–")
-            for label in (self.detected_label, self.p_label, self.bch_label, self.errors_label):
+            for label in (self.detected_label, self.model_label, self.p_label, self.bch_label, self.errors_label):
                 label.setText("")
             self.bits.set_bits(None)
             self.bits_legend.setText("")
@@ -331,6 +339,9 @@ class VerifyTab(FileDropTarget, QWidget):
         self.detected_label.setObjectName("Good" if r.detected else "Bad")
         self.detected_label.style().unpolish(self.detected_label)
         self.detected_label.style().polish(self.detected_label)
+        tried = decoded.models
+        self.model_label.setText((r.model or "") + (f" (tried {len(tried)} models: {', '.join(tried)})"
+                                                     if len(tried) > 1 else ""))
         self.p_label.setText(f"{r.p_value:.3g} (chance that an unmarked image passes; threshold {r.threshold:g})"
                              + (f"; found as {r.frame}" if r.frame != "full" else ""))
         self.bch_label.setText(r.describe_correction())

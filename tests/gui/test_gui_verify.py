@@ -91,3 +91,27 @@ def test_every_registered_attack_can_be_added_and_applied(qtbot, window, photo):
         add_attack(editor, kind.label)
         out = editor.chain().apply(img, original=img)
         assert out.mode == "RGB" and (out.size == img.size or kind.geometric)
+
+
+def test_verify_tries_every_installed_model_and_names_the_one_that_read_it(qtbot, window, photo, tmp_path):
+    from PIL import Image
+
+    from mbrs_engine import Watermarker
+
+    shipped = Watermarker.from_pretrained("default")  # the app's default here is the tiny model
+    marked = tmp_path / "by-default.png"
+    shipped.embed(Image.open(photo).convert("RGB").resize((256, 192)), "shipped", refine=False).save(marked)
+    tab = window.verify
+    tab.open_files([marked])
+    qtbot.waitUntil(lambda: tab.image is not None, timeout=20_000)
+    tab.every_model.setChecked(False)
+    tab.decode_button.click()
+    wait_idle(qtbot, window)
+    assert tab.decoded.result.detected is False and tab.model_label.text() == "tiny"
+    tab.every_model.setChecked(True)
+    tab.decode_button.click()
+    wait_idle(qtbot, window)
+    result = tab.decoded.result
+    assert result.message == "shipped" and result.model == "default"
+    assert tab.model_label.text().startswith("default (tried 2 models: tiny, default)")
+    assert result.hypotheses == 20  # 10 per model: the p-value counts both
