@@ -26,7 +26,7 @@ class MainWindow(QMainWindow):
     def __init__(self, ctx: AppContext):
         super().__init__()
         self.ctx = ctx
-        self.setWindowTitle(f"{APP_NAME}[*]")
+        self.setWindowTitle("")  # Qt shows the application display name
         self.setWindowIcon(app_icon())
         self.embed = EmbedTab(ctx)
         self.verify = VerifyTab(ctx)
@@ -154,7 +154,8 @@ class MainWindow(QMainWindow):
         self.save_all_action.setEnabled(bool(self.embed.docs))
         self.open_action.setEnabled(current in (self.embed, self.verify))
         unsaved = self.embed.unsaved_documents()
-        self.setWindowTitle(f"{APP_NAME}[*]{' — ' + str(len(unsaved)) + ' unsaved image(s)' if unsaved else ''}")
+        # Qt appends " — MBRS Studio" (the application display name) itself; an empty title shows it alone
+        self.setWindowTitle(f"{len(unsaved)} unsaved image(s)[*]" if unsaved else "")
         self.setWindowModified(bool(unsaved))
 
     # ------------------------------------------------------------ file actions

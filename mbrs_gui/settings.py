@@ -81,10 +81,13 @@ class Settings:
     def clear_recent(self) -> None:
         self.data["recent_files"] = []
 
-    def folder(self, purpose: str) -> str:
-        """The last folder used for ``purpose`` (open, save, train, models...), else the home folder."""
+    def folder(self, purpose: str, fallback: str | Path | None = None) -> str:
+        """The last folder used for ``purpose`` (open, save, train, models...), else ``fallback`` (when it is a
+        folder), else the home folder."""
         folder = self.data["folders"].get(purpose)
-        return folder if isinstance(folder, str) and Path(folder).is_dir() else str(Path.home())
+        if isinstance(folder, str) and Path(folder).is_dir():
+            return folder
+        return str(fallback) if fallback is not None and Path(fallback).is_dir() else str(Path.home())
 
     def remember_folder(self, purpose: str, path: str | Path) -> None:
         path = Path(path)

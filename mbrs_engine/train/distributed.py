@@ -57,5 +57,10 @@ def any_rank(flag: bool, world: World) -> bool:
 
 
 def shutdown(world: World) -> None:
+    """Leave the process group together: rank 0 may still be validating or checkpointing, and gloo aborts a
+    process ("terminate called without an active exception") whose group is destroyed while a peer works."""
     if world.distributed and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()

@@ -140,6 +140,7 @@ class EmbedTab(FileDropTarget, QWidget):
         self.message = QLineEdit()
         self.message.setPlaceholderText("e.g. © Jane Doe 2025")
         self.validator = Utf8LimitValidator(0, self.message)
+        self.validator.refused.connect(lambda: self.meter.show_full(self.capacity))
         self.message.setValidator(self.validator)
         self.message.textChanged.connect(self._message_changed)
         self.meter = CapacityMeter()
@@ -562,7 +563,7 @@ class EmbedTab(FileDropTarget, QWidget):
             return doc.saved_path
         extension = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tif": ".tif"}.get(
             str(self.ctx.settings.get("save_format")), ".png")
-        return Path(self.ctx.settings.folder("save")) / f"{doc.path.stem}-wm{extension}"
+        return Path(self.ctx.settings.folder("save", fallback=doc.path.parent)) / f"{doc.path.stem}-wm{extension}"
 
     def save(self, ask: bool = False) -> None:
         """Save the current watermarked image (Save As when ``ask`` or never saved)."""

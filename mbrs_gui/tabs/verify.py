@@ -354,7 +354,8 @@ class VerifyTab(FileDropTarget, QWidget):
         elif r.detected:
             reference = np.asarray(r.corrected_bits, dtype=np.uint8)
             errors = int(((np.asarray(r.soft) > 0.5) != reference.astype(bool)).sum())
-            self.errors_label.setText(f"{errors} raw bit(s) corrected by the error correction")
+            outside = f" ({r.erased_bits} bits outside the crop were not read)" if r.erased_bits else ""
+            self.errors_label.setText(f"{errors} raw bit(s) differ from the corrected message{outside}")
             legend = "green: right, red: wrong (vs the corrected bits)"
         else:
             self.errors_label.setText("unknown (type the expected message to count them)")

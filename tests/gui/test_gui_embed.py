@@ -46,7 +46,7 @@ def test_drop_type_slide_and_save(qtbot, window, photo, tmp_path, monkeypatch, t
     assert tab.last_update_ms < 1000
     wait_idle(qtbot, window)
     assert tab.ssim_label.text() not in ("–", "…")
-    assert window.windowTitle().endswith("unsaved image(s)")
+    assert window.windowTitle() == "1 unsaved image(s)[*]" and window.isWindowModified()  # Qt adds the app name
 
     target = tmp_path / "marked.png"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "PNG (*.png)")))
@@ -64,7 +64,9 @@ def test_message_field_refuses_text_beyond_capacity(qtbot, window, photo, tiny_w
     tab = window.embed
     type_text(qtbot, tab.message, "x" * (tiny_wm.capacity + 5))
     assert tab.message.text() == "x" * tiny_wm.capacity
-    assert tab.meter.label.text() == f"{tiny_wm.capacity} of {tiny_wm.capacity} characters"
+    assert tab.meter.label.text().startswith(f"Full: the model holds at most {tiny_wm.capacity}")  # said, not silent
+    qtbot.keyClick(tab.message, Qt.Key.Key_Backspace)
+    assert tab.meter.label.text() == f"{tiny_wm.capacity - 1} of {tiny_wm.capacity} characters"
     type_text(qtbot, tab.message, "é")
     assert "bytes" in tab.meter.label.text()
 
