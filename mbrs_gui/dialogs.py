@@ -1,6 +1,8 @@
 """The Preferences and About dialogs."""
 from __future__ import annotations
 
+import html
+
 import platform
 
 import PySide6
@@ -87,5 +89,38 @@ class AboutDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(logo)
+        layout.addWidget(self.text)
+        layout.addWidget(buttons)
+
+
+def help_html(shortcuts: list[tuple[str, str]]) -> str:
+    """The Help window's text: the workflow, what the figures mean, and the keyboard shortcuts."""
+    rows = "".join(f"<tr><td><b>{html.escape(key)}</b></td><td>{html.escape(text)}</td></tr>"
+                   for text, key in shortcuts)
+    return (f"<h2>{APP_NAME} help</h2>"
+            "<p><b>Embed</b>: drop photos (or Ctrl+O), type the message, move the strength slider (higher: more "
+            "robust, more visible), then Save (Ctrl+S) or Save all. Every saved file is read back: a warning says "
+            "when its message does not read back. An image that already carries a watermark asks first.</p>"
+            "<p><b>Verify</b>: open a watermarked image, add attacks (JPEG, crops anywhere, rotation, flip, ...) "
+            "and Decode (Ctrl+D). <i>p-value</i>: the chance that an unmarked image would pass; a watermark is "
+            "reported below 1e-6. Every installed model is tried unless you untick it.</p>"
+            "<p><b>Train</b>: train a model on your own photos; it becomes the default only when its validation "
+            "shows that its messages read back. <b>Models</b>: choose the default, import, measure, remove.</p>"
+            "<p>The same engine runs from the command line: <code>mbrs embed</code>, <code>mbrs decode</code>, "
+            "<code>mbrs attack</code>, <code>mbrs eval</code> (see <code>mbrs --help</code>).</p>"
+            f"<h3>Keyboard shortcuts</h3><table cellspacing=4>{rows}</table>")
+
+
+class HelpDialog(QDialog):
+    def __init__(self, shortcuts: list[tuple[str, str]], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(f"{APP_NAME} help")
+        self.text = QLabel(help_html(shortcuts))
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.text.setMinimumWidth(560)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
         layout.addWidget(self.text)
         layout.addWidget(buttons)

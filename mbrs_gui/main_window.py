@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMenu, QMessage
 
 from . import APP_NAME
 from .context import AppContext
-from .dialogs import AboutDialog, PreferencesDialog
+from .dialogs import AboutDialog, HelpDialog, PreferencesDialog
 from .icons import app_icon
 from .tabs.embed import EmbedTab
 from .tabs.models import ModelsTab
@@ -106,7 +106,8 @@ class MainWindow(QMainWindow):
         self.cancel_action = self._action(tools, "Cancel Running Operation", self._cancel_running, QKeySequence("Esc"))
 
         help_menu = menus.addMenu("&Help")
-        self._action(help_menu, f"&About {APP_NAME}", self.about, QKeySequence.StandardKey.HelpContents)
+        self._action(help_menu, f"{APP_NAME} &Help", self.show_help, QKeySequence.StandardKey.HelpContents)
+        self._action(help_menu, f"&About {APP_NAME}", self.about)
         self._action(help_menu, "About &Qt", QApplication.aboutQt)
 
     def _views(self):
@@ -225,6 +226,14 @@ class MainWindow(QMainWindow):
         """Esc: cancel the running operation, unless the key was meant for an open menu or popup."""
         if QApplication.activePopupWidget() is None:
             self.busy.cancel()
+
+    def shortcuts(self) -> list[tuple[str, str]]:
+        """(action, key) of every menu action with a shortcut."""
+        return [(a.text().replace("&", ""), a.shortcut().toString(QKeySequence.SequenceFormat.NativeText))
+                for menu in self.menuBar().findChildren(QMenu) for a in menu.actions() if not a.shortcut().isEmpty()]
+
+    def show_help(self) -> None:
+        HelpDialog(self.shortcuts(), self).exec()
 
     def about(self) -> None:
         AboutDialog(self.ctx, app_icon(), self).exec()

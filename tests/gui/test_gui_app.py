@@ -83,3 +83,17 @@ def test_damaged_settings_file_falls_back_to_defaults(tmp_path):
     path.write_text("{not json")
     settings = Settings(path)
     assert settings.get("theme") == "dark" and "could not be read" in settings.load_error
+
+
+def test_f1_opens_help_with_the_shortcuts_not_about(qtbot, window, monkeypatch):
+    from PySide6.QtGui import QKeySequence
+    from PySide6.QtWidgets import QMenu
+
+    shown = []
+    monkeypatch.setattr(dialogs_module.HelpDialog, "exec", lambda self: shown.append(self.text.text()) or 0)
+    monkeypatch.setattr(dialogs_module.AboutDialog, "exec", lambda self: shown.append("about") or 0)
+    action = next(a for m in window.menuBar().findChildren(QMenu) for a in m.actions()
+                  if a.shortcut() == QKeySequence(QKeySequence.StandardKey.HelpContents))
+    action.trigger()
+    assert len(shown) == 1 and shown[0] != "about"
+    assert "Keyboard shortcuts" in shown[0] and "Ctrl+D" in shown[0] and "Esc" in shown[0]
