@@ -74,23 +74,32 @@ def about_html(ctx: AppContext) -> str:
             f"PyTorch {torch.__version__}</small></p><p>MIT licence.</p>")
 
 
-class AboutDialog(QDialog):
-    def __init__(self, ctx: AppContext, icon: QIcon, parent: QWidget | None = None):
+class _TextDialog(QDialog):
+    """A dialog that shows one block of rich text (and, optionally, a picture above it) with a Close button."""
+
+    def __init__(self, title: str, text: str, width: int, parent: QWidget | None = None,
+                 picture: QLabel | None = None):
         super().__init__(parent)
-        self.setWindowTitle(f"About {APP_NAME}")
-        logo = QLabel()
-        logo.setPixmap(icon.pixmap(96, 96))
-        logo.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.text = QLabel(about_html(ctx))
+        self.setWindowTitle(title)
+        self.text = QLabel(text)
         self.text.setWordWrap(True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.text.setMinimumWidth(460)
+        self.text.setMinimumWidth(width)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(logo)
+        if picture is not None:
+            layout.addWidget(picture)
         layout.addWidget(self.text)
         layout.addWidget(buttons)
+
+
+class AboutDialog(_TextDialog):
+    def __init__(self, ctx: AppContext, icon: QIcon, parent: QWidget | None = None):
+        logo = QLabel()
+        logo.setPixmap(icon.pixmap(96, 96))
+        logo.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        super().__init__(f"About {APP_NAME}", about_html(ctx), 460, parent, logo)
 
 
 def help_html(shortcuts: list[tuple[str, str]]) -> str:
@@ -111,16 +120,6 @@ def help_html(shortcuts: list[tuple[str, str]]) -> str:
             f"<h3>Keyboard shortcuts</h3><table cellspacing=4>{rows}</table>")
 
 
-class HelpDialog(QDialog):
+class HelpDialog(_TextDialog):
     def __init__(self, shortcuts: list[tuple[str, str]], parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWindowTitle(f"{APP_NAME} help")
-        self.text = QLabel(help_html(shortcuts))
-        self.text.setWordWrap(True)
-        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.text.setMinimumWidth(560)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.text)
-        layout.addWidget(buttons)
+        super().__init__(f"{APP_NAME} help", help_html(shortcuts), 560, parent)
