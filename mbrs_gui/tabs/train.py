@@ -16,7 +16,8 @@ import torch
 from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar, QProgressDialog,
-                               QPushButton, QScrollArea, QSpinBox, QSplitter, QToolButton, QVBoxLayout, QWidget)
+                               QPushButton, QSizePolicy, QSpinBox, QSplitter, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from mbrs_engine.model_files import ModelFileError, check_name, find_model, user_models_dir
 from mbrs_engine.nets import ArchitectureError, NetworkConfig
@@ -26,6 +27,7 @@ from mbrs_engine.train import PRESETS, Trainer, preset
 from .. import train_jobs as jobs
 from ..context import AppContext, available_devices
 from ..errors import describe, show_error, show_warning
+from ..widgets.form_scroll import FormScrollArea, guard_wheel
 from ..noise_pool import POOL, build_spec, selection_from_spec
 from ..qimage import array_to_qimage
 from ..widgets.plots import LivePlot
@@ -70,6 +72,7 @@ class TrainTab(QWidget):
         self._plot_timer.timeout.connect(self._refresh_progress)
         self._build()
         self._preset_changed()
+        self._show_count()
 
     # ------------------------------------------------------------ form
 
@@ -84,7 +87,7 @@ class TrainTab(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.folder, 1)
         row.addWidget(browse)
-        self.count_label = QLabel("No folder chosen.")
+        self.count_label = QLabel("No folder chosen.")  # _show_count says how many photos a run needs
         self.count_label.setObjectName("Muted")
         self.count_label.setWordWrap(True)
         self.samples_grid = ImageGrid(columns=6, side=56)
@@ -214,12 +217,8 @@ class TrainTab(QWidget):
             side_layout.addWidget(group)
         side_layout.addLayout(controls)
         side_layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(side)
-        scroll.setWidgetResizable(True)
-        scroll.setFixedWidth(450)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        guard_wheel(side)  # scrolling the form must not change the value under the pointer
+        scroll = self.form_scroll = FormScrollArea(side, 450)
 
         # ---- live view
         progress = QGroupBox("Progress")
@@ -228,6 +227,9 @@ class TrainTab(QWidget):
         self.progress_label = QLabel("Not started.")
         self.status_label = QLabel("")
         self.status_label.setObjectName("Muted")
+        for label in (self.progress_label, self.status_label):  # long paths wrap instead of widening the window
+            label.setWordWrap(True)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.status_label.setWordWrap(True)
         self.validation_label = QLabel("")
         self.validation_label.setWordWrap(True)
@@ -381,6 +383,8 @@ class TrainTab(QWidget):
     def _show_count(self) -> None:
         scan = self.scan
         if scan is None:
+            self.count_label.setText(f"No folder chosen. A run needs at least {self.val_count.value() + 1} photos "
+                                     f"({self.val_count.value()} are held out for validation).")
             return
         broken = f", {len(scan.broken)} unreadable" if scan.broken else ""
         text = f"{scan.usable} usable image(s) of {scan.found} found{broken}."

@@ -92,3 +92,32 @@ def test_closing_mid_run_asks_then_checkpoints(qtbot, window, dialogs, photo_fol
     assert "training run is in progress" in dialogs.questions[-1]
     assert (tmp_path / "run" / "last.ckpt").is_file()
     assert not tab.thread.isRunning()
+
+
+def test_the_form_fits_a_1024_by_700_window_and_the_wheel_does_not_change_fields(qtbot, window, tmp_path):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    window.resize(1024, 700)
+    window.tabs.setCurrentWidget(window.train)
+    tab = window.train
+    qtbot.wait(50)
+    assert "at least 33 photos" in tab.count_label.text()  # said before a folder is picked
+    side = tab.form_scroll.widget()
+    assert side.minimumSizeHint().width() <= tab.form_scroll.viewport().width()  # nothing cut off on the right
+    tab.status_label.setText("Checkpoint saved at step 5: " + "/very-long-folder-name" * 40 + "/last.ckpt")
+    qtbot.wait(50)
+    assert window.width() <= 1024  # a long path wraps or is clipped; it never widens the window
+
+    before = tab.steps.value()
+    tab.form_scroll.setFocus()
+    centre = tab.steps.rect().center()
+    event = QWheelEvent(QPointF(centre), QPointF(tab.steps.mapToGlobal(centre)), QPoint(0, 0), QPoint(0, -120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(tab.steps, event)
+    assert tab.steps.value() == before  # not focused: the form scrolls, the value stays
+    tab.steps.setFocus()
+    qtbot.waitUntil(tab.steps.hasFocus, timeout=2_000)
+    QApplication.sendEvent(tab.steps, event)
+    assert tab.steps.value() != before  # once the user is in the field, the wheel is theirs
