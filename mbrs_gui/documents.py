@@ -5,7 +5,8 @@ when saving, its strength, and — once the network has run for the current
 message — its :class:`~mbrs_gui.imaging.Residual`.  The jobs (:func:`load_documents`,
 :func:`embed`, :func:`refine`, :func:`auto_strength`, :func:`save_document`,
 :func:`save_all`) take a :class:`~mbrs_gui.workers.TaskContext` for progress
-and cancellation and only read the documents; the GUI thread applies results.
+and cancellation and only read the documents (except :func:`check_existing_mark`,
+which caches what it found in the document); the GUI thread applies results.
 """
 from __future__ import annotations
 
