@@ -33,6 +33,9 @@ class LivePlot(pg.PlotWidget):
             self.getAxis(axis).setPen(palette["plot_fg"])
             self.getAxis(axis).setTextPen(palette["plot_fg"])
         self.getPlotItem().titleLabel.setText(self.getPlotItem().titleLabel.text, color=palette["plot_fg"])
+        if self.legend is not None:  # the legend's text follows the theme too (it was pale grey on white)
+            self.legend.setLabelTextColor(palette["plot_fg"])
+            self.legend.setBrush(pg.mkBrush(palette["plot_bg"] + "c0"))
 
     def curve(self, name: str, symbol: str | None = None) -> pg.PlotDataItem:
         if name not in self.curves:

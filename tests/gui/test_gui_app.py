@@ -46,6 +46,8 @@ def test_preferences_theme_is_remembered(qtbot, window, monkeypatch):
     from mbrs_gui import theme
 
     assert theme.current() == "light"
+    legend = window.train.loss_plot.legend  # its text follows the theme: dark on the light background
+    assert legend.labelTextColor().name().lower() == theme.PALETTES["light"]["plot_fg"].lower()
     assert window.embed.quality.value() == 80
     stored = json.loads(settings_path().read_text())
     assert stored["theme"] == "light" and stored["save_quality"] == 80
