@@ -17,7 +17,8 @@ the model carries raw bits only), drawn from a generator seeded by
 8-bit marked image with the 8-bit cover (:mod:`mbrs_engine.metrics`).  Each
 attack chain (:mod:`mbrs_engine.attacks`, noise seeded the same way; a chain
 with ranges, ``rotate:-5~5``, is drawn anew for each image from a generator
-seeded by ``(seed, image index, attack index)``) is then applied; BER counts wrong raw bits from :meth:`Watermarker.decode_bits` (no
+seeded by ``(seed, image index, attack index)``) is then applied; BER counts
+wrong raw bits from :meth:`Watermarker.decode_bits` (no
 search) and ``recovered`` is the share of images whose text
 :meth:`Watermarker.decode` (with its crop search) reads back exactly.
 

@@ -204,7 +204,7 @@ def _mode_warning(mode: str) -> None:
     if mode in _SIXTEEN_BIT_MODES or mode == "F":
         warnings.warn(f"the input has more than 8 bits per channel ({mode}): the watermarked output has 8",
                       ModeWarning, stacklevel=3)
-    elif mode in ("L", "LA", "La", "1", "I", "F"):
+    elif mode in ("L", "LA", "La", "1"):
         warnings.warn("the input is greyscale: the watermark lives in colour, so the output is RGB",
                       ModeWarning, stacklevel=3)
 

@@ -63,7 +63,7 @@ APP_NAME = "mbrs-studio"
 DEFAULT_LICENCE = "MIT (weights released with MBRS Studio)"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _PREFIXES = ("encoder.", "decoder.")
-_DTYPES = {"F32": 4, "F16": 2, "I64": 8}  # what save_model writes (BatchNorm's num_batches_tracked is int64)
+_DTYPES = {"F32", "F16", "I64"}  # what save_model writes (BatchNorm's num_batches_tracked is int64)
 _HEADER_ALLOWANCE = 1 << 20  # bytes of safetensors header a model file may carry beyond its tensors
 
 
@@ -244,7 +244,7 @@ def _read_weights(data: dict, json_path: Path, require_checksum: bool,
     weights_path = json_path.parent / str(weights.get("file", json_path.with_suffix(".safetensors").name))
     if weights_path.parent != json_path.parent:
         raise ModelFileError(f"'{json_path}': the weights file must sit beside the description")
-    most = sum(8 * math.prod(shape) for shape in expected.values()) + _HEADER_ALLOWANCE
+    most = sum(8 * math.prod(shape) for shape in expected.values()) + _HEADER_ALLOWANCE  # 8: the widest dtype
     try:
         if weights_path.stat().st_size > most:
             raise ModelFileError(f"the weights '{weights_path}' are larger ({weights_path.stat().st_size:,} bytes) "
@@ -397,8 +397,8 @@ def unfit_as_default(json_path: str | os.PathLike) -> str | None:
     if _shipped_source(json_path) == "shipped":
         return None
     validation = (read_model_json(json_path).get("metrics") or {}).get("validation") or {}
-    ber = validation.get("ber_clean")
-    if not isinstance(ber, (int, float)) or isinstance(ber, bool):
+    ber = _number(validation.get("ber_clean"))
+    if ber is None:
         return "it was never validated (the run stopped before its first validation)"
     if ber > MAX_DEFAULT_BER:
         return (f"its validation reads {100 * ber:.1f} % of the bits wrong without any attack (at most "
@@ -558,17 +558,19 @@ def headline_metrics(metrics: dict) -> tuple[float | None, float | None]:
     ``native``), the trainer's ``validation``, or a measurement made in the app (``measured``)."""
     if not isinstance(metrics, dict):
         return None, None
+
+    def jpeg50(summary: dict, key: str | None):
+        if key == "validation":
+            return summary.get("ber_jpeg_s1")
+        ber = summary.get("ber")
+        return ber.get("jpeg:50") if isinstance(ber, dict) else ber if key == "measured" else None
+
     psnr = ber = None
     for key in (None, "full_size", "measured", "validation"):
         summary = metrics if key is None else metrics.get(key)
-        if not isinstance(summary, dict):
-            continue
-        psnr = psnr if psnr is not None else _number(summary.get("psnr"))
-        ber_value = summary.get("ber")
-        if ber is None:
-            ber = _number(ber_value.get("jpeg:50")) if isinstance(ber_value, dict) else \
-                _number(summary.get("ber_jpeg_s1")) if key == "validation" else \
-                _number(ber_value) if key == "measured" else None
+        if isinstance(summary, dict):
+            psnr = psnr if psnr is not None else _number(summary.get("psnr"))
+            ber = ber if ber is not None else _number(jpeg50(summary, key))
     return psnr, ber
 
 

@@ -295,9 +295,12 @@ class Watermarker:
     def existing_mark(self, img: Image.Image, key: str | None = None) -> DecodeResult | None:
         """The watermark of this model that ``img`` already carries (without a key, or with ``key``), read from
         the full frame; None when there is none.  Embedding over it can destroy both marks."""
+        self.layout  # a clear error for raw-bits-only models
+        soft = self.decode_bits(img)  # one network pass serves both keys
         for k in dict.fromkeys((None, key)):
-            result = self.decode(img, key=k, search=False)
+            result = payload.decode_payload(soft, k)
             if result.detected:
+                result.frame, result.model = Frame().describe(), self.name
                 return result
         return None
 
