@@ -59,7 +59,6 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import bchlib
 import numpy as np
 
 from .soft_decoding import generator_matrix, osd_candidates
@@ -177,7 +176,8 @@ def _text_capacity(data_bits: int) -> int:
 
 
 @lru_cache(maxsize=None)
-def _bch(t: int, m: int) -> bchlib.BCH:
+def _bch(t: int, m: int) -> "bchlib.BCH":
+    import bchlib  # here, not at the top: loading a model's networks (a GPU training machine) needs no BCH
     return bchlib.BCH(t, m=m)
 
 

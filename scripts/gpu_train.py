@@ -6,31 +6,60 @@ working tree and gives back files of at most 16 MiB.  So:
     # here, once: a compact copy of the training photos (384-pixel short side, PNG)
     python scripts/gpu_train.py pack            # data/photos -> data/pack (about 30 MB)
 
-    # there (device tool, carry ["data/pack"]):
-    python3 scripts/gpu_train.py train --budget 8m --out $OUT [--set key=value ...]
+    # there (device tool, carry ["data/pack"]), one prepared run (RUNS) per call:
+    python3 scripts/gpu_train.py train --run table1 --out $OUT [--budget 8m] [--set key=value ...]
 
-``train`` runs a preset (default ``default-model-39``, started from the
-shipped model) on ``data/pack`` and writes slim checkpoints (networks and
-step, a few MB), the config and the validation history to ``--out``; continue
-here with ``mbrs train --resume`` or ship with scripts/ship_default_model.py.
+``train`` runs on ``data/pack`` and writes to ``--out`` what comes back from
+that machine (at most 8 files of at most 16 MB): the best and last networks
+as safetensors parts (``mbrs_engine.train.transfer``; fp16 when fp32 would not
+fit), the config, the validation history and a one-screen ``summary.txt``.
+Back here, ``mbrs export``, ``mbrs train --resume`` and
+scripts/ship_default_model.py read that folder like any run folder.  It needs
+none of bchlib, kornia, platformdirs, PySide6 or pyqtgraph (tests/test_gpu_transfer.py
+runs it with them made unimportable).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import mbrs_engine  # noqa: F401  (sets the OpenMP wait policy before torch)
 import numpy as np
+import torch
 from PIL import Image
 
-from mbrs_engine.train import Trainer, apply_overrides, preset
+from mbrs_engine.train import Trainer, apply_overrides, preset, transfer
 from mbrs_engine.train import checkpoint as ckpt
 from mbrs_engine.train.commands import ProgressPrinter
 from mbrs_engine.train.data import ImageSource, scan_images
 
 PACK = Path("data/pack")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A prepared run: a preset, the networks it starts from ('' for the preset's own), and overrides."""
+
+    preset: str
+    init_from: str
+    sets: tuple[str, ...]
+
+
+#: sized for the lent machine (16 CPU cores feeding one GPU; docs/training.md).
+GPU_SETS = ("batch_size=64", "data.workers=12", "precision=bf16", "validation.every_steps=500")
+RUNS = {
+    # the paper's Table 1 model from scratch (faithful networks, L = 64)
+    "table1": Run("paper-128-64", "", GPU_SETS),
+    # a stronger default network (64 channels, 3 blocks, L = 256) from scratch
+    "default": Run("gpu-default", "", GPU_SETS),
+    # today's default network, continued from the shipped model with its last stage's recipe
+    "continue": Run("default-model-resize", "assets/models/default.json", GPU_SETS),
+}
 
 
 def pack(source_dir: Path, out: Path, side: int, cache: str) -> None:
@@ -45,26 +74,73 @@ def pack(source_dir: Path, out: Path, side: int, cache: str) -> None:
     print(f"packed {len(paths)} photos into {out} ({size:.1f} MiB)")
 
 
+#: what a lent machine gives back (DEVELOPERS.md): at most 8 files; three of them are these.
+MAX_FILES = 8
+SUMMARY = "summary.txt"
+TEXT_FILES = (ckpt.CONFIG, ckpt.HISTORY, SUMMARY)
+
+
+def _portable_config(run_dir: Path, out: Path, args: argparse.Namespace) -> None:
+    """The run's config with the paths as given on the command line (relative to the repository), so that
+    it reads the same here as there."""
+    data = json.loads((run_dir / ckpt.CONFIG).read_text())
+    data["data"]["train_dir"] = args.data
+    data["init_from"] = RUNS[args.run].init_from
+    data["data"]["cache_dir"] = ""
+    (out / ckpt.CONFIG).write_text(json.dumps(data, indent=2))
+
+
+def summary(cfg, state: dict, history: list[dict], returned: list[str]) -> str:
+    """One screen: device, steps, images/s (validation included), the validation curve, what came back."""
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    steps, minutes = state["step"], state["elapsed"] / 60
+    images = steps * cfg.batch_size
+    lines = [f"gpu_train: {device}, torch {torch.__version__}, {minutes:.1f} min",
+             f"steps {steps:,} x batch {cfg.batch_size} = {images:,} images, "
+             f"{images / max(state['elapsed'], 1e-9):,.1f} images/s (validation included)",
+             f"best validation BER under JPEG {cfg.validation.quality} at {cfg.validation.target_psnr:.1f} dB: "
+             f"{state['best_ber']:.4%}", "",
+             "validation curve:  step    PSNR   BER clean   BER JPEG (at target PSNR)"]
+    every = max(1, -(-len(history) // 12))
+    shown = history[::every] + ([history[-1]] if history and (len(history) - 1) % every else [])
+    lines += [f"{h['step']:>24,} {h['psnr']:>7.2f} {h['ber_clean']:>10.4%} {h['ber_jpeg']:>10.4%}" for h in shown]
+    return "\n".join([*lines, "", "returned: " + ", ".join(returned)]) + "\n"
+
+
 def train(args: argparse.Namespace) -> None:
-    sets = [f"data.train_dir={args.data}", "data.cache_dir=", f"budget={args.budget}", *args.set]
-    if args.init_from:
-        sets.append(f"init_from={args.init_from}")
-    cfg = apply_overrides(preset(args.preset), sets)
-    run_dir = Path(args.out) / "run"
+    run = RUNS[args.run]
+    cache = tempfile.mkdtemp(prefix="mbrs-cache-")        # decoded once, outside what comes back
+    sets = [*run.sets, f"data.train_dir={args.data}", f"data.cache_dir={cache}", f"budget={args.budget}",
+            f"init_from={run.init_from}", *args.set]
+    cfg = apply_overrides(preset(run.preset), sets)
+    # decided before any training, so that a run whose networks cannot come back fails in seconds
+    plan = transfer.return_plan(transfer.network_bytes(cfg.network, False),
+                                 transfer.network_bytes(cfg.network, True), MAX_FILES - len(TEXT_FILES))
+    print("will return: " + ", ".join(f"{stem} ({str(dtype).removeprefix('torch.')})" for stem, dtype in plan))
+    out = Path(args.out)
+    run_dir = out / "run"
     trainer = Trainer(cfg, run_dir, [ProgressPrinter(sys.stdout)])
     trainer.run()
-    out = Path(args.out)
-    for name in (ckpt.LAST, ckpt.BEST):          # full checkpoints exceed what comes back: keep the networks
-        if (run_dir / name).exists():
-            state = ckpt.load_checkpoint(run_dir / name)
-            if "opt_g" in state:
-                state = ckpt.slim(state)
-            ckpt.atomic_torch_save(state, out / name)
-    for name in (ckpt.CONFIG, ckpt.HISTORY):
-        if (run_dir / name).exists():
-            shutil.copy(run_dir / name, out / name)
+    returned = []
+    for stem, dtype in plan:
+        path = run_dir / (ckpt.BEST if stem == "best" else ckpt.LAST)
+        if not path.exists():
+            continue
+        state = ckpt.slim(ckpt.load_checkpoint(path)) if stem == "last" else ckpt.load_checkpoint(path)
+        if stem == "best":
+            state = {k: v for k, v in state.items() if k != "adversary"}
+        returned += [p.name for p in transfer.write_parts(state, out, stem, dtype)]
+    history = [json.loads(line) for line in (run_dir / ckpt.HISTORY).read_text().splitlines() if line.strip()] \
+        if (run_dir / ckpt.HISTORY).exists() else []
+    if (run_dir / ckpt.HISTORY).exists():
+        shutil.copy(run_dir / ckpt.HISTORY, out / ckpt.HISTORY)
+    _portable_config(run_dir, out, args)
+    last = ckpt.load_checkpoint(run_dir / ckpt.LAST)
     shutil.rmtree(run_dir)
-    print(f"slim checkpoints, config and history in {out}")
+    shutil.rmtree(cache, ignore_errors=True)
+    text = summary(cfg, last, history, [*returned, *TEXT_FILES])
+    (out / SUMMARY).write_text(text)
+    print("\n" + text, end="")
 
 
 def main() -> None:
@@ -75,9 +151,7 @@ def main() -> None:
     p.add_argument("--side", type=int, default=384)
     p.add_argument("--cache", default="data/cache", help="the training image cache (see data.cache_dir)")
     t = sub.add_parser("train", help="train on data/pack, write slim results to --out")
-    t.add_argument("--preset", default="default-model-39")
-    t.add_argument("--init-from", default="assets/models/default.json",
-                   help="networks to start from ('' for the preset's own init_from)")
+    t.add_argument("--run", choices=RUNS, required=True, help="the prepared run (see RUNS)")
     t.add_argument("--data", default=str(PACK))
     t.add_argument("--budget", default="8m")
     t.add_argument("--out", required=True)

@@ -33,10 +33,20 @@ def atomic_torch_save(obj, path: Path) -> None:
         raise
 
 
+def checkpoint_exists(path: Path) -> bool:
+    """True when ``path`` (``<run>/best.ckpt``...) exists, as one file or as parts (see ``transfer``)."""
+    from .transfer import existing_parts
+    return path.exists() or bool(existing_parts(path.parent, path.stem))
+
+
 def load_checkpoint(path: Path) -> dict:
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint file, or the slim checkpoint stored as parts beside where it would be (``transfer``)."""
+    if path.exists():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    from .transfer import existing_parts, read_parts
+    if existing_parts(path.parent, path.stem):
+        return read_parts(path.parent, path.stem)
+    raise FileNotFoundError(f"no checkpoint at {path}")
 
 
 def load_network_weights(path: Path) -> dict:

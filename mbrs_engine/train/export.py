@@ -27,7 +27,7 @@ def load_run(run_dir: str | Path, which: str = "best"):
     run_dir = Path(run_dir)
     config = TrainConfig.load(run_dir / ckpt.CONFIG)
     path = run_dir / (ckpt.BEST if which == "best" else ckpt.LAST)
-    if which == "best" and not path.exists():
+    if which == "best" and not ckpt.checkpoint_exists(path):
         path = run_dir / ckpt.LAST
     state = ckpt.load_checkpoint(path)
     encoder, decoder, _ = build_from_config(config.network)

@@ -134,7 +134,7 @@ class Trainer:
             config.budget = budget
         if device is not None:
             config.device = device
-        if not (run_dir / ckpt.LAST).exists():  # stopped before its first step: nothing was done, start it again
+        if not ckpt.checkpoint_exists(run_dir / ckpt.LAST):  # stopped before its first step: nothing was done, start it again
             return cls(config, run_dir, callbacks, _resume_state=None)
         return cls(config, run_dir, callbacks, _resume_state=ckpt.load_checkpoint(run_dir / ckpt.LAST))
 

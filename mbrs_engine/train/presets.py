@@ -38,6 +38,11 @@
   robustness the third stage's resizing cost (validation BER 0.9 % -> 2.5 %);
   it reached 1.95 % and moved the native Table 1 BER from 7.22 % to 6.97 %,
   with the full-size protocol unchanged (docs/model-card.md).
+- ``gpu-default``: a stronger default network for a GPU, from scratch: 48
+  channels and 3 blocks per SE stack (about 3.4x cpu-small's multiply-adds,
+  so decoding on a 2-core CPU stays within a few tenths of a second),
+  L=256, the third stage's pool (with resizing), the residual energy moved
+  from 30 dB to 39 dB over the first 4000 steps; bf16.
 """
 from __future__ import annotations
 
@@ -107,6 +112,15 @@ def _default_model_jpeg() -> TrainConfig:
     return cfg
 
 
+def _gpu_default() -> TrainConfig:
+    cfg = _default_model_resize()
+    cfg.network = NetworkConfig(128, 256, channels=48, blocks=3, adversary_channels=16)
+    cfg.init_from, cfg.optim.lr = "", 1e-3
+    cfg.target_psnr, cfg.target_psnr_start, cfg.target_psnr_steps = 39.0, 30.0, 4000
+    cfg.steps, cfg.optim.finetune_steps = 200_000, 0
+    return cfg
+
+
 PRESETS = {
     "paper-128-64": _paper_128_64,
     "paper-diffusion-128-30": _paper_diffusion,
@@ -116,6 +130,7 @@ PRESETS = {
     "default-model-39": _default_model_39,
     "default-model-resize": _default_model_resize,
     "default-model-jpeg": _default_model_jpeg,
+    "gpu-default": _gpu_default,
 }
 
 
