@@ -210,35 +210,50 @@ class Watermarker:
 
     # ------------------------------------------------------------ bits
 
-    def embed_bits(self, img: Image.Image, bits, strength: float = 1.0, refine: bool | RefineConfig = True,
-                   progress: Progress | None = None) -> Image.Image:
-        """Embed L bits; same size out, 8-bit RGB (RGBA when the input had alpha, kept untouched).
+    def prepare_bits(self, img: Image.Image, bits, refine: bool | RefineConfig = True,
+                     progress: Progress | None = None) -> "PreparedEmbedding":
+        """Run the networks (and the refinement) once for ``img`` and L bits; the result renders the marked
+        image at any strength cheaply (what a strength slider needs).  :meth:`embed_bits` is
+        ``prepare_bits(...).render(strength)``, so both give the same image bit for bit.
 
         ``refine``: True (this watermarker's :class:`RefineConfig`, if it has
-        one), False (the encoder's residual alone, scaled by ``strength``) or a
-        :class:`RefineConfig` for this call (see :mod:`mbrs_engine.refinement`).
-        Refined, the saved image has the PSNR :meth:`strength_psnr` gives
-        (models without ``embed_psnr``: the PSNR of the unrefined image);
-        ``progress(step, steps)`` follows the refinement and may raise to cancel it.
+        one), False (the encoder's residual alone) or a :class:`RefineConfig`
+        for this call (see :mod:`mbrs_engine.refinement`); the refinement runs
+        at strength 1 and ``progress(step, steps)`` follows it (it may raise to cancel).
         """
         rgb, alpha = split_alpha(_check_image(img))
         if min(rgb.size) < self.min_side:
             raise ImageTooSmallError(f"the image is too small to carry a watermark ({rgb.size[0]}x{rgb.size[1]}): "
                                      f"model '{self.name}' needs at least {self.min_side} pixels on the shorter side")
         message = _check_bits(bits, self.message_length)
-        strength = _check_strength(strength)
         config = refine if isinstance(refine, RefineConfig) else self.refine if refine else None
-        residual = self._residual(to_model_size(rgb, self.image_size), message, strength)
-        if config is None or strength == 0.0:
-            return join_alpha(add_residual(rgb, residual), alpha)
-        target = self.strength_psnr(strength)
+        residual = self._residual(to_model_size(rgb, self.image_size), message, 1.0)
+        if config is None:
+            return PreparedEmbedding(rgb, alpha, residual, None)
+        target = self.strength_psnr(1.0)
         if target is None:  # keep the unrefined image's PSNR
-            plain = add_residual(rgb, residual)
-            target = image_psnr(rgb, plain)
+            target = image_psnr(rgb, add_residual(rgb, residual))
             if not math.isfinite(target):  # the residual rounds away: nothing to refine
-                return join_alpha(plain, alpha)
+                return PreparedEmbedding(rgb, alpha, residual, None)
         residual = refine_residual(self, rgb, message, residual, target, config, progress)
-        return join_alpha(render_at_psnr(rgb, residual, target), alpha)
+        return PreparedEmbedding(rgb, alpha, residual, target)
+
+    def prepare(self, img: Image.Image, text: str, key: str | None = None, refine: bool | RefineConfig = True,
+                progress: Progress | None = None) -> "PreparedEmbedding":
+        """:meth:`prepare_bits` for a text message (see :meth:`embed`)."""
+        return self.prepare_bits(img, payload.encode_text(text, self.message_length, key), refine, progress)
+
+    def embed_bits(self, img: Image.Image, bits, strength: float = 1.0, refine: bool | RefineConfig = True,
+                   progress: Progress | None = None) -> Image.Image:
+        """Embed L bits; same size out, 8-bit RGB (RGBA when the input had alpha, kept untouched).
+
+        ``refine`` and ``progress`` as in :meth:`prepare_bits`.  Refined, the
+        saved image has the PSNR :meth:`strength_psnr` gives (models without
+        ``embed_psnr``: the PSNR of the unrefined image at strength 1, less
+        20 log10(strength)).
+        """
+        strength = _check_strength(strength)
+        return self.prepare_bits(img, bits, refine, progress).render(strength)
 
     def strength_psnr(self, strength: float) -> float | None:
         """The PSNR (dB) of a refined embedding at ``strength`` (> 0), for models with ``embed_psnr``; else None."""
@@ -314,6 +329,41 @@ class Watermarker:
         for i in range(1, len(frames), config.batch_size):
             chunk = frames[i:i + config.batch_size]
             yield chunk, torch.stack([frame_view(views[f.mirrored], f, self.image_size, config.fill) for f in chunk])
+
+
+class PreparedEmbedding:
+    """One image's watermark, computed once: :meth:`render` gives the marked image at any strength.
+
+    ``residual`` is the watermark at strength 1 on the model's H x H grid, in
+    8-bit levels; ``target_psnr`` is the PSNR of the refined image at strength
+    1 (None: unrefined).  Unrefined, strength s adds ``s * residual`` upscaled
+    to the image; refined, the refined residual is scaled so that the 8-bit
+    image has ``target_psnr - 20 log10(s)`` dB (:func:`render_at_psnr`).
+    """
+
+    def __init__(self, rgb: Image.Image, alpha: Image.Image | None, residual: torch.Tensor,
+                 target_psnr: float | None):
+        self.rgb, self.alpha, self.residual, self.target_psnr = rgb, alpha, residual, target_psnr
+
+    @property
+    def refined(self) -> bool:
+        return self.target_psnr is not None
+
+    def psnr_target(self, strength: float) -> float | None:
+        """The PSNR (dB) a refined image has at ``strength`` (None: unrefined, or strength 0)."""
+        if self.target_psnr is None or strength <= 0.0:
+            return None
+        return self.target_psnr - 20.0 * math.log10(strength)
+
+    def render(self, strength: float = 1.0) -> Image.Image:
+        """The 8-bit marked image at ``strength`` (0 to :data:`MAX_STRENGTH`), alpha re-attached."""
+        strength = _check_strength(strength)
+        if strength == 0.0:
+            return join_alpha(self.rgb.copy(), self.alpha)
+        target = self.psnr_target(strength)
+        if target is None:
+            return join_alpha(add_residual(self.rgb, self.residual * strength), self.alpha)
+        return join_alpha(render_at_psnr(self.rgb, self.residual * strength, target), self.alpha)
 
 
 def decode_with_any(img: Image.Image, watermarkers: list[Watermarker], key: str | None = None,

@@ -152,8 +152,8 @@ class EmbedResult:
 
 
 def embed(ctx, wm, doc: ImageDocument, signature: Signature) -> EmbedResult:
-    """Run the network once (strength 1, refined if the signature says so) and prepare the residual,
-    its histogram and its preview."""
+    """Run the networks once (refined if the signature says so: :meth:`Watermarker.prepare`) and prepare the
+    render at strength 1, the histogram and the preview."""
     start = time.perf_counter()
     ctx.progress(0, 0, f"Embedding into {doc.name}")
     check_existing_mark(wm, doc, signature)
@@ -161,10 +161,10 @@ def embed(ctx, wm, doc: ImageDocument, signature: Signature) -> EmbedResult:
     def refining(step: int, steps: int) -> None:
         ctx.progress(step, steps, f"Refining the watermark of {doc.name} against attacks ({step} of {steps})")
 
-    marked = wm.embed(Image.fromarray(doc.rgb, "RGB"), signature.text, 1.0, key=signature.key,
-                      refine=signature.refine, progress=refining)
+    prepared = wm.prepare(Image.fromarray(doc.rgb, "RGB"), signature.text, key=signature.key,
+                          refine=signature.refine, progress=refining)
     ctx.check()
-    residual = Residual(doc.rgb, np.asarray(marked.convert("RGB"), dtype=np.uint8))
+    residual = Residual(prepared)
     residual.histogram()
     ctx.check()
     return EmbedResult(doc.key, signature, residual, residual.preview(), time.perf_counter() - start)
@@ -179,6 +179,7 @@ class Refinement:
     marked: QImage
     difference: QImage
     original: QImage | None
+    psnr: float
     ssim: float
     ssim_sampled: bool
 
@@ -193,7 +194,7 @@ def refine(ctx, doc: ImageDocument, residual: Residual, state: tuple, strength: 
     original_q = array_to_qimage(residual.original) if need_original else None
     ctx.check()
     ssim, sampled = residual.ssim(strength)
-    return Refinement(doc.key, state, marked_q, difference_q, original_q, ssim, sampled)
+    return Refinement(doc.key, state, marked_q, difference_q, original_q, residual.psnr(strength), ssim, sampled)
 
 
 def chain_needs_search(chain_text: str) -> bool:

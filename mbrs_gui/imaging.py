@@ -1,20 +1,15 @@
-"""Pixel work behind the Embed tab (numpy, no Qt): the watermark residual at any strength, fast.
+"""Pixel work behind the Embed tab (numpy, no Qt): the engine's prepared watermark at any strength.
 
-The network runs once per image and message (embedding at strength 1); the
-strength slider then only rescales the residual ``d = marked(1) - original``::
+The engine runs the networks (and the refinement) once per image and message
+(:meth:`mbrs_engine.watermarker.Watermarker.prepare`); its
+:class:`~mbrs_engine.watermarker.PreparedEmbedding` renders the marked image at
+any strength, and the image the app saves is exactly that render, the same
+bits as ``mbrs embed`` with the same message, strength and options.
 
-    marked(s) = clip(original + rint(s * d), 0, 255)
-
-This is the GUI's stand-in until the engine offers a public "residual once,
-apply at any strength" method: the engine rounds ``s * r`` where ``r`` is its
-float residual, while ``d`` is already rounded, so for ``s != 1`` a pixel may
-differ by up to ``s / 2`` levels from ``Watermarker.embed(img, text, s)``.
-The image saved is exactly :meth:`Residual.render` of the strength shown, and
-the PSNR / SSIM shown are of that image.
-
-* :meth:`Residual.psnr` is exact and instant at any size: a histogram of
-  (original value, residual) pairs, built once, gives the squared error of any
-  strength in about 1 ms.
+* :meth:`Residual.render` is the engine's render, cached per strength.
+* :meth:`Residual.psnr` is the PSNR of that render; :meth:`Residual.psnr_estimate`
+  answers in about 1 ms for the slider (the refined image's target PSNR, or,
+  unrefined, a histogram of (original value, residual at strength 1) pairs).
 * :meth:`Residual.ssim` uses :func:`mbrs_engine.metrics.ssim` on the whole
   image up to :data:`SSIM_EXACT_PIXELS`, and on a fixed grid of full-resolution
   tiles above that (SSIM is a mean over local windows, so tiles give an
@@ -25,19 +20,23 @@ the PSNR / SSIM shown are of that image.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
+from mbrs_engine.metrics import image_psnr
 from mbrs_engine.metrics import ssim as engine_ssim
+from mbrs_engine.watermarker import PreparedEmbedding
 
 #: Images up to this many pixels get an exact SSIM; larger ones a tile estimate.
 SSIM_EXACT_PIXELS = 1_000_000
 SSIM_TILE = 256
 SSIM_TILES = 12
 PREVIEW_SIDE = 1280
+_SUBLEVEL_OFFSETS = (-0.375, -0.125, 0.125, 0.375)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -65,44 +64,62 @@ def paper_difference(delta: np.ndarray) -> np.ndarray:
     return ((luma - low) * (255.0 / (high - low)) + 0.5).astype(np.uint8)
 
 
-def _strength_lut(strength: float) -> np.ndarray:
-    """rint(strength * d) for d in -255..255, as int16 (index d + 255)."""
-    return np.rint(strength * np.arange(-255, 256, dtype=np.float64)).astype(np.int16)
-
-
 class Residual:
-    """The watermark of one image and message: ``original`` and ``d = marked(1) - original``, both (H, W, 3)."""
+    """The watermark of one image and message: the engine's prepared embedding, its renders and their figures."""
 
-    def __init__(self, original: np.ndarray, marked_at_1: np.ndarray):
-        if original.shape != marked_at_1.shape or original.dtype != np.uint8 or marked_at_1.dtype != np.uint8:
-            raise ValueError("original and marked images must be uint8 arrays of the same shape")
-        self.original = original
-        self.delta = marked_at_1.astype(np.int16) - original.astype(np.int16)
+    #: renders kept (the strengths last shown, saved or tried)
+    CACHED_RENDERS = 4
+
+    def __init__(self, prepared: PreparedEmbedding):
+        self.prepared = prepared
+        self.original = np.asarray(prepared.rgb, dtype=np.uint8)
+        self._renders: dict[float, np.ndarray] = {}
+        self._lock = threading.Lock()
+        self.delta = self.render(1.0).astype(np.int16) - self.original.astype(np.int16)
         self._hist: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:
         return self.original.shape[1], self.original.shape[0]
 
+    def render(self, strength: float) -> np.ndarray:
+        """The 8-bit watermarked image at ``strength`` (H, W, 3), as the engine renders it."""
+        strength = round(float(strength), 4)
+        with self._lock:
+            cached = self._renders.get(strength)
+        if cached is not None:
+            return cached
+        out = np.asarray(self.prepared.render(strength).convert("RGB"), dtype=np.uint8)
+        with self._lock:
+            self._renders[strength] = out
+            while len(self._renders) > self.CACHED_RENDERS:
+                self._renders.pop(next(iter(self._renders)))
+        return out
+
     def histogram(self) -> np.ndarray:
-        """Counts of (original value 0..255, residual -255..255) pairs, (256, 511); built once."""
+        """Counts of (original value 0..255, residual at strength 1, -255..255) pairs, (256, 511); built once."""
         if self._hist is None:
             index = self.original.astype(np.int32) * 511 + (self.delta + 255)
             self._hist = np.bincount(index.ravel(), minlength=256 * 511).reshape(256, 511)
         return self._hist
 
-    def render(self, strength: float) -> np.ndarray:
-        """The 8-bit watermarked image at ``strength`` (H, W, 3)."""
-        out = self.original.astype(np.int16)
-        out += _strength_lut(strength)[self.delta + 255]
-        np.clip(out, 0, 255, out=out)
-        return out.astype(np.uint8)
-
     def psnr(self, strength: float) -> float:
-        """PSNR (dB) of :meth:`render` against the original, exact, without rendering."""
-        values = np.arange(256, dtype=np.int64)[:, None]
-        changed = np.clip(values + _strength_lut(strength)[None, :], 0, 255) - values
-        mse = float((self.histogram() * changed * changed).sum()) / self.original.size
+        """PSNR (dB) of :meth:`render` against the original."""
+        return float(image_psnr(self.prepared.rgb, Image.fromarray(self.render(strength), "RGB")))
+
+    def psnr_estimate(self, strength: float) -> float:
+        """:meth:`psnr` in about a millisecond, without rendering: the refined image's target (within 0.1 dB),
+        or, unrefined, the exact PSNR of ``rint(strength * residual at 1)`` (within rounding of the engine's)."""
+        target = self.prepared.psnr_target(strength)
+        if target is not None:
+            return target
+        values = np.arange(256, dtype=np.float64)[:, None]
+        levels = np.arange(-255, 256, dtype=np.float64)[None, :]
+        squared = 0.0
+        for offset in _SUBLEVEL_OFFSETS:  # the residual at 1 was rounded: spread each level over its interval
+            changed = np.clip(values + np.rint(strength * (levels + offset)), 0, 255) - values
+            squared += float((self.histogram() * changed * changed).sum())
+        mse = squared / len(_SUBLEVEL_OFFSETS) / self.original.size
         return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
     def ssim_tiles(self) -> list[tuple[int, int, int, int]] | None:
@@ -122,15 +139,11 @@ class Residual:
         if min(width, height) < 11:
             return math.nan, False
         tiles = self.ssim_tiles()
-        lut = _strength_lut(strength)
+        rendered = self.render(strength)
         if tiles is None:
-            return float(engine_ssim(self.original, self.render(strength))[0]), False
-        covers, marked = [], []
-        for x, y, w, h in tiles:
-            cover = self.original[y:y + h, x:x + w]
-            covers.append(cover)
-            marked.append(np.clip(cover.astype(np.int16) + lut[self.delta[y:y + h, x:x + w] + 255], 0, 255)
-                          .astype(np.uint8))
+            return float(engine_ssim(self.original, rendered)[0]), False
+        covers = [self.original[y:y + h, x:x + w] for x, y, w, h in tiles]
+        marked = [rendered[y:y + h, x:x + w] for x, y, w, h in tiles]
         a = torch.from_numpy(np.stack(covers)).permute(0, 3, 1, 2)
         b = torch.from_numpy(np.stack(marked)).permute(0, 3, 1, 2)
         return float(engine_ssim(a, b).mean()), True

@@ -472,7 +472,7 @@ class EmbedTab(FileDropTarget, QWidget):
         return doc is not None and doc.residual is not None and doc.signature == self.signature()
 
     def _show_marked(self) -> None:
-        """The instant update: preview-size render, exact PSNR; full resolution and SSIM follow."""
+        """The instant update: preview-size render, estimated PSNR; full resolution, exact PSNR and SSIM follow."""
         start = time.perf_counter()
         if not self._current_ready():
             self.views.set_marked(None)
@@ -483,13 +483,16 @@ class EmbedTab(FileDropTarget, QWidget):
         marked, difference = doc.preview.render(doc.strength)
         self.views.set_marked(array_to_qimage(marked), doc.size)
         self.views.set_difference(array_to_qimage(difference), doc.size)
-        self._show_metrics(doc.residual.psnr(doc.strength))
+        self._show_metrics(doc.residual.psnr_estimate(doc.strength), estimated=True)
         self.last_update_ms = (time.perf_counter() - start) * 1000
         self._refine_timer.start()
 
-    def _show_metrics(self, psnr: float | None = None, ssim: float | None = None, sampled: bool = False) -> None:
-        self.psnr_label.setText("–" if psnr is None else "∞" if math.isinf(psnr) else f"{psnr:.2f} dB")
-        self.psnr_label.setToolTip("PSNR of the 8-bit image that Save writes (exact, full resolution)")
+    def _show_metrics(self, psnr: float | None = None, ssim: float | None = None, sampled: bool = False,
+                      estimated: bool = False) -> None:
+        self.psnr_label.setText("–" if psnr is None else "∞" if math.isinf(psnr)
+                                else f"{'≈' if estimated else ''}{psnr:.2f} dB")
+        self.psnr_label.setToolTip("Estimated while the full-resolution image is rendered" if estimated else
+                                   "PSNR of the 8-bit image that Save writes (exact, full resolution)")
         if ssim is None:
             self.ssim_label.setText("–" if psnr is None else "…")
         else:
@@ -519,7 +522,7 @@ class EmbedTab(FileDropTarget, QWidget):
             self.views.set_original_full(r.original)
         self.views.set_marked_full(r.marked)
         self.views.set_difference_full(r.difference)
-        self._show_metrics(doc.residual.psnr(doc.strength), r.ssim, r.ssim_sampled)
+        self._show_metrics(r.psnr, r.ssim, r.ssim_sampled)
 
     # ------------------------------------------------------------ auto strength
 

@@ -28,7 +28,7 @@ def embed_photo(qtbot, window, photo, message=MESSAGE):
 
 
 def psnr_of_label(tab) -> float:
-    return float(tab.psnr_label.text().split()[0])
+    return float(tab.psnr_label.text().split()[0].lstrip("≈"))
 
 
 def test_drop_type_slide_and_save(qtbot, window, photo, tmp_path, monkeypatch, tiny_wm):
@@ -46,6 +46,8 @@ def test_drop_type_slide_and_save(qtbot, window, photo, tmp_path, monkeypatch, t
     assert tab.last_update_ms < 1000
     wait_idle(qtbot, window)
     assert tab.ssim_label.text() not in ("–", "…")
+    assert not tab.psnr_label.text().startswith("≈")  # the full-resolution render measured it
+    stronger = psnr_of_label(tab)
     assert window.windowTitle() == "1 unsaved image(s)[*]" and window.isWindowModified()  # Qt adds the app name
 
     target = tmp_path / "marked.png"
@@ -58,6 +60,29 @@ def test_drop_type_slide_and_save(qtbot, window, photo, tmp_path, monkeypatch, t
     original = Image.open(photo).convert("RGB")
     assert float(psnr(original, saved)[0]) == pytest.approx(stronger, abs=0.006)  # the PSNR shown is the file's
     assert tiny_wm.decode(saved).message == MESSAGE
+
+
+@pytest.mark.parametrize("strength, refine", [(0.7, True), (1.3, False)])
+def test_the_saved_image_is_mbrs_embed_bit_for_bit(qtbot, window, photo, tmp_path, monkeypatch, strength, refine):
+    """One embedding path: the app's Save writes the pixels `mbrs embed` writes with the same message, strength
+    and options (the engine's prepared embedding, rendered at the slider's strength)."""
+    from mbrs_engine.cli import main
+
+    tab = window.embed
+    tab.refine.setChecked(refine)
+    tab = embed_photo(qtbot, window, photo)
+    tab.spin.setValue(strength)
+    wait_idle(qtbot, window)
+    target = tmp_path / "app.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "PNG (*.png)")))
+    tab.save_button.click()
+    wait_idle(qtbot, window)
+    cli = tmp_path / "cli.png"
+    args = ["embed", str(photo), "-m", MESSAGE, "-s", str(strength), "-o", str(cli)]
+    assert main(args + ([] if refine else ["--no-refine"])) == 0
+    app_pixels, cli_pixels = (np.asarray(Image.open(p).convert("RGB")) for p in (target, cli))
+    assert np.array_equal(app_pixels, cli_pixels)
+    assert not np.array_equal(app_pixels, np.asarray(Image.open(photo).convert("RGB")))
 
 
 def test_message_field_refuses_text_beyond_capacity(qtbot, window, photo, tiny_wm):

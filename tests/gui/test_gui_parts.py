@@ -1,39 +1,51 @@
-"""The GUI's non-widget parts: the residual rescaling and its exact PSNR, the attack chain, the noise pool."""
+"""The GUI's non-widget parts: the engine's prepared watermark at any strength and its PSNR, the attack chain, the noise pool."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from mbrs_engine.metrics import psnr, ssim
 from mbrs_engine.noise import parse_noise
+from mbrs_engine.watermarker import PreparedEmbedding
 from mbrs_gui.attack_chain import Chain, ChainError, Step
 from mbrs_gui.imaging import Residual, fit_size, paper_difference
 from mbrs_gui.noise_pool import build_spec, selection_from_spec
 
 
+def _prepared(rng, shape=(60, 80), grid=16, levels=4.0, target=None):
+    original = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    watermark = torch.from_numpy(rng.normal(0, levels, (3, grid, grid)).astype(np.float32))
+    return PreparedEmbedding(Image.fromarray(original), None, watermark, target)
+
+
 @pytest.fixture
 def residual(rng):
-    original = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
-    delta = rng.integers(-6, 7, original.shape)
-    marked = np.clip(original.astype(int) + delta, 0, 255).astype(np.uint8)
-    return Residual(original, marked)
+    return Residual(_prepared(rng))
 
 
-def test_render_rescales_the_residual_and_psnr_is_exact(residual):
-    assert np.array_equal(residual.render(1.0), np.clip(residual.original.astype(int) + residual.delta, 0, 255))
+def test_render_is_the_engines_and_psnr_is_of_the_render(residual, rng):
+    assert np.array_equal(residual.render(1.0), np.asarray(residual.prepared.render(1.0)))
     assert np.array_equal(residual.render(0.0), residual.original)
     for strength in (0.1, 0.5, 1.0, 1.7, 3.0):
-        expected = float(psnr(residual.original, residual.render(strength))[0])
-        assert residual.psnr(strength) == pytest.approx(expected, abs=1e-9)
+        rendered = residual.render(strength)
+        assert np.array_equal(rendered, np.asarray(residual.prepared.render(strength)))
+        assert residual.psnr(strength) == pytest.approx(float(psnr(residual.original, rendered)[0]), abs=1e-9)
+        assert residual.psnr_estimate(strength) == pytest.approx(residual.psnr(strength), abs=0.5)
     assert residual.psnr(2.0) < residual.psnr(1.0)
+    refined = Residual(_prepared(rng, target=38.0))
+    for strength in (0.5, 1.0, 2.0):
+        target = 38.0 - 20 * np.log10(strength)
+        assert refined.psnr_estimate(strength) == pytest.approx(target)
+        assert target <= refined.psnr(strength) <= target + 0.1
 
 
 def test_ssim_exact_for_small_images_and_tiles_for_large_ones(residual, rng):
     value, sampled = residual.ssim(1.5)
     assert not sampled
     assert value == pytest.approx(float(ssim(residual.original, residual.render(1.5))[0]))
-    big = Residual(np.full((1200, 1000, 3), 128, np.uint8), np.full((1200, 1000, 3), 130, np.uint8))
+    big = Residual(_prepared(rng, shape=(1200, 1000)))
     tiles = big.ssim_tiles()
     assert tiles and all(0 <= x <= 1000 - w and 0 <= y <= 1200 - h for x, y, w, h in tiles)
     assert big.ssim(1.0)[1] is True
