@@ -69,7 +69,7 @@ class CompareViews(QWidget):
             button.clicked.connect(slot)
             bar.addWidget(button)
         for view in self.sync.views:
-            view.zoom_changed.connect(self._show_zoom)
+            view.zoom_changed.connect(lambda zoom, v=view: self._show_zoom(v, zoom))
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -85,9 +85,20 @@ class CompareViews(QWidget):
         self.stack.setCurrentIndex(index)
         self.mode_buttons.button(index).setChecked(True)
         self.sync.fit_all()
+        self.show_zoom()
 
-    def _show_zoom(self, zoom: float) -> None:
-        self.zoom_label.setText(f"{zoom * 100:.0f} %")
+    def _show_zoom(self, view: ImageView, zoom: float) -> None:
+        """The zoom of the views on screen (hidden ones fit themselves to their own size)."""
+        if view.isVisible() and view.has_image():
+            self.zoom_label.setText(f"{zoom * 100:.0f} %")
+
+    def show_zoom(self) -> None:
+        view = next((v for v in self.sync.views if v.isVisible() and v.has_image()), None)
+        self.zoom_label.setText("" if view is None else f"{view.zoom() * 100:.0f} %")
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.show_zoom()
 
     def set_original(self, preview: QImage | None, full_size=None, full: QImage | None = None) -> None:
         self.original.set_images(preview, full, full_size)

@@ -88,13 +88,20 @@ class ImageView(QGraphicsView):
     def has_image(self) -> bool:
         return self.item.preview is not None or self.item.full is not None
 
+    def content_rect(self) -> QRectF:
+        """The image's rectangle in scene coordinates (its full-resolution pixels): what fit and centre use."""
+        return self.item.boundingRect()
+
     def set_images(self, preview: QImage | None, full: QImage | None = None,
                    full_size: tuple[int, int] | None = None) -> None:
         """Show an image (a preview and/or the full-resolution one); refits when the size changes."""
-        old = self.item.full_size
+        old = self.content_rect()
         self.item.set_images(preview, full, full_size)
-        self.scene().setSceneRect(self.item.boundingRect())
-        if self.item.full_size != old or self._fitted:
+        self._content_changed(old)
+
+    def _content_changed(self, old: QRectF) -> None:
+        self.scene().setSceneRect(self.content_rect())
+        if self.content_rect() != old or self._fitted:
             self.fit()
         self.viewport().update()
 
@@ -113,7 +120,7 @@ class ImageView(QGraphicsView):
     def fit(self) -> None:
         if not self.has_image():
             return
-        self.fitInView(self.item.boundingRect(), Qt.AspectRatioMode.KeepAspectRatio)
+        self.fitInView(self.content_rect(), Qt.AspectRatioMode.KeepAspectRatio)
         self._fitted = True
         self._emit_zoom()
 
@@ -154,12 +161,12 @@ class ImageView(QGraphicsView):
     # ------------------------------------------------------------ position (as a fraction of the image)
 
     def center_fraction(self) -> QPointF:
-        rect = self.item.boundingRect()
+        rect = self.content_rect()
         center = self.mapToScene(self.viewport().rect().center())
         return QPointF(center.x() / max(rect.width(), 1), center.y() / max(rect.height(), 1))
 
     def set_center_fraction(self, point: QPointF) -> None:
-        rect = self.item.boundingRect()
+        rect = self.content_rect()
         self.centerOn(point.x() * rect.width(), point.y() * rect.height())
 
     # ------------------------------------------------------------ painting

@@ -18,7 +18,7 @@ class SplitView(ImageView):
     def __init__(self, parent=None):
         super().__init__("", "", parent)
         self.original = ImageItem()
-        self.original.clip_fraction = 0.5
+        self._split = 0.5
         self.original.setZValue(1)
         self.scene().addItem(self.original)
         self._dragging = False
@@ -26,20 +26,38 @@ class SplitView(ImageView):
 
     @property
     def split(self) -> float:
-        return self.original.clip_fraction
+        return self._split
 
     def set_split(self, fraction: float) -> None:
         fraction = min(1.0, max(0.0, fraction))
-        if fraction != self.original.clip_fraction:
-            self.original.clip_fraction = fraction
-            self.original.update()
+        if fraction != self._split:
+            self._split = fraction
+            self._clip_original()
             self.viewport().update()
             self.split_changed.emit(fraction)
 
+    def set_images(self, preview: QImage | None, full: QImage | None = None,
+                   full_size: tuple[int, int] | None = None) -> None:
+        super().set_images(preview, full, full_size)
+        self._clip_original()
+
     def set_original(self, preview: QImage | None, full: QImage | None = None,
                      full_size: tuple[int, int] | None = None) -> None:
+        old = self.content_rect()
         self.original.set_images(preview, full, full_size)
-        self.viewport().update()
+        self._clip_original()
+        self._content_changed(old)
+
+    def _clip_original(self) -> None:
+        """Before there is a watermarked image, the original is shown whole (no divider)."""
+        self.original.clip_fraction = self._split if self._has_marked() else None
+        self.original.update()
+
+    def _has_marked(self) -> bool:
+        return super().has_image()
+
+    def content_rect(self):
+        return self.item.boundingRect() if self._has_marked() else self.original.boundingRect()
 
     def set_original_full(self, full: QImage | None) -> None:
         self.original.set_full(full)
@@ -53,7 +71,7 @@ class SplitView(ImageView):
         return self.mapFromScene(QPointF(width * self.split, 0)).x()
 
     def mousePressEvent(self, event) -> None:
-        if event.button() == Qt.MouseButton.LeftButton and abs(event.position().x() - self._divider_x()) <= _GRAB_PX:
+        if event.button() == Qt.MouseButton.LeftButton and self._has_marked() and abs(event.position().x() - self._divider_x()) <= _GRAB_PX:
             self._dragging = True
             self.setDragMode(QGraphicsView.DragMode.NoDrag)
             event.accept()
@@ -66,7 +84,7 @@ class SplitView(ImageView):
             self.set_split(scene.x() / max(self.item.boundingRect().width(), 1))
             event.accept()
             return
-        near = abs(event.position().x() - self._divider_x()) <= _GRAB_PX
+        near = self._has_marked() and abs(event.position().x() - self._divider_x()) <= _GRAB_PX
         self.viewport().setCursor(Qt.CursorShape.SplitHCursor if near else Qt.CursorShape.OpenHandCursor)
         super().mouseMoveEvent(event)
 
@@ -80,7 +98,12 @@ class SplitView(ImageView):
 
     def drawForeground(self, painter: QPainter, rect) -> None:
         super().drawForeground(painter, rect)
-        if not self.has_image():
+        if not self._has_marked():
+            if self.has_image():
+                painter.save()
+                painter.resetTransform()
+                self._draw_caption(painter, "Original", QPointF(8, 8).toPoint(), QColor("white"))
+                painter.restore()
             return
         painter.save()
         painter.resetTransform()

@@ -314,3 +314,32 @@ def test_a_cancelled_embedding_says_so_and_can_be_run_again(qtbot, window, photo
     tab.embed_button.click()
     wait_idle(qtbot, window)
     assert tab.can_save() and not tab.embed_button.isVisible()
+
+
+def test_the_zoom_label_is_the_zoom_on_screen_after_embedding(qtbot, window, photo):
+    window.resize(1400, 900)
+    tab = embed_photo(qtbot, window, photo)
+    views = tab.views
+    shown = f"{views.marked.zoom() * 100:.0f} %"
+    assert views.marked.isVisible() and views.zoom_label.text() == shown
+    views.sync.zoom_all(1.25)
+    assert views.zoom_label.text() == f"{views.original.zoom() * 100:.0f} %"
+    views.set_mode("split")
+    assert views.zoom_label.text() == f"{views.split.zoom() * 100:.0f} %"
+
+
+def test_the_split_view_before_embedding_shows_the_whole_original_centred(qtbot, window, photo):
+    tab = window.embed
+    assert drop_files(tab, [photo])
+    qtbot.waitUntil(lambda: tab.current is not None, timeout=20_000)
+    tab.views.set_mode("split")
+    split = tab.views.split
+    qtbot.waitUntil(split.isVisible)
+    width, height = Image.open(photo).size
+    assert (split.content_rect().width(), split.content_rect().height()) == (width, height)
+    center = split.mapToScene(split.viewport().rect().center())
+    assert abs(center.x() - width / 2) < 2 and abs(center.y() - height / 2) < 2
+    assert split.original.clip_fraction is None                      # no divider before there is a watermark
+    type_text(qtbot, tab.message, MESSAGE)
+    wait_idle(qtbot, window)
+    assert split.original.clip_fraction == 0.5
