@@ -1,4 +1,4 @@
-"""The Preferences and About dialogs."""
+"""The Preferences, About, Help and "Continue a run" dialogs."""
 from __future__ import annotations
 
 import html
@@ -9,8 +9,10 @@ import PySide6
 import torch
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLabel, QListWidget,
+                               QListWidgetItem, QSpinBox, QVBoxLayout, QWidget)
+
+from mbrs_engine.train.runs import RunSummary
 
 from mbrs_engine.model_files import user_models_dir
 
@@ -123,3 +125,61 @@ def help_html(shortcuts: list[tuple[str, str]]) -> str:
 class HelpDialog(_TextDialog):
     def __init__(self, shortcuts: list[tuple[str, str]], parent: QWidget | None = None):
         super().__init__(f"{APP_NAME} help", help_html(shortcuts), 560, parent)
+
+
+def steps_to_continue(run: RunSummary) -> int:
+    """Where "Continue a run" trains to by default: the run's own steps, or half as many again once it finished."""
+    return run.config.steps if not run.finished else run.step + max(1000, run.config.steps // 2)
+
+
+class ResumeDialog(QDialog):
+    """The runs found in the runs folder (progress, best validation BER, age), "Other folder…", and the step to
+    train until; :meth:`choice` is (run folder, steps) after accept."""
+
+    def __init__(self, runs: list[RunSummary], browse_from: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Continue a run")
+        self.runs, self.browse_from, self.other = runs, browse_from, None
+        self.list = QListWidget()
+        for run in runs:
+            item = QListWidgetItem(run.describe())
+            item.setToolTip(str(run.path))
+            self.list.addItem(item)
+        self.list.currentRowChanged.connect(self._selected)
+        self.list.itemDoubleClicked.connect(lambda _: self.accept())
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 10_000_000)
+        self.steps.setSingleStep(100)
+        self.steps.setGroupSeparatorShown(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Continue")
+        other = buttons.addButton("Other folder…", QDialogButtonBox.ButtonRole.ActionRole)
+        other.clicked.connect(self._browse)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout()
+        form.addRow("Train until step", self.steps)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Runs in the runs folder, most recent first:"))
+        layout.addWidget(self.list)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+        self.resize(560, 360)
+        if runs:
+            self.list.setCurrentRow(0)
+
+    def _selected(self, row: int) -> None:
+        if 0 <= row < len(self.runs):
+            self.steps.setValue(steps_to_continue(self.runs[row]))
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Run folder to continue", self.browse_from)
+        if folder:
+            self.other = folder
+            self.accept()
+
+    def choice(self) -> tuple[str, int | None]:
+        """(run folder, steps); steps None for a folder picked with "Other folder…" (the run's own)."""
+        if self.other is not None:
+            return self.other, None
+        return str(self.runs[self.list.currentRow()].path), self.steps.value()

@@ -328,3 +328,28 @@ def test_init_from_a_checkpoint_or_an_exported_model(photo_dir, tmp_path):
 def test_auto_cache_lives_in_the_user_cache_folder(tmp_path):
     assert ImageSource("auto").cache_dir.startswith(os.environ["XDG_CACHE_HOME"])
     assert ImageSource("").cache_dir == ""
+
+
+def test_runs_are_described_without_loading_networks_and_continue_past_their_end(photo_dir, tmp_path):
+    from mbrs_engine.train.checkpoint import load_checkpoint, slim
+    from mbrs_engine.train.runs import checkpoint_step, describe_run, find_runs
+    from mbrs_engine.train.transfer import write_parts
+
+    Trainer(tiny_config(photo_dir, steps=4), tmp_path / "runs" / "a").run()
+    cfg = tiny_config(photo_dir, steps=3)
+    cfg.validation.every_steps = 3
+    Trainer(cfg, tmp_path / "runs" / "b").run()
+    (tmp_path / "runs" / "b" / "history.jsonl").open("a").write('{"step": 9, "ber')    # torn by a crash
+    (tmp_path / "runs" / "not-a-run").mkdir()
+    found = find_runs(tmp_path / "runs")
+    assert [r.path.name for r in found] == ["b", "a"]                       # newest first, non-runs left out
+    b = found[0]
+    assert (b.step, b.config.steps, b.finished, [h["step"] for h in b.history]) == (3, 3, True, [3])
+    assert b.best_ber == b.history[0]["ber_jpeg"] and b.describe().startswith("b: finished · best BER")
+    write_parts(slim(load_checkpoint(tmp_path / "runs" / "a" / "last.ckpt")), tmp_path / "parts", "last")
+    assert checkpoint_step(tmp_path / "parts" / "last.ckpt") == 4 == describe_run(tmp_path / "runs" / "a").step
+    more = Trainer.resume(tmp_path / "runs" / "b", steps=5)
+    more.run()
+    assert more.step == 5 == describe_run(tmp_path / "runs" / "b").step
+    with pytest.raises(ValueError, match="not a training run"):
+        describe_run(tmp_path / "runs" / "not-a-run")

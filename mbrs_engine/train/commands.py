@@ -51,7 +51,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .loop import Trainer
 
     if args.resume:
-        trainer = Trainer.resume(args.resume, [ProgressPrinter()], budget=args.budget, device=args.device)
+        trainer = Trainer.resume(args.resume, [ProgressPrinter()], budget=args.budget, device=args.device,
+                                 steps=args.steps)
     else:
         cfg = preset(args.preset)
         sets = list(args.set or [])
@@ -61,6 +62,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             sets.append(f"budget={args.budget}")
         if args.device:
             sets.append(f"device={args.device}")
+        if args.steps:
+            sets.append(f"steps={args.steps}")
         cfg = apply_overrides(cfg, sets)
         run_dir = Path(args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
         if (run_dir / "last.ckpt").exists():
@@ -98,6 +101,7 @@ def add_commands(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
     p.add_argument("--budget", help="wall-clock budget for this invocation, e.g. 10m or 2h")
+    p.add_argument("--steps", type=int, help="train until this step (the preset's; with --resume, the run's own by default)")
     p.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export", help="export a training run as safetensors + JSON",

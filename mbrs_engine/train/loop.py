@@ -123,13 +123,17 @@ class Trainer:
     # ------------------------------------------------------------------ control
     @classmethod
     def resume(cls, run_dir: str | Path, callbacks: list[Callback] | tuple = (), budget: str | None = None,
-               device: str | None = None) -> "Trainer":
-        """A trainer that continues the run in ``run_dir`` from its last checkpoint."""
+               device: str | None = None, steps: int | None = None) -> "Trainer":
+        """A trainer that continues the run in ``run_dir`` from its last checkpoint (until step ``steps``, when
+        given: a finished run can be trained further)."""
         run_dir = Path(run_dir)
         if not (run_dir / ckpt.CONFIG).is_file():
             raise ValueError(f"'{run_dir}' is not a training run (it has no {ckpt.CONFIG}): start one with "
                              f"`mbrs train --preset NAME --data FOLDER --out {run_dir}`")
         config = TrainConfig.load(run_dir / ckpt.CONFIG)
+        if steps is not None and steps != config.steps:  # the run's new length is the run's from now on
+            config.steps = steps
+            config.save(run_dir / ckpt.CONFIG)
         if budget is not None:
             config.budget = budget
         if device is not None:

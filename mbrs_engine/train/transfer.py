@@ -112,6 +112,19 @@ def existing_parts(directory: Path, stem: str) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def read_header(directory: Path, stem: str) -> dict:
+    """Everything but the tensors of the slim checkpoint ``stem`` (step, config, history...), from its first part."""
+    paths = existing_parts(directory, stem)
+    if not paths:
+        raise FileNotFoundError(f"no checkpoint parts {stem}-*of*.safetensors in {directory}")
+    from safetensors import safe_open
+    with safe_open(str(paths[0]), framework="pt") as f:
+        header = (f.metadata() or {}).get(_META_KEY)
+    if header is None:
+        raise ValueError(f"{paths[0]} is not the first part of a slim checkpoint")
+    return json.loads(header)
+
+
 def read_parts(directory: Path, stem: str) -> dict:
     """The slim checkpoint written by ``write_parts``, with every tensor in its original shape and dtype."""
     paths = existing_parts(directory, stem)
@@ -120,12 +133,7 @@ def read_parts(directory: Path, stem: str) -> dict:
     expected = int(_PART.match(paths[0].name)["n"])
     if [int(_PART.match(p.name)["i"]) for p in paths] != list(range(1, expected + 1)):
         raise ValueError(f"checkpoint {stem} in {directory} is incomplete: {len(paths)} of {expected} parts")
-    from safetensors import safe_open
-    with safe_open(str(paths[0]), framework="pt") as f:
-        header = (f.metadata() or {}).get(_META_KEY)
-    if header is None:
-        raise ValueError(f"{paths[0]} is not the first part of a slim checkpoint")
-    meta = json.loads(header)
+    meta = read_header(directory, stem)
     pieces: dict[str, torch.Tensor] = {}
     for path in paths:
         pieces.update(load_file(str(path)))

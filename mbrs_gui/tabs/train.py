@@ -22,10 +22,12 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 from mbrs_engine.model_files import ModelFileError, check_name, find_model, user_models_dir
 from mbrs_engine.nets import ArchitectureError, NetworkConfig
 from mbrs_engine.payload import PayloadError, capacity
-from mbrs_engine.train import PRESETS, Trainer, preset
+from mbrs_engine.train import PRESETS, TrainConfig, Trainer, preset
+from mbrs_engine.train.runs import describe_run, find_runs
 
 from .. import train_jobs as jobs
 from ..context import AppContext, available_devices
+from ..dialogs import ResumeDialog, steps_to_continue
 from ..errors import describe, show_error, show_warning
 from ..widgets.form_scroll import FormScrollArea, guard_wheel
 from ..noise_pool import POOL, build_spec, selection_from_spec
@@ -284,7 +286,10 @@ class TrainTab(QWidget):
         self.advanced_button.setText("Advanced ▾" if on else "Advanced ▸")
 
     def _preset_changed(self) -> None:
-        cfg = preset(self.preset.currentText())
+        self._show_config(preset(self.preset.currentText()))
+
+    def _show_config(self, cfg: TrainConfig) -> None:
+        """Fill the form from a configuration (a preset's, or a run's being continued)."""
         net = cfg.network
         for spin, value in ((self.image_size, net.image_size), (self.message_length, net.message_length),
                             (self.channels, net.channels), (self.blocks, net.blocks), (self.steps, cfg.steps),
@@ -428,33 +433,59 @@ class TrainTab(QWidget):
         self._launch(lambda callback: Trainer(config, run_dir, [callback]), run_dir, config.steps)
 
     def choose_resume(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Run folder to continue", str(jobs.default_run_dir("x").parent))
-        if folder:
-            self.resume(Path(folder))
+        """The runs found in the runs folder to pick from (or any folder); then :meth:`resume`."""
+        parent = jobs.default_run_dir("x").parent
+        runs = find_runs(parent)
+        if not runs:
+            folder = QFileDialog.getExistingDirectory(self, "Run folder to continue", str(parent))
+            if folder:
+                self.resume(Path(folder))
+            return
+        dialog = ResumeDialog(runs, str(parent), self)
+        if dialog.exec():
+            folder, steps = dialog.choice()
+            self.resume(Path(folder), steps)
 
-    def resume(self, run_dir: Path) -> None:
+    def resume(self, run_dir: Path, steps: int | None = None) -> None:
+        """Continue the run in ``run_dir`` (until ``steps``, or its own): the form shows the run's settings and the
+        plots its validations so far."""
         if self.is_running():
             return
-        if not (run_dir / "last.ckpt").exists():
+        try:
+            run = describe_run(run_dir)
+        except (ValueError, OSError) as exc:
+            show_error(self, f"'{run_dir}' cannot be continued: {describe(exc)}")
+            return
+        if run.step == 0:
             show_error(self, f"'{run_dir}' holds no checkpoint (last.ckpt) to continue from.")
             return
+        steps = steps or (run.config.steps if not run.finished else steps_to_continue(run))
+        self._show_config(run.config)
+        self.steps.setValue(steps)
+        self.folder.setText(run.config.data.train_dir)
+        self.run_folder.setText(str(run_dir))
         budget, device = self.budget.currentText().strip() or None, self.device.currentData()
-        self._launch(lambda callback: Trainer.resume(run_dir, [callback], budget=budget, device=device), run_dir,
-                     None)
+        self._launch(lambda callback: Trainer.resume(run_dir, [callback], budget=budget, device=device, steps=steps),
+                     run_dir, steps, start_step=run.step, history=run.history)
 
-    def _launch(self, make_trainer, run_dir: Path, total_steps: int | None) -> None:
+    def _launch(self, make_trainer, run_dir: Path, total_steps: int, start_step: int = 0,
+                history: list[dict] = ()) -> None:
         from ..workers import TrainingThread
 
         self.run_dir = run_dir
         self.checkpoints = 0
         self.loss_plot.reset()
         self.val_plot.reset()
+        for metrics in history:
+            self._add_validation(metrics)
+        self.val_plot.refresh()
         self.sample_grid.set_images([])
         self.sample_hint.show()
         self.validation_label.setText("")
-        self.progress.setRange(0, total_steps or 1)
-        self.progress.setValue(0)
-        self.progress_label.setText("Preparing the data…")
+        self.progress.setRange(0, total_steps)
+        self.progress.setValue(start_step)
+        self.progress_label.setText(f"Continuing from step {start_step:,} of {total_steps:,}: preparing the data…"
+                                    if start_step else "Preparing the data…")
         self.status_label.setText(f"Run folder: {run_dir}")
         self.model_name.setText(jobs.default_model_name(run_dir))
         self.export_box.setEnabled(False)
@@ -513,9 +544,7 @@ class TrainTab(QWidget):
                     self.loss_plot.add(name, event.step, value)
         elif event.kind == "validation":
             m = event.metrics
-            self.val_plot.add("clean", event.step, 100 * m["ber_clean"], symbol="o")
-            self.val_plot.add("JPEG, strength 1", event.step, 100 * m["ber_jpeg_s1"], symbol="o")
-            self.val_plot.add(f"JPEG at {m['psnr_target']:.0f} dB", event.step, 100 * m["ber_jpeg"], symbol="o")
+            self._add_validation({**m, "step": event.step})
             self.val_plot.refresh()
             self.validation_label.setText(
                 f"Validation at step {event.step}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}; BER clean "
@@ -540,6 +569,12 @@ class TrainTab(QWidget):
             self.status.emit(f"Training {self.state} at step {event.step}")
             self.export_box.setEnabled(saved)
             self._update_buttons()
+
+    def _add_validation(self, m: dict) -> None:
+        """One validation (a ``history.jsonl`` entry) on the validation plot."""
+        self.val_plot.add("clean", m["step"], 100 * m["ber_clean"], symbol="o")
+        self.val_plot.add("JPEG, strength 1", m["step"], 100 * m["ber_jpeg_s1"], symbol="o")
+        self.val_plot.add(f"JPEG at {m['psnr_target']:.0f} dB", m["step"], 100 * m["ber_jpeg"], symbol="o")
 
     def _show_samples(self, samples: dict) -> None:
         images, captions = [], []

@@ -121,3 +121,37 @@ def test_the_form_fits_a_1024_by_700_window_and_the_wheel_does_not_change_fields
     qtbot.waitUntil(tab.steps.hasFocus, timeout=2_000)
     QApplication.sendEvent(tab.steps, event)
     assert tab.steps.value() != before  # once the user is in the field, the wheel is theirs
+
+
+def test_continue_a_run_lists_the_runs_keeps_the_runs_settings_and_reloads_its_curves(
+        qtbot, window, photo_folder, tmp_path, monkeypatch):
+    import mbrs_gui.tabs.train as train_tab
+    from mbrs_gui import train_jobs
+
+    window.tabs.setCurrentWidget(window.train)
+    tab = window.train
+    runs = tmp_path / "runs"
+    fill_tiny_run(qtbot, tab, photo_folder, runs / "first", steps=10)
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: tab.state == "finished", timeout=120_000)
+    assert len(tab.val_plot.points("clean")[0]) == 2                       # steps 5 and 10
+
+    tab.preset.setCurrentText("paper-128-64")                              # the form now says 62,500 steps, 128 px
+    assert tab.steps.value() == 62_500
+    monkeypatch.setattr(train_jobs, "default_run_dir", lambda name: runs / name)
+    shown = []
+
+    def accept(dialog):
+        shown.append([dialog.list.item(i).text() for i in range(dialog.list.count())])
+        assert dialog.steps.value() == 1010                                # finished: continue further
+        dialog.steps.setValue(15)
+        return 1
+
+    monkeypatch.setattr(train_tab.ResumeDialog, "exec", accept)
+    tab.resume_button.click()
+    assert shown and shown[0][0].startswith("first: finished · best BER")
+    assert tab.steps.value() == 15 and tab.image_size.value() == 32        # the run's settings, not the preset's
+    assert tab.progress.maximum() == 15 and tab.progress.value() >= 10
+    qtbot.waitUntil(lambda: tab.state == "finished", timeout=120_000)
+    assert tab.progress_label.text().startswith("Finished at step 15 of 15")
+    assert tab.val_plot.points("clean")[0] == [5, 10, 15]                  # the earlier curve came back
