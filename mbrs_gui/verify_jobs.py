@@ -1,23 +1,23 @@
-"""The Verify tab's background jobs (no widgets): attack preview, decode, and the robustness sweep."""
+"""The Verify tab's background jobs (no widgets): attack preview, decode, the robustness sweep, a folder."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from PySide6.QtGui import QImage
 
-from mbrs_engine import payload
+from mbrs_engine import payload, verification
 from mbrs_engine.attacks import apply_chain, parse_chain
 from mbrs_engine.payload import DecodeResult
+from mbrs_engine.verification import Sweep, Verdict
 from mbrs_engine.watermarker import decode_with_any, installed_watermarkers
 
 from .attack_chain import Chain
 from .imaging import PREVIEW_SIDE, fit_size
 from .qimage import pil_to_qimage
 
-JPEG_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
-CROP_FRACTIONS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 @dataclass
@@ -52,13 +52,18 @@ class Decoded:
     models: list[str]  # the models tried, in order
 
 
+def _models(wm, every_model: bool) -> list:
+    """``wm``, then (with ``every_model``) every other installed model."""
+    if not every_model:
+        return [wm]
+    return [wm, *(m for m in installed_watermarkers() if m.metadata.get("path") != wm.metadata.get("path"))]
+
+
 def decode(ctx, wm, attacked: Attacked, message: str | None, key: str | None, every_model: bool = False) -> Decoded:
     """Read the attacked image with ``wm`` or, with ``every_model``, with every installed model, ``wm`` first
     (:func:`mbrs_engine.watermarker.decode_with_any`: the p-value counts every model tried)."""
     ctx.progress(0, 0, "Decoding")
-    models = [wm]
-    if every_model:
-        models += [m for m in installed_watermarkers() if m.metadata.get("path") != wm.metadata.get("path")]
+    models = _models(wm, every_model)
     result = decode_with_any(attacked.image, models, key=key)
     used = next((m for m in models if m.name == result.model), wm)
     try:
@@ -68,45 +73,23 @@ def decode(ctx, wm, attacked: Attacked, message: str | None, key: str | None, ev
     return Decoded(result, bits, attacked, [m.name for m in models])
 
 
-def reference_bits(wm, image: Image.Image, message: str | None, key: str | None) -> np.ndarray:
-    """The bits to measure errors against: the known message's, else those of a watermark found in the image."""
-    bits = expected_bits(wm, message, key)
-    if bits is not None:
-        return bits
-    clean = wm.decode(image, key=key)
-    if not clean.detected:
-        raise ValueError("No watermark was found in this image, and no expected message is given: the sweep needs "
-                         "one of them to count bit errors.")
-    return np.asarray(clean.corrected_bits, dtype=np.uint8)
+def sweep(ctx, wm, image: Image.Image, message: str | None, key: str | None) -> Sweep:
+    """The engine's robustness sweep (:func:`mbrs_engine.verification.sweep`) with progress and cancel."""
+    return verification.sweep(wm, image, message, key, progress=ctx.progress)
 
 
 @dataclass
-class Sweep:
-    qualities: list[int]
-    jpeg_ber: list[float]
-    jpeg_recovered: list[bool]
-    fractions: list[float]
-    crop_ber: list[float]
-    crop_recovered: list[bool]
+class FolderVerified:
+    folder: Path
+    verdicts: list[Verdict]
+    models: list[str]  # the models tried, in order
+    key_used: bool
 
 
-def sweep(ctx, wm, image: Image.Image, message: str | None, key: str | None) -> Sweep:
-    """BER (and whether the message is read back) under JPEG 10..90 and central crops of 50..100 % of the area."""
-    total = len(JPEG_QUALITIES) + len(CROP_FRACTIONS) + 1
-    ctx.progress(0, total, "Reading the watermark")
-    bits = reference_bits(wm, image, message, key).astype(bool)
-    expected_text = message
-    out = Sweep(list(JPEG_QUALITIES), [], [], list(CROP_FRACTIONS), [], [])
-    attacks = [("jpeg", q) for q in JPEG_QUALITIES] + [("crop", f) for f in CROP_FRACTIONS]
-    for i, (name, value) in enumerate(attacks):
-        ctx.progress(i + 1, total, f"Sweep: {name} {value:g}")
-        result = wm.decode(apply_chain(image, parse_chain(f"{name}:{value:g}")), key=key)
-        ber = float(np.mean((np.asarray(result.soft) > 0.5) != bits))
-        recovered = result.detected and (expected_text is None or result.message == expected_text)
-        if name == "jpeg":
-            out.jpeg_ber.append(ber)
-            out.jpeg_recovered.append(recovered)
-        else:
-            out.crop_ber.append(ber)
-            out.crop_recovered.append(recovered)
-    return out
+def verify_folder(ctx, wm, folder: Path, paths: list[Path], key: str | None, every_model: bool,
+                  with_sweep: bool = True) -> FolderVerified:
+    """Every file read with ``wm`` (and every installed model), marked ones swept: the engine's
+    :func:`~mbrs_engine.verification.verify_files`, with progress and cancel."""
+    models = _models(wm, every_model)
+    verdicts = verification.verify_files(paths, models, key=key, with_sweep=with_sweep, progress=ctx.progress)
+    return FolderVerified(folder, verdicts, [m.name for m in models], key is not None)

@@ -15,7 +15,7 @@ from mbrs_engine.cli import build_parser, main
 
 from tiny_model import random_crops
 
-COMMANDS = ["embed", "decode", "attack", "eval", "models", "info"]
+COMMANDS = ["embed", "decode", "verify-report", "attack", "eval", "models", "info"]
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ The attack chain (:mod:`mbrs_gui.attack_chain`) is previewed live; Decode
 shows the message, whether the watermark is detected with its p-value, the
 raw bit errors when the true message is known, and the bits as a grid
 coloured by confidence.  The robustness sweep plots the bit error rate of
-this very image against JPEG quality and crop size.
+this very image against JPEG quality and crop size.  "Verify a folder…" (or
+a dropped folder) reads every image of a folder into a table
+(:mod:`mbrs_gui.batch_verify`), exported as CSV or as an HTML evidence report.
 """
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget)
 
-from mbrs_engine.imageio import save_image
+from mbrs_engine.imageio import list_images, save_image
 from mbrs_engine.payload import PayloadError
 
 from .. import verify_jobs as jobs
 from ..attack_chain import ChainError
+from ..batch_verify import BatchVerifyDialog
 from ..context import AppContext
 from ..documents import VerifyInput, open_document
 from ..errors import show_error
@@ -55,6 +58,7 @@ class VerifyTab(FileDropTarget, QWidget):
         self.attacked: jobs.Attacked | None = None
         self.decoded: jobs.Decoded | None = None
         self.sweep_result: jobs.Sweep | None = None
+        self.batch_dialog: BatchVerifyDialog | None = None
         self.setAcceptDrops(True)
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
@@ -73,11 +77,18 @@ class VerifyTab(FileDropTarget, QWidget):
         source = QGroupBox("Image")
         open_button = QPushButton("Open…")
         open_button.clicked.connect(self.choose_file)
-        self.source_label = QLabel("Open or drop an image, or press “Verify ▸” in the Embed tab.")
+        self.folder_button = QPushButton("Verify a folder…")
+        self.folder_button.setToolTip("Read every image of a folder: a table of results, exported as CSV or as an "
+                                      "HTML evidence report")
+        self.folder_button.clicked.connect(self.choose_folder)
+        self.source_label = QLabel("Open or drop an image (or a folder), or press “Verify ▸” in the Embed tab.")
         self.source_label.setWordWrap(True)
         self.source_label.setObjectName("Muted")
+        row = QHBoxLayout()
+        row.addWidget(open_button)
+        row.addWidget(self.folder_button)
         box = QVBoxLayout(source)
-        box.addWidget(open_button)
+        box.addLayout(row)
         box.addWidget(self.source_label)
 
         known = QGroupBox("What you know (optional)")
@@ -221,7 +232,38 @@ class VerifyTab(FileDropTarget, QWidget):
     # ------------------------------------------------------------ input
 
     def open_dropped(self, paths: list[Path]) -> None:
-        self.open_files(paths[:1])
+        folder = next((Path(p) for p in paths if Path(p).is_dir()), None)
+        if folder is not None:
+            self.verify_folder(folder)
+        else:
+            self.open_files(paths[:1])
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder to verify", self.ctx.settings.folder("open"))
+        if folder:
+            self.verify_folder(Path(folder))
+
+    def verify_folder(self, folder: Path) -> None:
+        """Verify every image directly in ``folder`` in the background, then show the table."""
+        wm = self.ctx.models.wm
+        if wm is None:
+            show_error(self, self.ctx.models.problem or "No model is loaded.")
+            return
+        paths = list_images(folder)
+        if not paths:
+            show_error(self, f"There are no image files in {folder}.")
+            return
+        self.ctx.settings.remember_folder("open", folder)
+        key, every = self.key.text() or None, self.every_model.isChecked()
+        self.ctx.tasks.run("Verify a folder", lambda c: jobs.verify_folder(c, wm, folder, paths, key, every),
+                           on_result=self._folder_verified, parent_widget=self)
+
+    def _folder_verified(self, result: jobs.FolderVerified) -> None:
+        self.batch_dialog = BatchVerifyDialog(result.folder, result.verdicts, result.models, result.key_used, self)
+        self.batch_dialog.open_file.connect(lambda path: self.open_files([Path(path)]))
+        self.batch_dialog.show()
+        found = sum(v.detected for v in result.verdicts)
+        self.status.emit(f"Verified {len(result.verdicts)} file(s) in {result.folder}: {found} with a watermark")
 
     def choose_file(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Open an image to verify", self.ctx.settings.folder("open"),
@@ -392,12 +434,7 @@ class VerifyTab(FileDropTarget, QWidget):
         self.sweep_result = result
         self.jpeg_plot.set_curve("BER", result.qualities, [100 * b for b in result.jpeg_ber])
         self.crop_plot.set_curve("BER", [100 * f for f in result.fractions], [100 * b for b in result.crop_ber])
-        low_q = next((q for q, ok in zip(result.qualities, result.jpeg_recovered) if ok), None)
-        low_f = next((f for f, ok in zip(result.fractions, result.crop_recovered) if ok), None)
-        jpeg = f"read back down to JPEG quality {low_q}" if low_q is not None else "lost under every JPEG quality tried"
-        crop = (f"crops keeping {100 * low_f:.0f} % of the area" if low_f is not None
-                else "lost under every crop tried")
-        self.sweep_summary.setText(f"Message {jpeg}; {crop}.")
+        self.sweep_summary.setText(result.summary())
 
     # ------------------------------------------------------------ saving
 

@@ -115,3 +115,40 @@ def test_verify_tries_every_installed_model_and_names_the_one_that_read_it(qtbot
     assert result.message == "shipped" and result.model == "default"
     assert tab.model_label.text().startswith("default (tried 2 models: tiny, default)")
     assert result.hypotheses == 20  # 10 per model: the p-value counts both
+
+
+def test_verify_a_folder_shows_a_table_exports_csv_and_report_and_opens_a_row(
+        qtbot, window, photo, tmp_path, monkeypatch, tiny_wm):
+    from PIL import Image
+    from PySide6.QtWidgets import QFileDialog
+
+    from mbrs_engine.attacks import apply_chain, parse_chain
+
+    folder = tmp_path / "to-verify"
+    folder.mkdir()
+    marked = tiny_wm.embed(Image.open(photo).convert("RGB"), MESSAGE)
+    marked.save(folder / "a-marked.png")
+    apply_chain(marked, parse_chain("jpeg:90")).save(folder / "b-attacked.jpg", quality=100)
+    Image.open(photo).save(folder / "c-unmarked.png")
+    (folder / "d-broken.png").write_bytes(b"\x89PNG broken")
+    tab = window.verify
+    window.tabs.setCurrentWidget(tab)
+    assert drop_files(tab, [folder])                                       # a dropped folder is verified
+    qtbot.waitUntil(lambda: tab.batch_dialog is not None and tab.batch_dialog.isVisible(), timeout=120_000)
+    dialog = tab.batch_dialog
+    table = dialog.table
+    results = [table.item(r, 2).text() for r in range(table.rowCount())]
+    assert results == ["✓ watermark", "✓ watermark", "✗ none", "unreadable"]
+    assert table.item(0, 3).text() == MESSAGE and float(table.item(0, 4).text()) < 1e-6
+    assert table.item(0, 5).text() == tiny_wm.name and table.cellWidget(0, 0) is not None  # model, thumbnail
+    assert "4 file(s): 2 with a watermark, 1 without, 1 unreadable" in dialog.summary.text()
+
+    for button, name in ((dialog.csv_button, "out.csv"), (dialog.report_button, "out.html")):
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, n=name, **k: (str(tmp_path / n), "")))
+        button.click()
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8").count("\n") == 5
+    report = (tmp_path / "out.html").read_text(encoding="utf-8")
+    assert report.count("data:image/jpeg;base64,") == 3 and report.count("<svg") == 4
+
+    table.cellDoubleClicked.emit(2, 1)                                     # open the unmarked one in Verify
+    qtbot.waitUntil(lambda: tab.source_path is not None and tab.source_path.name == "c-unmarked.png", timeout=20_000)
