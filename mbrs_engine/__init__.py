@@ -5,6 +5,12 @@
 
 No Qt here: the engine is usable as a library and from the ``mbrs`` command
 line.  ``Watermarker`` is imported lazily, so ``import mbrs_engine`` stays light.
+
+The public API is :data:`PUBLIC_MODULES`: what the app, and any other
+program, may import.  The rest (the networks, the noise layers, pixels,
+resampling, frames, refinement, soft decoding, the trainer's data pipeline
+and loop internals) may change without notice; the app is held to it by
+tests/gui/test_public_api.py.
 """
 import os as _os
 
@@ -18,7 +24,26 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
-__all__ = ["Watermarker", "__version__"]
+#: The modules other programs may import, with (where given) the only names they may take from them.
+PUBLIC_MODULES = {
+    "mbrs_engine": None,
+    "mbrs_engine.attacks": None,            # the attack registry and chains
+    "mbrs_engine.devices": None,
+    "mbrs_engine.evaluate": None,
+    "mbrs_engine.imageio": None,
+    "mbrs_engine.metadata": None,
+    "mbrs_engine.metrics": None,
+    "mbrs_engine.model_files": None,
+    "mbrs_engine.noise": {"parse_noise", "canonical_spec", "pool_layers", "available_layers", "NoiseSpecError"},
+    "mbrs_engine.payload": None,
+    "mbrs_engine.train": None,              # Trainer, TrainConfig, presets
+    "mbrs_engine.train.export": None,
+    "mbrs_engine.train.runs": None,
+    "mbrs_engine.verification": None,
+    "mbrs_engine.watermarker": None,
+}
+
+__all__ = ["PUBLIC_MODULES", "Watermarker", "__version__"]
 
 
 def __getattr__(name: str):

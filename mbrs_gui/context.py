@@ -8,10 +8,10 @@ app still starts: :attr:`ModelManager.wm` stays ``None`` and
 """
 from __future__ import annotations
 
-import torch
 from PySide6.QtCore import QObject, Signal
 
 from mbrs_engine import Watermarker
+from mbrs_engine.devices import available_devices
 from mbrs_engine.model_files import NoDefaultModelError, default_model_name
 
 from .errors import describe, show_error
@@ -20,11 +20,6 @@ from .workers import TaskRunner
 
 NO_MODEL_TEXT = ("No watermarking model is installed yet (the trained default model comes with a later release). "
                  "Import or train one in the Models and Train tabs.")
-
-
-def available_devices() -> list[str]:
-    """``cpu``, plus ``cuda`` when PyTorch sees a GPU."""
-    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
 class ModelManager(QObject):

@@ -6,7 +6,6 @@ import html
 import platform
 
 import PySide6
-import torch
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLabel, QListWidget,
@@ -14,10 +13,11 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
 
 from mbrs_engine.train.runs import RunSummary
 
+from mbrs_engine.devices import available_devices, device_label, torch_version
 from mbrs_engine.model_files import user_models_dir
 
 from . import APP_NAME, __version__
-from .context import AppContext, available_devices
+from .context import AppContext
 from .settings import THEMES
 
 
@@ -33,7 +33,7 @@ class PreferencesDialog(QDialog):
         self.theme.setCurrentIndex(THEMES.index(ctx.settings.get("theme")))
         self.device = QComboBox()
         for name in available_devices():
-            self.device.addItem("CPU" if name == "cpu" else f"CUDA ({torch.cuda.get_device_name(0)})", name)
+            self.device.addItem(device_label(name), name)
         self.device.setCurrentIndex(max(0, self.device.findData(ctx.models.device)))
         self.device.setToolTip("Where the watermarking network runs (training has its own choice in the Train tab)")
         self.quality = QSpinBox()
@@ -73,7 +73,7 @@ def about_html(ctx: AppContext) -> str:
             f"<p><b>Model:</b> {model}</p>"
             f"<p><b>Models folder:</b> {user_models_dir()}<br><b>Device:</b> {ctx.models.device}</p>"
             f"<p><small>Python {platform.python_version()} · PySide6 {PySide6.__version__} · "
-            f"PyTorch {torch.__version__}</small></p><p>MIT licence.</p>")
+            f"PyTorch {torch_version()}</small></p><p>MIT licence.</p>")
 
 
 class _TextDialog(QDialog):

@@ -24,7 +24,6 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image
 
 from mbrs_engine.metrics import image_psnr
@@ -142,11 +141,9 @@ class Residual:
         rendered = self.render(strength)
         if tiles is None:
             return float(engine_ssim(self.original, rendered)[0]), False
-        covers = [self.original[y:y + h, x:x + w] for x, y, w, h in tiles]
-        marked = [rendered[y:y + h, x:x + w] for x, y, w, h in tiles]
-        a = torch.from_numpy(np.stack(covers)).permute(0, 3, 1, 2)
-        b = torch.from_numpy(np.stack(marked)).permute(0, 3, 1, 2)
-        return float(engine_ssim(a, b).mean()), True
+        values = [float(engine_ssim(self.original[y:y + h, x:x + w], rendered[y:y + h, x:x + w])[0])
+                  for x, y, w, h in tiles]
+        return float(np.mean(values)), True
 
     def preview(self, max_side: int = PREVIEW_SIDE) -> "Preview":
         size = fit_size(*self.size, max_side)

@@ -19,9 +19,6 @@ from .tabs.verify import VerifyTab
 from .theme import apply_theme
 from .workers import Task
 
-TAB_NAMES = ("Embed", "Verify", "Train", "Models")
-
-
 class MainWindow(QMainWindow):
     def __init__(self, ctx: AppContext):
         super().__init__()
@@ -32,10 +29,11 @@ class MainWindow(QMainWindow):
         self.verify = VerifyTab(ctx)
         self.train = TrainTab(ctx)
         self.models = ModelsTab(ctx)
+        self.all_tabs = (self.embed, self.verify, self.train, self.models)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        for tab, name in zip((self.embed, self.verify, self.train, self.models), TAB_NAMES):
-            self.tabs.addTab(tab, name)
+        for tab in self.all_tabs:
+            self.tabs.addTab(tab, tab.title)
         self.setCentralWidget(self.tabs)
         self._build_status_bar()
         self._build_menus()
@@ -86,16 +84,17 @@ class MainWindow(QMainWindow):
         self._action(edit, "&Preferences…", self.preferences, QKeySequence("Ctrl+,"))
 
         view = menus.addMenu("&View")
-        for i, name in enumerate(TAB_NAMES):
-            self._action(view, name, lambda _=False, i=i: self.tabs.setCurrentIndex(i), QKeySequence(f"Ctrl+{i + 1}"))
+        for i, tab in enumerate(self.all_tabs):
+            self._action(view, tab.title, lambda _=False, t=tab: self.tabs.setCurrentWidget(t),
+                         QKeySequence(f"Ctrl+{i + 1}"))
         view.addSeparator()
         self._action(view, "Zoom &In", lambda: self._views().zoom_all(1.25), QKeySequence.StandardKey.ZoomIn)
         self._action(view, "Zoom &Out", lambda: self._views().zoom_all(1 / 1.25), QKeySequence.StandardKey.ZoomOut)
         self._action(view, "&Fit to Window", lambda: self._views().fit_all(), QKeySequence("Ctrl+0"))
         self._action(view, "&Actual Pixels", lambda: self._views().actual_size(), QKeySequence("Ctrl+Alt+0"))
         view.addSeparator()
-        self._action(view, "Side by Side", lambda: self.embed.views.set_mode("side"), QKeySequence("Ctrl+B"))
-        self._action(view, "Split View", lambda: self.embed.views.set_mode("split"), QKeySequence("Ctrl+Shift+B"))
+        self._action(view, "Side by Side", lambda: self.embed.set_view_mode("side"), QKeySequence("Ctrl+B"))
+        self._action(view, "Split View", lambda: self.embed.set_view_mode("split"), QKeySequence("Ctrl+Shift+B"))
 
         tools = menus.addMenu("&Tools")
         self._action(tools, "&Decode", self.verify.decode, QKeySequence("Ctrl+D"), "Decode in the Verify tab")
@@ -111,7 +110,8 @@ class MainWindow(QMainWindow):
         self._action(help_menu, "About &Qt", QApplication.aboutQt)
 
     def _views(self):
-        return self.verify.sync if self.tabs.currentWidget() is self.verify else self.embed.views.sync
+        """The views View ▸ Zoom acts on: the current tab's, else the Embed tab's."""
+        return self.tabs.currentWidget().view_sync() or self.embed.view_sync()
 
     def _connect(self) -> None:
         ctx = self.ctx
@@ -123,8 +123,9 @@ class MainWindow(QMainWindow):
         for tab in (self.embed, self.verify):
             tab.open_models.connect(lambda: self.tabs.setCurrentWidget(self.models))
             tab.saved.connect(lambda path: self.statusBar().showMessage(f"Saved {path}", 6000))
-        for tab in (self.embed, self.verify, self.train, self.models):
+        for tab in self.all_tabs:
             tab.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
+            tab.show_requested.connect(lambda t=tab: self.tabs.setCurrentWidget(t))
         self.train.model_exported.connect(lambda _name: self.tabs.setCurrentWidget(self.models))
         self.tabs.currentChanged.connect(lambda _i: self._update_actions())
 
@@ -149,35 +150,34 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         current = self.tabs.currentWidget()
-        can_save = getattr(current, "can_save", lambda: False)()
+        can_save = current.can_save()
         self.save_action.setEnabled(can_save)
         self.save_as_action.setEnabled(can_save)
-        self.save_all_action.setEnabled(bool(self.embed.docs))
-        self.open_action.setEnabled(current in (self.embed, self.verify))
-        unsaved = self.embed.unsaved_documents()
+        self.save_all_action.setEnabled(self.embed.has_documents())
+        self.open_action.setEnabled(current.can_open())
+        unsaved = sum(tab.unsaved_count() for tab in self.all_tabs)
         # Qt appends " — MBRS Studio" (the application display name) itself; an empty title shows it alone
-        self.setWindowTitle(f"{len(unsaved)} unsaved image(s)[*]" if unsaved else "")
+        self.setWindowTitle(f"{unsaved} unsaved image(s)[*]" if unsaved else "")
         self.setWindowModified(bool(unsaved))
 
     # ------------------------------------------------------------ file actions
 
+    def _opening_tab(self):
+        """The tab that File ▸ Open serves: the current one if it opens files, else Embed (brought forward)."""
+        current = self.tabs.currentWidget()
+        if current.can_open():
+            return current
+        self.tabs.setCurrentWidget(self.embed)
+        return self.embed
+
     def open_dialog(self) -> None:
-        if self.tabs.currentWidget() is self.verify:
-            self.verify.choose_file()
-        else:
-            self.tabs.setCurrentWidget(self.embed)
-            self.embed.choose_files()
+        self._opening_tab().choose_files()
 
     def open_paths(self, paths: list[str | Path]) -> None:
-        """Open files given on the command line or from the recent list (Verify when it is showing)."""
+        """Open files given on the command line or from the recent list (in the current tab if it opens files)."""
         paths = [Path(p) for p in paths]
-        if not paths:
-            return
-        if self.tabs.currentWidget() is self.verify:
-            self.verify.open_files(paths[:1])
-        else:
-            self.tabs.setCurrentWidget(self.embed)
-            self.embed.open_files(paths)
+        if paths:
+            self._opening_tab().open_files(paths)
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -194,9 +194,7 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction("Clear Recent Files").triggered.connect(self.ctx.settings.clear_recent)
 
     def save(self, ask: bool) -> None:
-        tab = self.tabs.currentWidget()
-        if hasattr(tab, "save"):
-            tab.save(ask=ask)
+        self.tabs.currentWidget().save(ask=ask)
 
     def _verify_from_embed(self, data) -> None:
         self.verify.set_input(data)
@@ -212,10 +210,9 @@ class MainWindow(QMainWindow):
         device_changed = values["device"] != self.ctx.models.device
         for key, value in values.items():
             self.ctx.settings.set(key, value)
-        self.embed.quality.setValue(values["save_quality"])
         apply_theme(QApplication.instance(), values["theme"])
-        for plot in (self.train.loss_plot, self.train.val_plot, self.verify.jpeg_plot, self.verify.crop_plot):
-            plot.apply_theme()
+        for tab in self.all_tabs:
+            tab.apply_preferences(values)
         self.ctx.theme_changed.emit(values["theme"])
         self.ctx.settings.save()
         if device_changed:
@@ -260,34 +257,12 @@ class MainWindow(QMainWindow):
         settings = self.ctx.settings
         settings.set("geometry", base64.b64encode(bytes(self.saveGeometry())).decode("ascii"))
         settings.set("window_state", base64.b64encode(bytes(self.saveState())).decode("ascii"))
-        settings.set("view_mode", self.embed.views.mode)
+        for tab in self.all_tabs:
+            tab.remember(settings)
 
     def confirm_close(self) -> bool:
-        """Ask about unsaved watermarked images and a running training; False keeps the window open."""
-        unsaved = self.embed.unsaved_documents()
-        if unsaved:
-            names = ", ".join(d.name for d in unsaved[:3]) + (" …" if len(unsaved) > 3 else "")
-            answer = QMessageBox.question(
-                self, "Unsaved watermarked images",
-                f"{len(unsaved)} watermarked image(s) are not saved ({names}).\n\nSave them before quitting?",
-                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
-            if answer == QMessageBox.StandardButton.Cancel:
-                return False
-            if answer == QMessageBox.StandardButton.Save:
-                self.tabs.setCurrentWidget(self.embed)
-                self.embed.save_all()
-                return False  # saving runs in the background; the user quits again once it is done
-        if self.train.is_running():
-            answer = QMessageBox.question(
-                self, "Training is running",
-                "A training run is in progress. Stop it now? A checkpoint is saved first, and you can continue "
-                "the run later with “Continue a run…”.",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-            if answer != QMessageBox.StandardButton.Yes:
-                return False
-            self.train.stop_and_wait(self)
-        return True
+        """Ask each tab what closing would lose (unsaved images, a running training); False keeps the window open."""
+        return all(tab.confirm_close(self) for tab in self.all_tabs)
 
     def closeEvent(self, event) -> None:
         if not self.confirm_close():

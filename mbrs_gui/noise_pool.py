@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mbrs_engine.noise import Combined, parse_noise
+from mbrs_engine.noise import canonical_spec, pool_layers
 
 
 @dataclass(frozen=True)
@@ -66,24 +66,21 @@ def build_spec(selection: dict[str, float | None], extra: list[str] | None = Non
     if not parts:
         raise ValueError("choose at least one noise layer")
     spec = parts[0] if len(parts) == 1 else f"Combined([{','.join(parts)}])"
-    parse_noise(spec)  # raises NoiseSpecError with a clear message if a value is out of range
+    canonical_spec(spec)  # raises NoiseSpecError with a clear message if a value is out of range
     return spec
 
 
 def selection_from_spec(spec: str) -> tuple[dict[str, float | None], list[str]]:
     """(check-box selection, layer specs the boxes cannot express) of a noise spec."""
-    layer = parse_noise(spec)
-    layers = list(layer.layers) if isinstance(layer, Combined) else [layer]
     selection: dict[str, float | None] = {}
     extra: list[str] = []
-    for item in layers:
-        text = item.spec()
-        entry = next((e for e in POOL if type(item).__name__ == e.layer), None)
+    for name, text in pool_layers(spec):
+        entry = next((e for e in POOL if name == e.layer), None)
         value = None
         if entry is not None and entry.param is not None:
             match = _ARG.search(text)
             value = float(match.group(1)) if match else entry.default
-        if entry is None or entry.key in selection or parse_noise(entry.spec(value)).spec() != text:
+        if entry is None or entry.key in selection or canonical_spec(entry.spec(value)) != text:
             extra.append(text)
         else:
             selection[entry.key] = value

@@ -15,9 +15,7 @@ from PIL import Image
 from PySide6.QtGui import QImage
 
 from mbrs_engine.model_files import APP_NAME, check_name, set_default_model, unfit_as_default, user_models_dir
-from mbrs_engine.nets import NetworkConfig
-from mbrs_engine.train import TrainConfig, parse_budget, preset
-from mbrs_engine.train.data import scan_images
+from mbrs_engine.train import NetworkConfig, TrainConfig, parse_budget, preset, scan_images
 from mbrs_engine.train.export import export_run
 
 from .qimage import thumbnail

@@ -1,4 +1,4 @@
-"""Screenshots of each tab for the README, taken from a real window: docs/screenshots/{embed,verify,train,models}.png
+"""Screenshots for the README, from a real window: docs/screenshots/{embed,verify,verify-folder,verify-report,train,models}.png
 
     xvfb-run -s "-screen 0 1600x1000x24" python scripts/take_screenshots.py [--model PATH.json | --tiny]
 
@@ -84,6 +84,36 @@ def sample_folder() -> Path:
     return folder
 
 
+def batch_folder(wm, photos: Path) -> Path:
+    """What a newsroom might be sent: two marked photos (one re-encoded and cropped), an unmarked one, a broken file."""
+    from mbrs_engine.attacks import apply_chain, parse_chain
+
+    folder = WORK / "received"
+    folder.mkdir()
+    marked = wm.embed(Image.open(photos / "coffee.png").convert("RGB"), MESSAGE)
+    marked.save(folder / "coffee-from-agency.png")
+    apply_chain(wm.embed(Image.open(photos / "chelsea.png").convert("RGB"), MESSAGE),
+                parse_chain("crop:0.8+jpeg:80")).save(folder / "chelsea-reposted.jpg", quality=95)
+    Image.open(photos / "rocket.png").save(folder / "rocket-unknown-source.png")
+    (folder / "truncated-upload.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut off")
+    return folder
+
+
+def screenshot_html(page: Path, target: Path) -> None:
+    """A headless Chromium screenshot of an HTML file (skipped, with a note, when Chromium is not installed)."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        print(f"no Chromium: {target} not taken", flush=True)
+        return
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--screenshot={target}", "--window-size=1200,1000", page.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    print(target, flush=True)
+
+
 def grab(window, name: str, out: Path) -> None:
     pump(400)
     path = out / f"{name}.png"
@@ -139,6 +169,18 @@ def main() -> None:
     verify.run_sweep()
     wait_until(lambda: idle(window))
     grab(window, "verify", out)
+
+    # Verify a folder: marked, attacked, unmarked and broken files; the table and the HTML evidence report
+    folder = batch_folder(window.ctx.models.wm, photos)
+    verify.verify_folder(folder)
+    wait_until(lambda: idle(window) and verify.batch_dialog is not None)
+    dialog = verify.batch_dialog
+    dialog.resize(1100, 420)
+    grab(dialog, "verify-folder", out)
+    from mbrs_engine.verification import write_html
+    report = write_html(dialog.verdicts, WORK / "report.html", dialog.models)
+    screenshot_html(report, out / "verify-report.png")
+    dialog.close()
 
     # Train: a short real run on the sample photos
     train = window.train

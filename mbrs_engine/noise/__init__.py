@@ -19,19 +19,20 @@ Layers:
   ``BrightnessContrast(brightness=0.0, contrast=1.0)``.
 - ``Combined(layers, seed=None, weights=None)``: one layer per mini-batch (MBRS).
 
-:func:`available_layers` lists them with a one-line description.
+:func:`available_layers` lists them with a one-line description; :func:`canonical_spec` and
+:func:`pool_layers` read spec text for editors (the app's noise pool) without touching the layers.
 """
 from .base import Identity, NoiseLayer
 from .combined import Combined
 from .filters import GF, BrightnessContrast, GaussianBlur, GaussianNoise
 from .geometric import Crop, CropResize, Cropout, Dropout, Resize
 from .jpeg import Jpeg, JpegMask, JpegSim, JpegSS, KorniaJpeg, RealJpeg
-from .spec import NoiseSpecError, available_layers, parse_noise
+from .spec import NoiseSpecError, available_layers, canonical_spec, parse_noise, pool_layers
 
 __all__ = [
     "NoiseLayer", "Identity", "Combined",
     "Jpeg", "JpegSim", "RealJpeg", "JpegMask", "JpegSS", "KorniaJpeg",
     "Crop", "Cropout", "Dropout", "CropResize", "Resize",
     "GaussianBlur", "GF", "GaussianNoise", "BrightnessContrast",
-    "parse_noise", "NoiseSpecError", "available_layers",
+    "parse_noise", "NoiseSpecError", "available_layers", "canonical_spec", "pool_layers",
 ]

@@ -276,3 +276,17 @@ def parse_noise(text: str | NoiseLayer) -> NoiseLayer:
     if not text.strip():
         raise NoiseSpecError("empty noise spec")
     return _Parser(text).parse()
+
+
+def canonical_spec(text: str) -> str:
+    """A noise spec as the trainer writes it back (checks it: raises NoiseSpecError when it is not valid)."""
+    return parse_noise(text).spec()
+
+
+def pool_layers(text: str) -> list[tuple[str, str]]:
+    """(layer name, canonical spec) of each layer of a pool: the layers of ``Combined([...])``, or the one layer."""
+    from .combined import Combined
+
+    layer = parse_noise(text)
+    layers = list(layer.layers) if isinstance(layer, Combined) else [layer]
+    return [(type(item).__name__, item.spec()) for item in layers]

@@ -56,7 +56,7 @@ class TrainEvent:
     images_per_s: float = 0.0
     eta_s: float = float("nan")
     metrics: dict = field(default_factory=dict)
-    samples: dict = field(default_factory=dict)   # name -> uint8 tensor (N, 3, H, W)
+    samples: dict = field(default_factory=dict)   # name -> uint8 numpy array (N, H, W, 3)
     message: str = ""
 
 
@@ -422,8 +422,9 @@ class Trainer:
         cover, encoded = self._last_batch
         diff = (encoded - cover).abs()
         diff = diff / diff.flatten(1).amax(1).clamp_min(1e-8).view(-1, 1, 1, 1) * 2 - 1
-        self._emit("sample", samples={"cover": to_uint8(cover.cpu()), "encoded": to_uint8(encoded.cpu()),
-                                      "difference": to_uint8(diff.cpu())})
+        self._emit("sample", samples={name: to_uint8(batch.cpu()).permute(0, 2, 3, 1).contiguous().numpy()
+                                      for name, batch in (("cover", cover), ("encoded", encoded),
+                                                          ("difference", diff))})
 
     def _install_signal_handlers(self):
         """SIGINT/SIGTERM -> cancel (checkpoint, then stop).  Only possible from the main thread."""

@@ -32,6 +32,7 @@ from ..widgets.capacity_meter import CapacityMeter, Utf8LimitValidator
 from ..widgets.compare_views import MARKED_PLACEHOLDER, CompareViews
 from ..widgets.file_drop import FileDropTarget
 from ..widgets.thumbnails import ImageStrip
+from .base import Tab
 
 STRENGTH_MIN, STRENGTH_MAX = 0.1, 3.0
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.gif);;All files (*)"
@@ -82,7 +83,7 @@ class SaveAllDialog(QDialog):
         return jobs.OUTPUT_FORMATS[self.format.currentText()]
 
 
-class EmbedTab(FileDropTarget, QWidget):
+class EmbedTab(FileDropTarget, QWidget, Tab):
     """See the module docstring."""
 
     send_to_verify = Signal(object)  # VerifyInput
@@ -90,6 +91,7 @@ class EmbedTab(FileDropTarget, QWidget):
     state_changed = Signal()  # what can be saved changed
     saved = Signal(str)  # a file was written
     status = Signal(str)  # a message for the status bar
+    show_requested = Signal()  # bring this tab to the front
 
     def __init__(self, ctx: AppContext, parent=None):
         super().__init__(parent)
@@ -554,6 +556,47 @@ class EmbedTab(FileDropTarget, QWidget):
                              f"back after {result.chain} (with margin)")
 
     # ------------------------------------------------------------ saving
+
+    title = "Embed"
+
+    def can_open(self) -> bool:
+        return True
+
+    def view_sync(self):
+        return self.views.sync
+
+    def set_view_mode(self, mode: str) -> None:
+        """Side by side (``side``) or split (``split``)."""
+        self.views.set_mode(mode)
+
+    def has_documents(self) -> bool:
+        return bool(self.docs)
+
+    def unsaved_count(self) -> int:
+        return len(self.unsaved_documents())
+
+    def apply_preferences(self, values: dict) -> None:
+        self.quality.setValue(values["save_quality"])
+
+    def remember(self, settings) -> None:
+        settings.set("view_mode", self.views.mode)
+
+    def confirm_close(self, parent) -> bool:
+        """Unsaved watermarked images: Save (all, in the background: the user quits again once done), Discard
+        or Cancel."""
+        unsaved = self.unsaved_documents()
+        if not unsaved:
+            return True
+        names = ", ".join(d.name for d in unsaved[:3]) + (" …" if len(unsaved) > 3 else "")
+        answer = QMessageBox.question(
+            parent, "Unsaved watermarked images",
+            f"{len(unsaved)} watermarked image(s) are not saved ({names}).\n\nSave them before quitting?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Save:
+            self.show_requested.emit()
+            self.save_all()
+        return answer == QMessageBox.StandardButton.Discard
 
     def can_save(self) -> bool:
         return self._current_ready()

@@ -26,6 +26,7 @@ from mbrs_engine.model_files import (ModelFileError, ModelInfo, check_name, form
 
 from ..context import AppContext
 from ..errors import show_error
+from .base import Tab
 
 COLUMNS = ("Default", "Name", "Source", "H", "L", "Capacity", "PSNR", "BER JPEG-50", "Description")
 MEASURE_ATTACKS = ("identity", "jpeg:50")
@@ -48,8 +49,10 @@ def _metrics_text(metrics: dict | None) -> str:
     return "<br>".join(html.escape(line) for line in format_metrics_lines(metrics)) if metrics else ""
 
 
-class ModelsTab(QWidget):
+class ModelsTab(QWidget, Tab):
     status = Signal(str)
+    show_requested = Signal()
+    title = "Models"
 
     def __init__(self, ctx: AppContext, parent=None):
         super().__init__(parent)

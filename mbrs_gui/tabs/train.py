@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
-import torch
 from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar, QProgressDialog,
@@ -20,13 +18,13 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QWidget)
 
 from mbrs_engine.model_files import ModelFileError, check_name, find_model, user_models_dir
-from mbrs_engine.nets import ArchitectureError, NetworkConfig
 from mbrs_engine.payload import PayloadError, capacity
-from mbrs_engine.train import PRESETS, TrainConfig, Trainer, preset
+from mbrs_engine.devices import available_devices, device_label
+from mbrs_engine.train import PRESETS, ArchitectureError, NetworkConfig, TrainConfig, Trainer, preset
 from mbrs_engine.train.runs import describe_run, find_runs
 
 from .. import train_jobs as jobs
-from ..context import AppContext, available_devices
+from ..context import AppContext
 from ..dialogs import ResumeDialog, steps_to_continue
 from ..errors import describe, show_error, show_warning
 from ..widgets.form_scroll import FormScrollArea, guard_wheel
@@ -34,6 +32,7 @@ from ..noise_pool import POOL, build_spec, selection_from_spec
 from ..qimage import array_to_qimage
 from ..widgets.plots import LivePlot
 from ..widgets.thumbnails import ImageGrid
+from .base import Tab
 
 BUDGETS = ("", "10m", "30m", "1h", "2h", "8h", "24h")
 
@@ -55,9 +54,11 @@ def _spin(low: int, high: int, value: int, step: int = 1) -> QSpinBox:
     return spin
 
 
-class TrainTab(QWidget):
+class TrainTab(QWidget, Tab):
     model_exported = Signal(str)  # model name
     status = Signal(str)
+    show_requested = Signal()
+    title = "Train"
 
     def __init__(self, ctx: AppContext, parent=None):
         super().__init__(parent)
@@ -146,8 +147,7 @@ class TrainTab(QWidget):
         run = QGroupBox("4 · Run")
         self.device = QComboBox()
         for name in available_devices():
-            label = "CPU" if name == "cpu" else f"CUDA ({torch.cuda.get_device_name(0)})"
-            self.device.addItem(label, name)
+            self.device.addItem(device_label(name), name)
         self.device.setCurrentIndex(self.device.count() - 1)
         self.budget = QComboBox()
         self.budget.setEditable(True)
@@ -410,6 +410,24 @@ class TrainTab(QWidget):
             lr=self.lr.value(), validation_every=self.validation_every.value(), val_count=self.val_count.value(),
             sample_every=self.sample_every.value(), workers=self.workers.value(), seed=self.seed.value())
 
+    def apply_preferences(self, values: dict) -> None:
+        for plot in (self.loss_plot, self.val_plot):
+            plot.apply_theme()
+
+    def confirm_close(self, parent) -> bool:
+        """A run in progress: stop it (after a checkpoint) or keep the window open."""
+        if not self.is_running():
+            return True
+        answer = QMessageBox.question(
+            parent, "Training is running",
+            "A training run is in progress. Stop it now? A checkpoint is saved first, and you can continue "
+            "the run later with “Continue a run…”.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        self.stop_and_wait(parent)
+        return True
+
     def is_running(self) -> bool:
         return self.state in ("running", "paused", "stopping")
 
@@ -583,7 +601,7 @@ class TrainTab(QWidget):
             if batch is None:
                 continue
             for i in range(min(4, batch.shape[0])):
-                images.append(array_to_qimage(np.ascontiguousarray(batch[i].permute(1, 2, 0).numpy())))
+                images.append(array_to_qimage(batch[i]))
                 captions.append({"cover": "cover", "encoded": "watermarked", "difference": "difference"}[name])
         self.sample_grid.set_images(images, captions)
         self.sample_hint.hide()

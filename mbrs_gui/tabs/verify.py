@@ -36,6 +36,7 @@ from ..widgets.bit_grid import BitGrid
 from ..widgets.image_view import ImageView, ViewSync
 from ..widgets.plots import LivePlot
 from ..widgets.file_drop import FileDropTarget
+from .base import Tab
 from .embed import IMAGE_FILTER, SAVE_FILTERS
 
 _tokens = itertools.count(1)
@@ -43,10 +44,11 @@ _tokens = itertools.count(1)
 
 SWEEP_PROMPT = "Press “Robustness sweep” to measure this image."
 
-class VerifyTab(FileDropTarget, QWidget):
+class VerifyTab(FileDropTarget, QWidget, Tab):
     open_models = Signal()
     saved = Signal(str)
     status = Signal(str)
+    show_requested = Signal()
 
     def __init__(self, ctx: AppContext, parent=None):
         super().__init__(parent)
@@ -76,7 +78,7 @@ class VerifyTab(FileDropTarget, QWidget):
 
         source = QGroupBox("Image")
         open_button = QPushButton("Open…")
-        open_button.clicked.connect(self.choose_file)
+        open_button.clicked.connect(self.choose_files)
         self.folder_button = QPushButton("Verify a folder…")
         self.folder_button.setToolTip("Read every image of a folder: a table of results, exported as CSV or as an "
                                       "HTML evidence report")
@@ -265,7 +267,19 @@ class VerifyTab(FileDropTarget, QWidget):
         found = sum(v.detected for v in result.verdicts)
         self.status.emit(f"Verified {len(result.verdicts)} file(s) in {result.folder}: {found} with a watermark")
 
-    def choose_file(self) -> None:
+    title = "Verify"
+
+    def can_open(self) -> bool:
+        return True
+
+    def apply_preferences(self, values: dict) -> None:
+        for plot in (self.jpeg_plot, self.crop_plot):
+            plot.apply_theme()
+
+    def view_sync(self):
+        return self.sync
+
+    def choose_files(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Open an image to verify", self.ctx.settings.folder("open"),
                                               IMAGE_FILTER)
         if name:
