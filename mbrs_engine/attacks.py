@@ -4,9 +4,11 @@ An attack kind (:data:`KINDS`) has a name, a label and help text, its
 parameters (:class:`Param`: default, range, unit, how a GUI steps it), whether
 it changes the image's geometry (size, framing or orientation: the decoder
 then needs its search), whether it mixes in the original image, and the
-function that runs it.  ``mbrs attack``'s flags, ``mbrs eval``'s attack
-chains, the app's attack editor and the refinement's stand-ins are all made
-from this table, so an attack added here is everywhere.
+function that runs it, its differentiable stand-in and the noise layer that
+trains against it, where they exist.  ``mbrs attack``'s flags, ``mbrs
+eval``'s attack chains, the app's attack editor, its training-pool editor
+and the refinement's stand-ins are all made from this table, so an attack
+added here is everywhere.
 
 Text form: ``name`` or ``name:v1,v2,...`` (missing trailing values take their
 defaults; ``=`` works as ``:``), chains join attacks with ``+`` and apply them
@@ -81,6 +83,18 @@ Run = Callable[[torch.Tensor, tuple[float, ...], int, "torch.Tensor | None"], to
 
 
 @dataclass(frozen=True)
+class Training:
+    """The noise layer the trainer uses against an attack kind, driven by the kind's first parameter."""
+
+    layer: str                    # a layer of :mod:`mbrs_engine.noise`
+    default: float                # the value a training pool starts with
+    template: str = "{layer}({value})"
+
+    def spec(self, value: float, integer: bool) -> str:
+        return self.template.format(layer=self.layer, value=f"{int(round(value))}" if integer else f"{value:g}")
+
+
+@dataclass(frozen=True)
 class Kind:
     """One kind of attack (see the module docstring)."""
 
@@ -92,6 +106,7 @@ class Kind:
     geometric: bool = False       # changes size, framing or orientation
     needs_original: bool = False
     stand_in: Callable[[torch.Tensor, tuple[float, ...]], torch.Tensor] | None = None  # differentiable run
+    training: Training | None = None  # the layer a training pool uses against it (the app's pool editor)
 
 
 # ---------------------------------------------------------------- the geometric attacks
@@ -173,14 +188,14 @@ def _area(default: float) -> Param:
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("jpeg", "JPEG", "real libjpeg compression at this quality",
          (Param("quality", 50, 1, 100, step=5, decimals=0, integer=True),),
-         lambda x, v, seed=0, original=None: RealJpeg(int(v[0]))(x)),
+         lambda x, v, seed=0, original=None: RealJpeg(int(v[0]))(x), training=Training("RealJpeg", 50)),
     Kind("crop", "Crop", "keep a rectangle of this fraction of the area; aspect changes its width/height "
          "(1 keeps the image's); x and y place it (0: left/top edge, 0.5: centred, 1: right/bottom edge)",
          (_area(0.8), Param("aspect", 1.0, 0.25, 4.0), Param("x", 0.5, 0.0, 1.0), Param("y", 0.5, 0.0, 1.0)),
-         _crop, geometric=True, stand_in=lambda x, v: _crop(x, v)),
+         _crop, geometric=True, stand_in=lambda x, v: _crop(x, v), training=Training("Crop", 0.7)),
     Kind("resize", "Resize", "scale both sides", (Param("scale", 0.5, 0.05, 4.0, "×"),),
          lambda x, v, seed=0, original=None: Resize(v[0])(x), geometric=True,
-         stand_in=lambda x, v: Resize(v[0])(x)),
+         stand_in=lambda x, v: Resize(v[0])(x), training=Training("Resize", 0.5, "{layer}({value}, back=True)")),
     Kind("rotate", "Rotate", "rotate anticlockwise, then trim the borders to the largest inner rectangle",
          (Param("angle", 2.0, -45.0, 45.0, "°", step=0.5, decimals=1),), _rotate, geometric=True),
     Kind("fit", "Fit", "resize so that the longer side has this many pixels",
@@ -189,16 +204,18 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          lambda x, v, seed=0, original=None: torch.flip(x, dims=[-1]), geometric=True,
          stand_in=lambda x, v: torch.flip(x, dims=[-1])),
     Kind("blur", "Gaussian blur", "Gaussian filter", (Param("sigma", 1.0, 0.1, 10.0, " px", step=0.1, decimals=1),),
-         _layer(GaussianBlur)),
+         _layer(GaussianBlur), training=Training("GaussianBlur", 1.0)),
     Kind("noise", "Gaussian noise", "additive Gaussian noise, standard deviation in 8-bit levels",
-         (Param("std", 5.0, 0.5, 50.0, " levels", step=0.5, decimals=1),), _layer(GaussianNoise)),
+         (Param("std", 5.0, 0.5, 50.0, " levels", step=0.5, decimals=1),), _layer(GaussianNoise),
+         training=Training("GaussianNoise", 2.0)),
     Kind("brightness", "Brightness", "brightness and contrast: out = in × contrast + brightness (a share of "
          "full scale)", (Param("brightness", 0.1, -0.5, 0.5), Param("contrast", 1.0, 0.5, 1.5)),
          _layer(BrightnessContrast)),
     Kind("cropout", "Cropout", "watermarked pixels inside a random rectangle of this area, original pixels outside",
-         (_area(0.5),), _mixing(Cropout), needs_original=True),
+         (_area(0.5),), _mixing(Cropout), needs_original=True, training=Training("Cropout", 0.3)),
     Kind("dropout", "Dropout", "each pixel is the watermarked one with this probability, else the original's",
-         (Param("kept share", 0.5, 0.05, 1.0),), _mixing(Dropout), needs_original=True),
+         (Param("kept share", 0.5, 0.05, 1.0),), _mixing(Dropout), needs_original=True,
+         training=Training("Dropout", 0.3)),
 )}
 
 

@@ -1,5 +1,9 @@
 """The Train tab's noise pool as check boxes <-> the trainer's noise spec text (no Qt).
 
+The entries are the attack registry's kinds that have a training layer
+(:class:`mbrs_engine.attacks.Training`: an attack added there with one
+appears here), plus the layers only training uses (:data:`SIMULATIONS`).
+
 Each selected layer becomes one entry of ``Combined([...])`` (one layer per
 mini-batch, the MBRS method); the text is what :func:`mbrs_engine.noise.parse_noise`
 reads, and :func:`selection_from_spec` reads a preset's pool back into check
@@ -10,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mbrs_engine.attacks import KINDS, Kind
 from mbrs_engine.noise import canonical_spec, pool_layers
 
 
@@ -34,28 +39,28 @@ class PoolEntry:
         return self.template.format(layer=self.layer, value=number)
 
 
-POOL: tuple[PoolEntry, ...] = (
+def _from_kind(kind: Kind) -> PoolEntry:
+    """The pool entry of an attack kind that has a training layer: its label, help and first parameter."""
+    param = kind.params[0]
+    decimals = 0 if param.integer else max(param.decimals, 4 if param.maximum <= 1 else 2)  # areas: Crop(0.0225)
+    return PoolEntry(kind.name, kind.label, kind.training.layer, param.name, kind.training.default,
+                     max(param.minimum, 10 ** -decimals) if param.open_minimum else param.minimum, param.maximum,
+                     decimals, kind.training.template, kind.help)
+
+
+#: Layers that only training uses (simulations of JPEG, and no distortion): not edits one makes to an image.
+SIMULATIONS = (
     PoolEntry("jpeg_mask", "JPEG-Mask", "JpegMask", help="keep only the low DCT frequencies (the paper's simulation)"),
-    PoolEntry("real_jpeg", "Real JPEG", "RealJpeg", "quality", 50, 10, 100, 0, "{layer}({value})",
-              "real libjpeg compression (the 'real' half of MBRS)"),
     PoolEntry("identity", "Identity", "Identity", help="no distortion"),
     PoolEntry("jpeg_sim", "Simulated JPEG", "JpegSim", "quality", 50, 10, 100, 0, "{layer}({value})",
               "JPEG computed in torch with real rounding"),
     PoolEntry("jpeg_ss", "JPEG-SS", "JpegSS", "quality", 50, 10, 100, 0, "{layer}({value})",
               "differentiable JPEG with Shin and Song's rounding approximation"),
-    PoolEntry("crop", "Crop", "Crop", "kept area", 0.7, 0.01, 1.0, 4, "{layer}({value})",
-              "keep a random rectangle of this area, mid-grey elsewhere"),
-    PoolEntry("cropout", "Cropout", "Cropout", "kept area", 0.3, 0.01, 1.0, 4, "{layer}({value})",
-              "watermarked inside a random rectangle, original outside"),
-    PoolEntry("dropout", "Dropout", "Dropout", "kept share", 0.3, 0.01, 1.0, 4, "{layer}({value})",
-              "each pixel watermarked with this probability, else original"),
-    PoolEntry("blur", "Gaussian blur", "GaussianBlur", "sigma", 1.0, 0.1, 5.0, 2, "{layer}({value})",
-              "Gaussian filter, sigma in pixels"),
-    PoolEntry("resize", "Resize (and back)", "Resize", "scale", 0.5, 0.1, 2.0, 2, "{layer}({value}, back=True)",
-              "scale down and back up"),
-    PoolEntry("noise", "Gaussian noise", "GaussianNoise", "std", 2.0, 0.1, 20.0, 1, "{layer}({value})",
-              "additive noise, standard deviation in 8-bit levels"),
 )
+_ATTACKS = tuple(_from_kind(k) for k in KINDS.values() if k.training is not None)
+#: The pool editor's entries, in the order a spec lists them: the MBRS trio (JPEG-Mask, real JPEG, Identity)
+#: first, then the other simulations, then every other attack of the registry that has a training layer.
+POOL: tuple[PoolEntry, ...] = (SIMULATIONS[0], *_ATTACKS[:1], *SIMULATIONS[1:], *_ATTACKS[1:])
 BY_KEY = {e.key: e for e in POOL}
 _ARG = re.compile(r"\(\s*(-?[\d.eE+-]+)")
 

@@ -92,3 +92,17 @@ def test_noise_pool_round_trips_the_presets():
     assert selection == {"blur": 1.5} and extra == ["KorniaJpeg(50)"]
     with pytest.raises(ValueError, match="at least one"):
         build_spec({})
+
+
+def test_the_pool_editor_offers_every_attack_with_a_training_layer():
+    from mbrs_engine.attacks import KINDS
+    from mbrs_engine.noise import canonical_spec
+    from mbrs_gui.noise_pool import POOL
+
+    keys = {e.key for e in POOL}
+    trained = {name for name, kind in KINDS.items() if kind.training is not None}
+    assert trained <= keys and {"jpeg", "crop", "resize", "blur", "noise", "cropout", "dropout"} <= trained
+    for entry in POOL:
+        canonical_spec(entry.spec())                          # every default is a valid layer
+        if entry.key in KINDS:
+            assert entry.label == KINDS[entry.key].label and entry.help == KINDS[entry.key].help
