@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QScrollArea, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from mbrs_engine.attacks import AttackError, parse_chain
-from mbrs_engine.imageio import check_output_path
+from mbrs_engine.imageio import check_output_path, list_images
 from mbrs_engine.payload import PayloadError
 
 from .. import documents as jobs
@@ -323,8 +323,9 @@ class EmbedTab(FileDropTarget, QWidget, Tab):
             self.open_files([Path(f) for f in files])
 
     def open_files(self, paths: list[Path]) -> None:
-        """Open images in the background; unreadable files end in one dialog listing them."""
-        paths = [Path(p) for p in paths]
+        """Open images in the background (a folder: the images directly in it, a batch for Save all);
+        unreadable files end in one dialog listing them."""
+        paths = [f for p in map(Path, paths) for f in (list_images(p) if p.is_dir() else [p])]
         if paths:
             self.ctx.settings.remember_folder("open", paths[0])
         self.ctx.tasks.run("Open images", lambda c: jobs.load_documents(c, paths), on_result=self._opened,

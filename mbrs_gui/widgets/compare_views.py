@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QSplitter, QSt
 from .image_view import ImageView, ViewSync
 from .split_view import SplitView
 
-DROP_HINT = "Drop photos here\nor press Ctrl+O to open them"
+DROP_HINT = "Drop photos (or a folder) here\nor press Ctrl+O to open them"
 DIFFERENCE = "Difference (|Δ luma|, normalised as in the paper's Fig. 4)"
 
 

@@ -343,3 +343,10 @@ def test_the_split_view_before_embedding_shows_the_whole_original_centred(qtbot,
     type_text(qtbot, tab.message, MESSAGE)
     wait_idle(qtbot, window)
     assert split.original.clip_fraction == 0.5
+
+
+def test_a_dropped_folder_opens_its_images_for_save_all(qtbot, window, photo_folder):
+    tab = window.embed
+    assert drop_files(tab, [photo_folder])
+    qtbot.waitUntil(lambda: len(tab.docs) == 6, timeout=30_000)
+    assert sorted(d.name for d in tab.docs.values()) == sorted(p.name for p in photo_folder.glob("*.png"))
