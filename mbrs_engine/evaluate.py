@@ -42,7 +42,7 @@ from PIL import Image
 from . import payload
 from .attacks import apply_chain, chain_spec, draw_chain
 from .imageio import atomic_write, list_images, open_image, split_alpha
-from .metrics import image_psnr, ssim
+from .metrics import bit_errors, image_psnr, ssim
 
 PROTOCOLS = ("native", "full")
 DEFAULT_ATTACKS = ("identity", "jpeg:90", "jpeg:75", "jpeg:50", "crop:0.8", "resize:0.5", "blur:1", "noise:5")
@@ -166,7 +166,7 @@ def _measure_image(wm, index: int, cover: Image.Image, config: EvalConfig, sampl
             chain = draw_chain(template, np.random.default_rng([config.seed, index, a, 1]))
             attacked = apply_chain(marked, chain, _attack_seed(config.seed, index, a), original=cover)
             bucket = samples[(a, strength)]
-            bucket.ber.append(float(np.mean((wm.decode_bits(attacked) > 0.5) != bits)))
+            bucket.ber.append(bit_errors(wm.decode_bits(attacked), bits) / bits.size)
             bucket.psnr.append(quality[0])
             bucket.ssim.append(quality[1])
             if text is not None:

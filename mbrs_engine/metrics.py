@@ -108,6 +108,14 @@ def ssim(a: ImageLike, b: ImageLike, window_size: int = 11, sigma: float = 1.5) 
     return s.flatten(1).mean(1)
 
 
+def bit_errors(soft, bits, threshold: float = 0.5) -> int:
+    """Wrong bits of one message: ``soft`` values (bit = value > threshold) against the 0/1 ``bits``."""
+    soft, bits = np.asarray(soft).reshape(-1), np.asarray(bits).reshape(-1)
+    if soft.shape != bits.shape:
+        raise ValueError(f"{soft.size} decoded bits against {bits.size} expected")
+    return int(((soft > threshold) != bits.astype(bool)).sum())
+
+
 def bit_error_rate(decoded: torch.Tensor | np.ndarray, message: torch.Tensor | np.ndarray,
                    threshold: float = 0.5) -> torch.Tensor:
     """Fraction of wrong bits per message; ``decoded`` holds soft values, bit = value > threshold."""

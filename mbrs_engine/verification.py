@@ -28,6 +28,7 @@ from PIL import Image
 from . import __version__, payload
 from .attacks import apply_chain, parse_chain
 from .imageio import ImageLoadError, atomic_write, open_image
+from .metrics import bit_errors
 from .payload import DEFAULT_THRESHOLD
 
 JPEG_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
@@ -90,7 +91,7 @@ def sweep(wm, image: Image.Image, message: str | None = None, key: str | None = 
         if progress:
             progress(i + 1, len(attacks) + 1, f"Sweep: {name} {value:g}")
         result = wm.decode(apply_chain(image, parse_chain(f"{name}:{value:g}")), key=key)
-        ber = float(np.mean((np.asarray(result.soft) > 0.5) != bits))
+        ber = bit_errors(result.soft, bits) / bits.size
         recovered = result.detected and (message is None or result.message == message)
         (out.jpeg_ber if name == "jpeg" else out.crop_ber).append(ber)
         (out.jpeg_recovered if name == "jpeg" else out.crop_recovered).append(recovered)

@@ -25,6 +25,7 @@ from PySide6.QtGui import QImage
 
 from mbrs_engine import payload
 from mbrs_engine.attacks import apply_chain, is_geometric, parse_chain
+from mbrs_engine.metrics import bit_errors
 from mbrs_engine.imageio import (ImageLoadError, ImageWarning, LoadedImage, atomic_write, join_alpha, load_image,
                                  open_image, save_like, split_alpha)
 
@@ -222,7 +223,7 @@ def try_strength(wm, residual: Residual, strength: float, chain, text: str, key:
     attacked = apply_chain(Image.fromarray(residual.render(strength), "RGB"), chain)
     result = wm.decode(attacked, key=key, search=search)
     bits = payload.encode_text(text, wm.message_length, key)
-    errors = int(((np.asarray(result.soft) > 0.5) != bits.astype(bool)).sum())
+    errors = bit_errors(result.soft, bits)
     reads_back = (result.detected and result.message == text and not result.soft_decoded
                   and result.bit_errors_corrected is not None and result.bit_errors_corrected <= margin_errors(wm))
     return Trial(strength, reads_back, errors)

@@ -99,3 +99,15 @@ def test_bit_error_rate():
     assert bit_error_rate(np.array([0.7, 0.2]), np.array([1, 0])).tolist() == [0.0]
     with pytest.raises(ValueError):
         bit_error_rate(decoded, message[:, :3])
+
+
+def test_bit_errors_counts_wrong_hard_decisions_and_refuses_mismatched_lengths():
+    import numpy as np
+    import pytest
+
+    from mbrs_engine.metrics import bit_errors
+
+    assert bit_errors([0.9, 0.1, 0.6, 0.4], [1, 0, 0, 1]) == 2
+    assert bit_errors(np.array([0.5, 0.51]), np.array([0, 1], np.uint8)) == 0   # 0.5 reads as 0
+    with pytest.raises(ValueError, match="3 decoded bits against 2"):
+        bit_errors([0.1, 0.2, 0.3], [0, 1])

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, Q
                                QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget)
 
 from mbrs_engine.imageio import list_images, save_image
+from mbrs_engine.metrics import bit_errors
 from mbrs_engine.payload import PayloadError
 
 from .. import verify_jobs as jobs
@@ -403,13 +404,13 @@ class VerifyTab(FileDropTarget, QWidget, Tab):
         self.bch_label.setText(r.describe_correction())
         reference = decoded.expected
         if reference is not None:
-            errors = int(((np.asarray(r.soft) > 0.5) != reference.astype(bool)).sum())
+            errors = bit_errors(r.soft, reference)
             self.errors_label.setText(f"{errors} of {len(reference)} raw bits wrong ({100 * errors / len(reference):.2f} %)"
                                       + (", message matches" if r.message == self.expected.text() else ""))
             legend = "green: right, red: wrong (vs the expected message)"
         elif r.detected:
             reference = np.asarray(r.corrected_bits, dtype=np.uint8)
-            errors = int(((np.asarray(r.soft) > 0.5) != reference.astype(bool)).sum())
+            errors = bit_errors(r.soft, reference)
             outside = f" ({r.erased_bits} bits outside the crop were not read)" if r.erased_bits else ""
             self.errors_label.setText(f"{errors} raw bit(s) differ from the corrected message{outside}")
             legend = "green: right, red: wrong (vs the corrected bits)"

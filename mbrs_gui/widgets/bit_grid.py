@@ -8,6 +8,8 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
+from mbrs_engine.metrics import bit_errors
+
 from .. import theme
 
 
@@ -39,7 +41,7 @@ class BitGrid(QWidget):
     def errors(self) -> int | None:
         if self.soft is None or self.expected is None:
             return None
-        return int(((self.soft > 0.5) != self.expected.astype(bool)).sum())
+        return bit_errors(self.soft, self.expected)
 
     def cell_color(self, i: int) -> QColor:
         value = float(self.soft[i])
