@@ -159,19 +159,46 @@ def _refuse_marked(wm, image, job: Job, key: str | None) -> None:
                            f"both; pass --force to embed anyway")
 
 
+def _done_before(wm, jobs: list[Job], message: str, key: str | None) -> list[Job]:
+    """The jobs of a folder run whose output exists and already carries ``message`` (a rerun skips them); an
+    existing output that does not is refused (it is not ours to replace without --overwrite)."""
+    from .imageio import ImageLoadError, open_image
+
+    done = []
+    for job in jobs:
+        if job.target is None or not job.target.exists():
+            continue
+        try:
+            finished = wm.reads_back(open_image(job.target), message, key)
+        except (ImageLoadError, OSError, ValueError):
+            finished = False
+        if not finished:
+            raise CommandError(f"'{job.target}' exists and does not carry this message: pass --overwrite to "
+                               f"replace it, or choose another output folder")
+        done.append(job)
+    return done
+
+
 def _cmd_embed(args: argparse.Namespace) -> int:
     from . import payload
     from .imageio import load_image, open_image, save_like
+    from .metrics import image_psnr
 
     if args.strength <= 0:
         raise CommandError(f"strength must be above 0 (0 embeds nothing), got {args.strength:g}")
     jobs = _jobs(args.input, args.output)
-    _check_outputs(jobs, args.overwrite)
+    folder_run = Path(args.input).is_dir()
+    rerun = folder_run and not args.overwrite
+    _check_outputs([j for j in jobs if not (rerun and j.target is not None and j.target.exists())], args.overwrite)
     wm = _watermarker(args.model)
     size = len(args.message.encode("utf-8"))
     payload.encode_text(args.message, wm.message_length, args.key)  # a too-long text fails before any image
+    done = _done_before(wm, jobs, args.message, args.key) if rerun else []
+    for job in done:
+        print(f"skipped {job.target}: done before (it reads back)", flush=True)
+    jobs = [j for j in jobs if j not in done]
 
-    def work(job: Job) -> bool:
+    def work(job: Job) -> tuple[bool, float]:
         loaded = load_image(job.source)
         if not args.force:
             _refuse_marked(wm, loaded.image, job, args.key)
@@ -188,12 +215,17 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         if not reads_back:
             warnings.warn(f"the message does not read back from '{job.target}' (kept): try a higher --strength, "
                           f"a larger image or a lossless format", ReadBackWarning)
-        return reads_back
+        return reads_back, image_psnr(loaded.image.convert("RGB"), saved.convert("RGB"))
 
-    failures, results = _run_jobs(jobs, work)
+    failures, results = _run_jobs(jobs, work) if jobs else (0, [])
+    if folder_run:
+        psnrs = sorted(p for _, p in results)
+        median = f", median PSNR {psnrs[len(psnrs) // 2]:.2f} dB" if psnrs else ""
+        print(f"{len(results)} embedded ({sum(ok for ok, _ in results)} read back{median}), {len(done)} skipped "
+              f"(done before), {failures} failed", flush=True)
     if failures:
         return EXIT_ERROR
-    return EXIT_OK if all(results) else EXIT_NOT_READ_BACK
+    return EXIT_OK if all(ok for ok, _ in results) else EXIT_NOT_READ_BACK
 
 
 class ReadBackWarning(UserWarning):

@@ -1,4 +1,4 @@
-"""Screenshots for the README, from a real window: docs/screenshots/{embed,verify,verify-folder,verify-report,train,models}.png
+"""Screenshots for the README, from a real window: docs/screenshots/*.png
 
     xvfb-run -s "-screen 0 1600x1000x24" python scripts/take_screenshots.py [--model PATH.json | --tiny]
 
@@ -198,6 +198,9 @@ def main() -> None:
     wait_until(lambda: train.state in ("finished", "cancelled", "failed"), timeout=900)
     train.model_name.setText("my-photos-64")
     grab(window, "train", out)
+    window.resize(1024, 700)  # the smallest window the layout is made for
+    grab(window, "train-1024x700", out)
+    window.resize(*SIZE)
 
     # Models: export the run, measure the demo model on the photos, then the list
     train.make_default.setChecked(False)

@@ -120,6 +120,20 @@ def test_folders_with_progress(tiny_model_path, folder, tmp_path, capsys):
     assert len(list(attacked.iterdir())) == 3
 
 
+def test_a_folder_rerun_skips_what_was_done_and_ends_with_a_summary(tiny_model_path, folder, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    code, out, _ = run(capsys, "embed", folder, "-o", out_dir, "-m", "batch", "--model", tiny_model_path)
+    assert code == 0 and "3 embedded (3 read back, median PSNR" in out and "0 skipped (done before), 0 failed" in out
+    (out_dir / "img1.png").unlink()                                  # as if the first run had stopped there
+    code, out, _ = run(capsys, "embed", folder, "-o", out_dir, "-m", "batch", "--model", tiny_model_path)
+    assert code == 0 and out.count("skipped") == 3 and out.count("wrote") == 1   # 2 skipped lines + summary
+    assert "1 embedded (1 read back" in out and "2 skipped (done before)" in out
+    code, _, err = run(capsys, "embed", folder, "-o", out_dir, "-m", "another", "--model", tiny_model_path)
+    assert code == 2 and "does not carry this message" in one_line_error(err)   # not ours to replace
+    assert run(capsys, "embed", folder, "-o", out_dir, "-m", "another", "--model", tiny_model_path,
+               "--overwrite")[0] == 0
+
+
 def test_a_bad_file_in_a_folder_is_reported_and_the_rest_done(tiny_model_path, folder, tmp_path, capsys):
     (folder / "broken.png").write_text("not a png")
     code, out, err = run(capsys, "embed", folder, "-o", tmp_path / "out", "-m", "x", "--model", tiny_model_path)
