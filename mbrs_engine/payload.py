@@ -58,8 +58,12 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import bchlib
 
 from .soft_decoding import generator_matrix, osd_candidates
 

@@ -9,7 +9,6 @@ from PIL import Image
 from PySide6.QtGui import QImage
 
 from mbrs_engine import payload, verification
-from mbrs_engine.attacks import apply_chain, parse_chain
 from mbrs_engine.payload import DecodeResult
 from mbrs_engine.verification import Sweep, Verdict
 from mbrs_engine.watermarker import decode_with_any, installed_watermarkers

@@ -47,19 +47,16 @@ def test_the_gui_uses_only_the_public_engine_api(path):
                 assert name in public[module], f"{path.name} takes {name} from {module}"
 
 
-def test_the_check_catches_an_internal_import(tmp_path):
+@pytest.mark.parametrize("source, complaint", [
+    ("def f():\n    from mbrs_engine.nets import Encoder\n", "not public"),
+    ("import torch\n", "imports torch"),
+    ("from mbrs_engine import nets\n", "not public"),
+    ("from mbrs_engine.noise import Combined\n", "Combined"),
+])
+def test_the_check_catches_an_internal_import(tmp_path, source, complaint):
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from mbrs_engine.nets import Encoder\n")
-    with pytest.raises(AssertionError, match="not public"):
-        test_the_gui_uses_only_the_public_engine_api(bad)
-    bad.write_text("import torch\n")
-    with pytest.raises(AssertionError, match="imports torch"):
-        test_the_gui_uses_only_the_public_engine_api(bad)
-    bad.write_text("from mbrs_engine import nets\n")
-    with pytest.raises(AssertionError, match="not public"):
-        test_the_gui_uses_only_the_public_engine_api(bad)
-    bad.write_text("from mbrs_engine.noise import Combined\n")
-    with pytest.raises(AssertionError, match="Combined"):
+    bad.write_text(source)
+    with pytest.raises(AssertionError, match=complaint):
         test_the_gui_uses_only_the_public_engine_api(bad)
 
 
