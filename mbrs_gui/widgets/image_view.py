@@ -202,7 +202,8 @@ class ImageView(QGraphicsView):
 
 
 class ViewSync:
-    """Keeps the zoom and the centre (as a fraction of each image) of several views in step."""
+    """Keeps the zoom and the centre (as a fraction of each image) of several views in step; fitted views
+    each fit their own size."""
 
     def __init__(self, views: list[ImageView] | None = None):
         self.views: list[ImageView] = []
@@ -219,6 +220,11 @@ class ViewSync:
             return
         self._busy = True
         try:
+            if leader._fitted:  # "fit" means each view fits its own size (a narrow one must not shrink a big one)
+                for view in self.views:
+                    if view is not leader and view.has_image():
+                        view.fit()
+                return
             center, transform = leader.center_fraction(), leader.transform()
             for view in self.views:
                 if view is not leader and view.has_image():

@@ -350,3 +350,15 @@ def test_a_dropped_folder_opens_its_images_for_save_all(qtbot, window, photo_fol
     assert drop_files(tab, [photo_folder])
     qtbot.waitUntil(lambda: len(tab.docs) == 6, timeout=30_000)
     assert sorted(d.name for d in tab.docs.values()) == sorted(p.name for p in photo_folder.glob("*.png"))
+
+
+def test_fitted_views_each_fit_their_own_size_and_zoomed_ones_share_the_zoom(qtbot, window, photo):
+    window.resize(1400, 900)
+    tab = embed_photo(qtbot, window, photo)
+    tab.views.set_mode("split")
+    split, narrow = tab.views.split, tab.views.split_difference
+    qtbot.waitUntil(split.isVisible)
+    assert split.viewport().width() > narrow.viewport().width()
+    assert split.zoom() > narrow.zoom()                                    # the big view is not shrunk to the narrow one
+    tab.views.sync.zoom_all(1.25)
+    assert split.zoom() == pytest.approx(narrow.zoom())                   # zoomed: in step
