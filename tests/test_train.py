@@ -353,3 +353,10 @@ def test_runs_are_described_without_loading_networks_and_continue_past_their_end
     assert more.step == 5 == describe_run(tmp_path / "runs" / "b").step
     with pytest.raises(ValueError, match="not a training run"):
         describe_run(tmp_path / "runs" / "not-a-run")
+
+
+def test_resume_refuses_settings_it_would_ignore(tmp_path, capsys):
+    from mbrs_engine.cli import main
+
+    assert main(["train", "--resume", str(tmp_path), "--set", "batch_size=4"]) == 2
+    assert "do not apply to --resume" in capsys.readouterr().err

@@ -50,6 +50,9 @@ class ProgressPrinter:
 def cmd_train(args: argparse.Namespace) -> int:
     from .loop import Trainer
 
+    if args.resume and (args.set or args.data or args.out):
+        raise ValueError("--set, --data and --out do not apply to --resume (a run keeps its configuration and "
+                         "folder); --steps, --budget and --device do")
     if args.resume:
         trainer = Trainer.resume(args.resume, [ProgressPrinter()], budget=args.budget, device=args.device,
                                  steps=args.steps)
