@@ -121,21 +121,21 @@ def train(args: argparse.Namespace) -> None:
     run_dir = out / "run"
     trainer = Trainer(cfg, run_dir, [ProgressPrinter(sys.stdout)])
     trainer.run()
+    last = ckpt.slim(ckpt.load_checkpoint(run_dir / ckpt.LAST))
     returned = []
     for stem, dtype in plan:
-        path = run_dir / (ckpt.BEST if stem == "best" else ckpt.LAST)
-        if not path.exists():
+        if stem == "last":
+            state = last
+        elif (run_dir / ckpt.BEST).exists():
+            state = {k: v for k, v in ckpt.load_checkpoint(run_dir / ckpt.BEST).items() if k != "adversary"}
+        else:
             continue
-        state = ckpt.slim(ckpt.load_checkpoint(path)) if stem == "last" else ckpt.load_checkpoint(path)
-        if stem == "best":
-            state = {k: v for k, v in state.items() if k != "adversary"}
         returned += [p.name for p in transfer.write_parts(state, out, stem, dtype)]
     history = [json.loads(line) for line in (run_dir / ckpt.HISTORY).read_text().splitlines() if line.strip()] \
         if (run_dir / ckpt.HISTORY).exists() else []
     if (run_dir / ckpt.HISTORY).exists():
         shutil.copy(run_dir / ckpt.HISTORY, out / ckpt.HISTORY)
     _portable_config(run_dir, out, args)
-    last = ckpt.load_checkpoint(run_dir / ckpt.LAST)
     shutil.rmtree(run_dir)
     shutil.rmtree(cache, ignore_errors=True)
     text = summary(cfg, last, history, [*returned, *TEXT_FILES])
