@@ -290,7 +290,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 def _cmd_verify_report(args: argparse.Namespace) -> int:
     from .imageio import ImageLoadError, list_images
-    from .verification import verify_files, write_csv, write_html
+    from .verification import count_statuses, verify_files, write_csv, write_html
     from .watermarker import installed_watermarkers
 
     source = Path(args.input)
@@ -317,7 +317,7 @@ def _cmd_verify_report(args: argparse.Namespace) -> int:
         detail = (f"{json.dumps(v.message, ensure_ascii=False)} (p = {v.p_value:.3g}, model {v.model}, {v.frame})"
                   if v.detected else v.error if v.status == "unreadable" else f"p = {v.p_value:.3g}")
         print(f"{v.path}: {v.status}: {detail}")
-    counts = {s: sum(v.status == s for v in verdicts) for s in ("detected", "not detected", "unreadable")}
+    counts = count_statuses(verdicts)
     print(f"wrote {out}{f' and {args.csv}' if args.csv else ''}: {len(verdicts)} file(s), {counts['detected']} "
           f"with a watermark, {counts['not detected']} without, {counts['unreadable']} unreadable")
     return EXIT_OK

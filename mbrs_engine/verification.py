@@ -123,6 +123,14 @@ class Verdict:
         return self.status == "detected"
 
 
+STATUSES = ("detected", "not detected", "unreadable")
+
+
+def count_statuses(verdicts: list[Verdict]) -> dict[str, int]:
+    """How many verdicts have each status (all of :data:`STATUSES`, zeros included)."""
+    return {s: sum(v.status == s for v in verdicts) for s in STATUSES}
+
+
 def _thumbnail(image: Image.Image) -> bytes:
     small = image.convert("RGB")
     small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BOX)
@@ -272,7 +280,7 @@ def _row_html(v: Verdict) -> str:
 def report_html(verdicts: list[Verdict], models: list[str], title: str = "Watermark verification report",
                 key_used: bool = False, threshold: float = DEFAULT_THRESHOLD) -> str:
     """A self-contained HTML page: what was checked, how, and one row per file."""
-    counts = {s: sum(v.status == s for v in verdicts) for s in ("detected", "not detected", "unreadable")}
+    counts = count_statuses(verdicts)
     esc = html.escape
     rows = "".join(_row_html(v) for v in verdicts)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'

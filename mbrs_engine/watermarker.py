@@ -345,10 +345,6 @@ class PreparedEmbedding:
                  target_psnr: float | None):
         self.rgb, self.alpha, self.residual, self.target_psnr = rgb, alpha, residual, target_psnr
 
-    @property
-    def refined(self) -> bool:
-        return self.target_psnr is not None
-
     def psnr_target(self, strength: float) -> float | None:
         """The PSNR (dB) a refined image has at ``strength`` (None: unrefined, or strength 0)."""
         if self.target_psnr is None or strength <= 0.0:

@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from mbrs_engine.verification import Verdict, write_csv, write_html
+from mbrs_engine.verification import Verdict, count_statuses, write_csv, write_html
 
 from . import theme
 from .errors import show_exception
@@ -45,7 +45,7 @@ class BatchVerifyDialog(QDialog):
         super().__init__(parent)
         self.folder, self.verdicts, self.models, self.key_used = folder, verdicts, models, key_used
         self.setWindowTitle(f"Verified: {folder}")
-        counts = {s: sum(v.status == s for v in verdicts) for s in ("detected", "not detected", "unreadable")}
+        counts = count_statuses(verdicts)
         self.summary = QLabel(f"{len(verdicts)} file(s): {counts['detected']} with a watermark, "
                               f"{counts['not detected']} without, {counts['unreadable']} unreadable · models tried: "
                               f"{', '.join(models)}")

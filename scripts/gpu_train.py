@@ -37,6 +37,7 @@ from mbrs_engine.train import Trainer, apply_overrides, preset, transfer
 from mbrs_engine.train import checkpoint as ckpt
 from mbrs_engine.train.commands import ProgressPrinter
 from mbrs_engine.train.data import ImageSource, scan_images
+from mbrs_engine.train.runs import read_history
 
 PACK = Path("data/pack")
 
@@ -55,7 +56,7 @@ GPU_SETS = ("batch_size=64", "data.workers=12", "precision=bf16", "validation.ev
 RUNS = {
     # the paper's Table 1 model from scratch (faithful networks, L = 64)
     "table1": Run("paper-128-64", "", GPU_SETS),
-    # a stronger default network (64 channels, 3 blocks, L = 256) from scratch
+    # a stronger default network (48 channels, 3 blocks, L = 256) from scratch
     "default": Run("gpu-default", "", GPU_SETS),
     # today's default network, continued from the shipped model with its last stage's recipe
     "continue": Run("default-model-resize", "assets/models/default.json", GPU_SETS),
@@ -131,8 +132,7 @@ def train(args: argparse.Namespace) -> None:
         else:
             continue
         returned += [p.name for p in transfer.write_parts(state, out, stem, dtype)]
-    history = [json.loads(line) for line in (run_dir / ckpt.HISTORY).read_text().splitlines() if line.strip()] \
-        if (run_dir / ckpt.HISTORY).exists() else []
+    history = read_history(run_dir)
     if (run_dir / ckpt.HISTORY).exists():
         shutil.copy(run_dir / ckpt.HISTORY, out / ckpt.HISTORY)
     _portable_config(run_dir, out, args)

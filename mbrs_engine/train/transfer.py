@@ -74,8 +74,9 @@ def write_parts(state: dict, out_dir: Path, stem: str, dtype: torch.dtype = torc
     tensors each; floating-point tensors are stored in ``dtype``.  Returns the files written."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    original = _flat_tensors(state)
     flat = {k: (t.detach().cpu().to(dtype) if t.is_floating_point() else t.detach().cpu())
-            for k, t in _flat_tensors(state).items()}
+            for k, t in original.items()}
     bad = [k for k, t in flat.items() if t.is_floating_point() and not torch.isfinite(t).all()]
     if bad:
         raise ValueError(f"{dtype} cannot hold {bad[0]} (values out of range): store it in a wider type")
@@ -89,8 +90,8 @@ def write_parts(state: dict, out_dir: Path, stem: str, dtype: torch.dtype = torc
         files[-1][key] = t
         sizes[-1] += nbytes
     meta = {k: v for k, v in state.items() if k not in NETWORKS}
-    meta["shapes"] = {k: list(t.shape) for k, t in _flat_tensors(state).items()}
-    meta["dtypes"] = {k: str(t.dtype).removeprefix("torch.") for k, t in _flat_tensors(state).items()}
+    meta["shapes"] = {k: list(t.shape) for k, t in original.items()}
+    meta["dtypes"] = {k: str(t.dtype).removeprefix("torch.") for k, t in original.items()}
     for old in existing_parts(out_dir, stem):
         old.unlink()
     written = []

@@ -477,7 +477,7 @@ class TrainTab(QWidget, Tab):
         if run.step == 0:
             show_error(self, f"'{run_dir}' holds no checkpoint (last.ckpt) to continue from.")
             return
-        steps = steps or (run.config.steps if not run.finished else steps_to_continue(run))
+        steps = steps or steps_to_continue(run)
         self._show_config(run.config)
         self.steps.setValue(steps)
         self.folder.setText(run.config.data.train_dir)
