@@ -202,9 +202,12 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         loaded = load_image(job.source)
         if not args.force:
             _refuse_marked(wm, loaded.image, job, args.key)
-        bar = ProgressBar(wm.refine.steps) if wm.refine and not args.no_refine and sys.stderr.isatty() else None
+        tiled = args.layout == "tiles"
+        refining = wm.refine and not args.no_refine and wm.tile_size(loaded.image, tiled) is None
+        bar = ProgressBar(wm.refine.steps) if refining and sys.stderr.isatty() else None
         marked = wm.embed(loaded.image, args.message, strength=args.strength, key=args.key, refine=not args.no_refine,
-                          progress=(lambda done, total: bar.update(done, f"refining {job.source.name}")) if bar else None)
+                          progress=(lambda done, total: bar.update(done, f"refining {job.source.name}")) if bar else None,
+                          tiled=tiled)
         if bar:
             bar.close()
         save_like(marked, job.target, loaded, quality=args.quality, overwrite=args.overwrite)
@@ -522,8 +525,12 @@ def _add_embed(sub) -> None:
     p.add_argument("-m", "--message", required=True, metavar="TEXT", help="the text to embed (UTF-8)")
     p.add_argument("--strength", "-s", type=float, default=1.0, metavar="S",
                    help="watermark strength (residual scale, default 1.0): higher is more robust and more visible")
+    p.add_argument("--layout", choices=("tiles", "frame"), default="tiles",
+                   help="tiles (default): the message repeated in small tiles, read back from a crop anywhere, "
+                        "finer and less visible; frame: one message map stretched over the whole image, refined "
+                        "against attacks (images smaller than two tiles always take it; see docs/watermarking.md)")
     p.add_argument("--no-refine", action="store_true",
-                   help="skip the refinement against attacks (instant, less robust; see docs/watermarking.md)")
+                   help="frame layout: skip the refinement against attacks (instant, less robust)")
     p.add_argument("--force", action="store_true",
                    help="embed even into an image that already carries a watermark (it may destroy both)")
     _add_model_key(p)

@@ -28,10 +28,10 @@ import numbers
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import nn
 
-from . import payload
+from . import payload, tiling
 from .frames import (CENTRAL_SEARCH, CORNER_SEARCH, SEARCH_OVERSAMPLING, Frame, SearchConfig,  # noqa: F401
                      decoder_input, erased_cells, frame_view)
 from .imageio import join_alpha, split_alpha
@@ -94,7 +94,8 @@ class Watermarker:
     def __init__(self, encoder: nn.Module, decoder: nn.Module, config: NetworkConfig | None = None, *,
                  name: str = "model", metadata: dict | None = None, search: SearchConfig | None = None,
                  device: str | torch.device = "cpu", residual_psnr: float | None = None,
-                 embed_psnr: float | None = None, refine: RefineConfig | None = RefineConfig()):
+                 embed_psnr: float | None = None, refine: RefineConfig | None = RefineConfig(),
+                 tiled: bool = True):
         self.config = config or getattr(encoder, "config", None)
         if not isinstance(self.config, NetworkConfig):
             raise ValueError("pass the model's NetworkConfig (the encoder does not carry one)")
@@ -107,11 +108,12 @@ class Watermarker:
         self.residual_psnr = residual_psnr
         self.embed_psnr = embed_psnr
         self.refine = refine
+        self.tiled = tiled and tiling.supports(self.config)
 
     @classmethod
     def from_pretrained(cls, name_or_path=None, *, search: SearchConfig | None = None,
-                        device: str | torch.device = "cpu", refine: RefineConfig | None = RefineConfig()
-                        ) -> "Watermarker":
+                        device: str | torch.device = "cpu", refine: RefineConfig | None = RefineConfig(),
+                        tiled: bool = True) -> "Watermarker":
         """Load a shipped or user model by name, a model file by path, or the default model (None)."""
         from .model_files import load_model
 
@@ -121,7 +123,7 @@ class Watermarker:
                 "source": loaded.source, "path": str(loaded.files.json_path)}
         return cls(loaded.encoder, loaded.decoder, loaded.config, name=loaded.metadata.name, metadata=meta,
                    search=search, device=device, residual_psnr=loaded.metadata.residual_psnr,
-                   embed_psnr=loaded.metadata.embed_psnr, refine=refine)
+                   embed_psnr=loaded.metadata.embed_psnr, refine=refine, tiled=tiled)
 
     def save(self, path, metadata=None, *, fp16: bool = False):
         """Write this model's files (see :func:`mbrs_engine.model_files.save_model`)."""
@@ -211,7 +213,7 @@ class Watermarker:
     # ------------------------------------------------------------ bits
 
     def prepare_bits(self, img: Image.Image, bits, refine: bool | RefineConfig = True,
-                     progress: Progress | None = None) -> "PreparedEmbedding":
+                     progress: Progress | None = None, tiled: bool | None = None) -> "PreparedEmbedding":
         """Run the networks (and the refinement) once for ``img`` and L bits; the result renders the marked
         image at any strength cheaply (what a strength slider needs).  :meth:`embed_bits` is
         ``prepare_bits(...).render(strength)``, so both give the same image bit for bit.
@@ -220,12 +222,18 @@ class Watermarker:
         one), False (the encoder's residual alone) or a :class:`RefineConfig`
         for this call (see :mod:`mbrs_engine.refinement`); the refinement runs
         at strength 1 and ``progress(step, steps)`` follows it (it may raise to cancel).
+        ``tiled``: lay the message out in tiles (:mod:`mbrs_engine.tiling`) when the
+        image is large enough (None: this watermarker's ``tiled``); tiles need no
+        refinement, so ``refine`` and ``progress`` apply to the whole-frame layout only.
         """
         rgb, alpha = split_alpha(_check_image(img))
         if min(rgb.size) < self.min_side:
             raise ImageTooSmallError(f"the image is too small to carry a watermark ({rgb.size[0]}x{rgb.size[1]}): "
                                      f"model '{self.name}' needs at least {self.min_side} pixels on the shorter side")
         message = _check_bits(bits, self.message_length)
+        size = self.tile_size(rgb, tiled)
+        if size is not None:
+            return self._prepare_tiled(rgb, alpha, message, size)
         config = refine if isinstance(refine, RefineConfig) else self.refine if refine else None
         residual = self._residual(to_model_size(rgb, self.image_size), message, 1.0)
         if config is None:
@@ -238,22 +246,39 @@ class Watermarker:
         residual = refine_residual(self, rgb, message, residual, target, config, progress)
         return PreparedEmbedding(rgb, alpha, residual, target)
 
+    def tile_size(self, rgb: Image.Image, tiled: bool | None = None) -> tuple[int, int] | None:
+        """The working copy's size when ``rgb`` is embedded in tiles (:mod:`mbrs_engine.tiling`); None when it
+        takes the whole-frame layout (tiling off for this call or this watermarker, a diffusion model, or an
+        image smaller than two tiles)."""
+        use = self.tiled if tiled is None else tiled and tiling.supports(self.config)
+        return tiling.working_size(*rgb.size, self.config) if use else None
+
+    @torch.inference_mode()
+    def _prepare_tiled(self, rgb: Image.Image, alpha, message: torch.Tensor, size) -> "PreparedEmbedding":
+        """The tiled residual on the working copy, in 8-bit levels; saved at :meth:`strength_psnr` when the
+        model has one (else as the encoder gives it, at ``residual_psnr`` when set).  No refinement."""
+        work = tiling.working_copy(rgb, size).to(self.device)
+        residual = tiling.tiled_residual(self.encoder, work, message, self.config)
+        if self.residual_psnr is not None:
+            residual = residual * residual_scale_for_psnr(residual[None], self.residual_psnr)[0]
+        return PreparedEmbedding(rgb, alpha, residual * 127.5, self.strength_psnr(1.0))
+
     def prepare(self, img: Image.Image, text: str, key: str | None = None, refine: bool | RefineConfig = True,
-                progress: Progress | None = None) -> "PreparedEmbedding":
+                progress: Progress | None = None, tiled: bool | None = None) -> "PreparedEmbedding":
         """:meth:`prepare_bits` for a text message (see :meth:`embed`)."""
-        return self.prepare_bits(img, payload.encode_text(text, self.message_length, key), refine, progress)
+        return self.prepare_bits(img, payload.encode_text(text, self.message_length, key), refine, progress, tiled)
 
     def embed_bits(self, img: Image.Image, bits, strength: float = 1.0, refine: bool | RefineConfig = True,
-                   progress: Progress | None = None) -> Image.Image:
+                   progress: Progress | None = None, tiled: bool | None = None) -> Image.Image:
         """Embed L bits; same size out, 8-bit RGB (RGBA when the input had alpha, kept untouched).
 
-        ``refine`` and ``progress`` as in :meth:`prepare_bits`.  Refined, the
+        ``refine``, ``progress`` and ``tiled`` as in :meth:`prepare_bits`.  Tiled or refined, the
         saved image has the PSNR :meth:`strength_psnr` gives (models without
         ``embed_psnr``: the PSNR of the unrefined image at strength 1, less
         20 log10(strength)).
         """
         strength = _check_strength(strength)
-        return self.prepare_bits(img, bits, refine, progress).render(strength)
+        return self.prepare_bits(img, bits, refine, progress, tiled).render(strength)
 
     def strength_psnr(self, strength: float) -> float | None:
         """The PSNR (dB) of a refined embedding at ``strength`` (> 0), for models with ``embed_psnr``; else None."""
@@ -262,19 +287,28 @@ class Watermarker:
         return self.embed_psnr - 20.0 * math.log10(strength)
 
     def decode_bits(self, img: Image.Image) -> np.ndarray:
-        """L soft bits in [0, 1] (float32); bit = value > 0.5.  No synchronisation search."""
+        """L soft bits in [0, 1] (float32); bit = value > 0.5.  No synchronisation search: the image is read
+        as :meth:`embed_bits` lays bits out at its size (tiles read in place, or the whole frame)."""
         rgb, _ = split_alpha(_check_image(img))
+        if self.tile_size(rgb) is not None:
+            return tiling.read_in_place(self.decoder, rgb, self.config).soft.astype(np.float32)
+        return self._frame_bits(rgb)
+
+    def _frame_bits(self, rgb: Image.Image) -> np.ndarray:
+        """The whole frame's L soft bits."""
         return self._decode_batch(pil_to_tensor(to_model_size(rgb, self.image_size)))[0]
 
     # ------------------------------------------------------------ text
 
     def embed(self, img: Image.Image, text: str, strength: float = 1.0, key: str | None = None,
-              refine: bool | RefineConfig = True, progress: Progress | None = None) -> Image.Image:
+              refine: bool | RefineConfig = True, progress: Progress | None = None,
+              tiled: bool | None = None) -> Image.Image:
         """Embed a text message (UTF-8, at most :attr:`capacity` bytes; longer raises PayloadTooLongError).
 
-        ``refine`` and ``progress`` as in :meth:`embed_bits`.
+        ``refine``, ``progress`` and ``tiled`` as in :meth:`embed_bits`.
         """
-        return self.embed_bits(img, payload.encode_text(text, self.message_length, key), strength, refine, progress)
+        return self.embed_bits(img, payload.encode_text(text, self.message_length, key), strength, refine, progress,
+                               tiled)
 
     def decode(self, img: Image.Image, key: str | None = None, search: bool | SearchConfig = True,
                threshold: float = DEFAULT_THRESHOLD) -> DecodeResult:
@@ -287,16 +321,37 @@ class Watermarker:
         rgb, _ = split_alpha(_check_image(img))
         config = search if isinstance(search, SearchConfig) else self.search
         frames = config.frames() if search else [Frame()]
+        tiled = self.tiled and tiling.supports(self.config)
+        lattices = tiling.candidate_lattices(rgb, self.config) if tiled and search else []
+        in_place = [rgb, ImageOps.mirror(rgb)] if tiled and search and config.mirrored else [rgb] if tiled else []
+        count = len(frames) + len(in_place) + (tiling.hypotheses(len(lattices), self.config) if lattices else 0)
         first = None
-        for batch_frames, batch in self._frame_batches(rgb, frames, config):
+
+        def test(soft, where, erased=None):
+            nonlocal first
+            result = payload.decode_payload(soft, key, hypotheses=count, threshold=threshold, erased=erased)
+            result.frame, result.model = where, self.name
+            first = first or result
+            return result if result.detected else None
+
+        batches = self._frame_batches(rgb, frames, config)
+        batch_frames, batch = next(batches)  # the full frame
+        found = test(self._decode_batch(batch)[0], batch_frames[0].describe())
+        for view, where in zip(in_place, ("", ", mirrored")):
+            reading = None if found else tiling.read_in_place(self.decoder, view, self.config)
+            found = found or (reading and test(reading.soft, reading.describe() + where))
+        for batch_frames, batch in batches if found is None else ():
             for frame, soft in zip(batch_frames, self._decode_batch(batch)):
-                result = payload.decode_payload(soft, key, hypotheses=len(frames), threshold=threshold,
-                                                erased=self.erased_bits(frame))
-                result.frame, result.model = frame.describe(), self.name
-                if result.detected:
-                    return result
-                first = first or result
-        return first
+                found = test(soft, frame.describe(), self.erased_bits(frame))
+                if found:
+                    break
+            if found:
+                break
+        for readings in tiling.search(self.decoder, rgb, self.config, lattices) if found is None else ():
+            found = next((r for r in (test(c.soft, c.describe()) for c in readings) if r), None)
+            if found:
+                break
+        return found or first
 
     def reads_back(self, img: Image.Image, text: str, key: str | None = None) -> bool:
         """Whether ``text`` reads back from ``img`` as it was saved: the check after every embedding.
@@ -311,12 +366,17 @@ class Watermarker:
         """The watermark of this model that ``img`` already carries (without a key, or with ``key``), read from
         the full frame; None when there is none.  Embedding over it can destroy both marks."""
         self.layout  # a clear error for raw-bits-only models
-        soft = self.decode_bits(img)  # one network pass serves both keys
-        for k in dict.fromkeys((None, key)):
-            result = payload.decode_payload(soft, k)
-            if result.detected:
-                result.frame, result.model = Frame().describe(), self.name
-                return result
+        rgb, _ = split_alpha(_check_image(img))
+        readings = [(self._frame_bits(rgb), Frame().describe())]  # one network pass serves both keys
+        tiled = tiling.read_in_place(self.decoder, rgb, self.config) if self.tiled else None
+        if tiled is not None:
+            readings.append((tiled.soft, tiled.describe()))
+        for soft, where in readings:
+            for k in dict.fromkeys((None, key)):
+                result = payload.decode_payload(soft, k, hypotheses=len(readings))
+                if result.detected:
+                    result.frame, result.model = where, self.name
+                    return result
         return None
 
     def _frame_batches(self, rgb: Image.Image, frames: list[Frame], config: SearchConfig):

@@ -39,12 +39,14 @@ OUTPUT_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WebP": ".webp", "TIFF": ".tif"
 
 @dataclass(frozen=True)
 class Signature:
-    """What a residual was computed for: message, key, model (the network's inputs) and whether it was refined."""
+    """What a residual was computed for: message, key, model (the network's inputs), the layout and whether a
+    whole-frame residual was refined."""
 
     text: str
     key: str | None
     model: int  # id() of the Watermarker
     refine: bool = True
+    tiled: bool = True
 
 
 @dataclass
@@ -163,7 +165,7 @@ def embed(ctx, wm, doc: ImageDocument, signature: Signature) -> EmbedResult:
         ctx.progress(step, steps, f"Refining the watermark of {doc.name} against attacks ({step} of {steps})")
 
     prepared = wm.prepare(Image.fromarray(doc.rgb, "RGB"), signature.text, key=signature.key,
-                          refine=signature.refine, progress=refining)
+                          refine=signature.refine, progress=refining, tiled=signature.tiled)
     ctx.check()
     residual = Residual(prepared)
     residual.histogram()

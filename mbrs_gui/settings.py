@@ -27,6 +27,7 @@ DEFAULTS = {
     "window_state": "",
     "strength": 1.0,
     "refine": True,
+    "tiles": True,
     "auto_attack": "jpeg:50",
 }
 

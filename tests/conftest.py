@@ -49,6 +49,15 @@ def tiny_wm(tiny_model_path):
 
 
 @pytest.fixture(scope="session")
+def frame_wm(tiny_wm):
+    """The tiny model with the whole-frame layout only (no tiles): what the frame search is tested on."""
+    from mbrs_engine import Watermarker
+
+    return Watermarker(tiny_wm.encoder, tiny_wm.decoder, tiny_wm.config, name="tiny", refine=tiny_wm.refine,
+                       tiled=False)
+
+
+@pytest.fixture(scope="session")
 def sample_images():
     """Natural test images of assorted sizes (RGB PIL), from scikit-image's samples."""
     crops = random_crops(6, 160, seed=123)

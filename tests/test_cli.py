@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mbrs_engine import Watermarker, tiling
 from mbrs_engine.cli import build_parser, main
 
 from tiny_model import random_crops
@@ -74,7 +75,10 @@ def test_embed_attack_decode(tiny_model_path, photo, tmp_path, capsys):
     code, out, _ = run(capsys, "decode", attacked, "--model", tiny_model_path, "--json")
     result = json.loads(out)
     assert result["detected"] and result["message"] == "Grüße, Jane" and result["p_value"] < 1e-6
-    assert len(result["bits"]) == 256 and result["hypotheses"] == 10
+    config = Watermarker.from_pretrained(tiny_model_path).config
+    lattices = tiling.candidate_lattices(Image.open(attacked).convert("RGB"), config)
+    # 10 frames, the tiles in place and mirrored, and the tile search, however far the decoder went
+    assert len(result["bits"]) == 256 and result["hypotheses"] == 12 + tiling.hypotheses(len(lattices), config)
 
 
 def test_embed_no_refine_is_the_networks_alone(tiny_model_path, photo, tmp_path, capsys):
@@ -82,20 +86,26 @@ def test_embed_no_refine_is_the_networks_alone(tiny_model_path, photo, tmp_path,
     from mbrs_engine.imageio import open_image
 
     plain, refined = tmp_path / "plain.png", tmp_path / "refined.png"
-    for target, extra in ((plain, ["--no-refine"]), (refined, [])):
+    tiles = tmp_path / "tiles.png"
+    for target, extra in ((plain, ["--no-refine", "--layout", "frame"]), (refined, ["--layout", "frame"]),
+                          (tiles, [])):
         assert run(capsys, "embed", photo, "-o", target, "-m", "hi", "--model", tiny_model_path, *extra)[0] == 0
     wm = Watermarker.from_pretrained(tiny_model_path)
     source = open_image(photo)
-    assert np.array_equal(np.asarray(open_image(plain)), np.asarray(wm.embed(source, "hi", refine=False)))
-    assert np.array_equal(np.asarray(open_image(refined)), np.asarray(wm.embed(source, "hi")))
+    assert np.array_equal(np.asarray(open_image(plain)), np.asarray(wm.embed(source, "hi", refine=False, tiled=False)))
+    assert np.array_equal(np.asarray(open_image(refined)), np.asarray(wm.embed(source, "hi", tiled=False)))
     assert not np.array_equal(np.asarray(open_image(plain)), np.asarray(open_image(refined)))
+    # the default layout is tiles, which need no refinement: both ways give the same image
+    assert np.array_equal(np.asarray(open_image(tiles)), np.asarray(wm.embed(source, "hi", refine=False)))
+    assert not np.array_equal(np.asarray(open_image(tiles)), np.asarray(open_image(refined)))
 
 
 def test_decode_without_watermark_exits_1(tiny_model_path, photo, capsys):
     code, out, _ = run(capsys, "decode", photo, "--model", tiny_model_path)
     assert code == 1 and "no watermark found" in out
     code, out, _ = run(capsys, "decode", photo, "--model", tiny_model_path, "--json", "--no-search")
-    assert code == 1 and json.loads(out)["detected"] is False and json.loads(out)["hypotheses"] == 1
+    # without a search: the whole frame and the tiles in place
+    assert code == 1 and json.loads(out)["detected"] is False and json.loads(out)["hypotheses"] == 2
 
 
 def test_key(tiny_model_path, photo, tmp_path, capsys):
@@ -333,6 +343,7 @@ def test_decode_with_every_installed_model_names_the_one_that_marked(tiny_model_
     code, out, _ = run(capsys, "decode", marked, "--all-models")
     assert code == 0 and '"by tiny"' in out and "model tiny" in out
     result = json.loads(run(capsys, "decode", marked, "--all-models", "--json")[1])
-    assert result["model"] == "tiny" and result["hypotheses"] == 20 and result["p_value"] < 1e-6
+    alone = json.loads(run(capsys, "decode", marked, "--model", "tiny", "--json")[1])
+    assert result["model"] == "tiny" and result["hypotheses"] == 2 * alone["hypotheses"] and result["p_value"] < 1e-6
     code, _, err = run(capsys, "decode", marked, "--all-models", "--model", "tiny")
     assert code == 2 and "not both" in one_line_error(err)

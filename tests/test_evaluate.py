@@ -52,7 +52,7 @@ def test_protocols(tiny_wm, images):
         EvalConfig(protocol="paper")
 
 
-def test_full_protocol_refines_by_default_and_native_never_unless_asked(tiny_wm, images, monkeypatch):
+def test_full_protocol_refines_by_default_and_native_never_unless_asked(frame_wm, images, monkeypatch):
     import mbrs_engine.watermarker as watermarker
 
     assert EvalConfig(protocol="full").refined and not EvalConfig(protocol="native").refined
@@ -61,10 +61,10 @@ def test_full_protocol_refines_by_default_and_native_never_unless_asked(tiny_wm,
     refine = watermarker.refine_residual
     monkeypatch.setattr(watermarker, "refine_residual", lambda *a, **k: calls.append(1) or refine(*a, **k))
     one = images[:1]
-    refined = evaluate(tiny_wm, one, EvalConfig(attacks=("jpeg:50",), protocol="full"))[0]
+    refined = evaluate(frame_wm, one, EvalConfig(attacks=("jpeg:50",), protocol="full"))[0]
     assert len(calls) == 1
-    plain = evaluate(tiny_wm, one, EvalConfig(attacks=("jpeg:50",), protocol="full", refine=False))[0]
-    evaluate(tiny_wm, one, EvalConfig(attacks=("jpeg:50",), protocol="native"))
+    plain = evaluate(frame_wm, one, EvalConfig(attacks=("jpeg:50",), protocol="full", refine=False))[0]
+    evaluate(frame_wm, one, EvalConfig(attacks=("jpeg:50",), protocol="native"))
     assert len(calls) == 1
     # refinement sets the PSNR rather than trading it (whether it lowers the BER of one image is the model's
     # business, and varies with the processor's floating point)

@@ -9,6 +9,7 @@ from PIL import Image
 
 from mbrs_engine import Watermarker
 from mbrs_engine import payload as P
+from mbrs_engine import tiling
 from mbrs_engine.metrics import psnr
 from mbrs_engine.nets import NetworkConfig, build_from_config
 from mbrs_engine.pixels import pil_to_tensor
@@ -82,7 +83,9 @@ def test_clean_images_are_not_detected(tiny_wm):
     for img in images:
         result = tiny_wm.decode(img)
         assert not result.detected and result.message is None
-        assert result.hypotheses == 10
+        lattices = tiling.candidate_lattices(img, tiny_wm.config)
+        # 10 frames, the tiles read in place and mirrored, every (lattice, phase, roll) of the tile search
+        assert result.hypotheses == 10 + 2 + (tiling.hypotheses(len(lattices), tiny_wm.config) if lattices else 0)
 
 
 def test_secret_key(tiny_wm, sample_images):
@@ -183,15 +186,15 @@ def test_frame_view_fills(tiny_wm):
     assert torch.allclose(edge, view[:, :32, :32], atol=1e-5)
 
 
-def test_search_finds_crops_the_full_frame_misses(tiny_wm, sample_images):
+def test_search_finds_crops_the_full_frame_misses(frame_wm, sample_images):
     from mbrs_engine.attacks import apply_chain, parse_chain
 
     found_with, found_without = 0, 0
     for i, crop in enumerate(random_crops(12, 300, seed=7)):
-        marked = tiny_wm.embed(Image.fromarray(crop).resize((240, 180)), "crop me")
+        marked = frame_wm.embed(Image.fromarray(crop).resize((240, 180)), "crop me")
         cropped = apply_chain(marked, parse_chain("crop:0.8"))
-        with_search = tiny_wm.decode(cropped)
-        without = tiny_wm.decode(cropped, search=False)
+        with_search = frame_wm.decode(cropped)
+        without = frame_wm.decode(cropped, search=False)
         found_with += with_search.message == "crop me"
         found_without += without.message == "crop me"
         if with_search.detected and not without.detected:
@@ -199,27 +202,27 @@ def test_search_finds_crops_the_full_frame_misses(tiny_wm, sample_images):
     assert found_with > found_without
 
 
-def test_search_p_value_is_bonferroni_corrected(tiny_wm, sample_images):
-    marked = tiny_wm.embed(sample_images[2], "p")
-    once = tiny_wm.decode(marked, search=False)
-    searched = tiny_wm.decode(marked)
-    corners = tiny_wm.decode(marked, search=CORNER_SEARCH)
+def test_search_p_value_is_bonferroni_corrected(frame_wm, sample_images):
+    marked = frame_wm.embed(sample_images[2], "p")
+    once = frame_wm.decode(marked, search=False)
+    searched = frame_wm.decode(marked)
+    corners = frame_wm.decode(marked, search=CORNER_SEARCH)
     assert (once.hypotheses, searched.hypotheses, corners.hypotheses) == (1, 10, 42)
     assert searched.p_value == pytest.approx(10 * once.p_value)
     assert corners.p_value == pytest.approx(42 * once.p_value)
 
 
-def test_a_mirrored_image_is_found_as_the_mirrored_frame(tiny_wm, sample_images):
+def test_a_mirrored_image_is_found_as_the_mirrored_frame(frame_wm, sample_images):
     from mbrs_engine.attacks import apply_chain, parse_chain
 
     found = 0
     for img in sample_images[3:]:
-        marked = tiny_wm.embed(img, "mirror")
+        marked = frame_wm.embed(img, "mirror")
         flipped = apply_chain(marked, parse_chain("flip"))
-        result = tiny_wm.decode(flipped)
+        result = frame_wm.decode(flipped)
         assert result.frame.endswith("mirrored") or not result.detected
         found += result.message == "mirror"
-        assert tiny_wm.decode(flipped, search=SearchConfig(mirrored=False)).message is None  # the mirror is needed
+        assert frame_wm.decode(flipped, search=SearchConfig(mirrored=False)).message is None  # the mirror is needed
     assert found == len(sample_images[3:])
 
 

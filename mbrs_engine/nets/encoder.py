@@ -35,6 +35,12 @@ class MessageProcessor(nn.Module):
             message = self.diffuse(message)
         return self.body(message.reshape(-1, 1, self.grid, self.grid))
 
+    def grid_features(self, grid: torch.Tensor) -> torch.Tensor:
+        """Features of bits already laid out on a grid of cells (N, 1, rows, cols) of any size (plain model only)."""
+        if self.diffuse is not None:
+            raise ValueError("the diffusion block does not lay bits out on a grid")
+        return self.body(grid)
+
 
 class Encoder(nn.Module):
     """Cover image (N,3,H,H) in [-1,1] + message (N,L) in {0,1} -> encoded image (N,3,H,H)."""
@@ -49,5 +55,13 @@ class Encoder(nn.Module):
         self.to_image = nn.Conv2d(C + 3, 3, 1)
 
     def forward(self, image: torch.Tensor, message: torch.Tensor) -> torch.Tensor:
-        features = torch.cat([self.image_branch(image), self.message_processor(message.to(image.dtype))], dim=1)
+        return self._combine(image, self.message_processor(message.to(image.dtype)))
+
+    def encode_grid(self, image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """The encoded image for an image (N, 3, h, w) of any size whose message is laid out on a grid of cells
+        (N, 1, h / c, w / c), c = H / g: how :mod:`mbrs_engine.tiling` repeats a message over a photo."""
+        return self._combine(image, self.message_processor.grid_features(grid.to(image.dtype)))
+
+    def _combine(self, image: torch.Tensor, message_features: torch.Tensor) -> torch.Tensor:
+        features = torch.cat([self.image_branch(image), message_features], dim=1)
         return self.to_image(torch.cat([self.fuse(features), image], dim=1))

@@ -203,15 +203,22 @@ class EmbedTab(FileDropTarget, QWidget, Tab):
         auto_row = QHBoxLayout()
         auto_row.addWidget(self.auto_attack, 1)
         auto_row.addWidget(self.auto_button)
+        self.tiles = QCheckBox("Tiles: readable from a crop anywhere")
+        self.tiles.setChecked(bool(self.ctx.settings.get("tiles")))
+        self.tiles.setToolTip("Repeat the message in small tiles over the photo: it reads back from a crop anywhere, "
+                              "a rotated or mirrored copy, and the pattern is finer (less visible). Off: one message "
+                              "map stretched over the whole photo. Photos smaller than two tiles always take that.")
+        self.tiles.toggled.connect(self._tiles_toggled)
         self.refine = QCheckBox("Refine against attacks")
         self.refine.setChecked(bool(self.ctx.settings.get("refine")))
-        self.refine.setToolTip("Tune the watermark of each photo against JPEG, resizing and cropping, at the same "
-                               "PSNR: much more robust, takes seconds per photo. Off: the network's watermark as is, "
-                               "instantly.")
+        self.refine.setToolTip("Whole-frame layout (tiles off, or a small photo): tune the watermark of each photo "
+                               "against JPEG, resizing and cropping, at the same PSNR: much more robust, takes seconds "
+                               "per photo. Off: the network's watermark as is, instantly.")
         self.refine.toggled.connect(self._refine_toggled)
         box = QVBoxLayout(strength)
         box.addLayout(slider_row)
         box.addLayout(metrics)
+        box.addWidget(self.tiles)
         box.addWidget(self.refine)
         box.addLayout(auto_row)
 
@@ -305,10 +312,14 @@ class EmbedTab(FileDropTarget, QWidget, Tab):
         wm, text = self.ctx.models.wm, self.message.text()
         if wm is None or not self.capacity or not text:
             return None
-        return Signature(text, self.key.text() or None, id(wm), self.refine.isChecked())
+        return Signature(text, self.key.text() or None, id(wm), self.refine.isChecked(), self.tiles.isChecked())
 
     def _refine_toggled(self, on: bool) -> None:
         self.ctx.settings.set("refine", on)
+        self._embed_current()
+
+    def _tiles_toggled(self, on: bool) -> None:
+        self.ctx.settings.set("tiles", on)
         self._embed_current()
 
     # ------------------------------------------------------------ opening

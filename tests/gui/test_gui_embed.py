@@ -252,13 +252,21 @@ def test_auto_strength_finds_the_lowest_strength_that_survives(qtbot, window, di
 @pytest.mark.refine
 def test_refine_box_reembeds_without_refinement_and_is_remembered(qtbot, window, photo, tiny_wm):
     tab = embed_photo(qtbot, window, photo)
+    assert tab.tiles.isChecked() and tab.current.signature.tiled
+    tiled = tab.current.residual.render(1.0)
+    assert np.array_equal(tiled, np.asarray(tiny_wm.embed(Image.open(photo), MESSAGE).convert("RGB")))
+    tab.tiles.setChecked(False)  # refinement is for the whole-frame layout
+    wait_idle(qtbot, window)
+    assert not tab.current.signature.tiled and window.ctx.settings.get("tiles") is False
     assert tab.refine.isChecked() and tab.current.signature.refine
     refined = tab.current.residual.render(1.0)
+    assert not np.array_equal(refined, tiled)
     tab.refine.setChecked(False)
     wait_idle(qtbot, window)
     assert not tab.current.signature.refine and window.ctx.settings.get("refine") is False
     plain = tab.current.residual.render(1.0)
-    assert np.array_equal(plain, np.asarray(tiny_wm.embed(Image.open(photo), MESSAGE, refine=False).convert("RGB")))
+    expected = tiny_wm.embed(Image.open(photo), MESSAGE, refine=False, tiled=False)
+    assert np.array_equal(plain, np.asarray(expected.convert("RGB")))
     assert not np.array_equal(plain, refined)
 
 
@@ -280,12 +288,12 @@ def test_embed_job_reports_refinement_steps_and_stops_on_cancel(photo, tiny_wm):
 
     doc = open_document(photo)
     ctx = Context()
-    result = embed(ctx, tiny_wm, doc, Signature(MESSAGE, None, id(tiny_wm), True))
+    result = embed(ctx, tiny_wm, doc, Signature(MESSAGE, None, id(tiny_wm), True, tiled=False))
     steps = [s for s in ctx.seen if s[1]]
     assert steps and all("Refining the watermark of photo0.png" in text for _, _, text in steps)
     assert steps[-1][0] == steps[-1][1] and result.residual.size == doc.size
     with pytest.raises(Cancelled):
-        embed(Context(cancel_at=3), tiny_wm, doc, Signature(MESSAGE, None, id(tiny_wm), True))
+        embed(Context(cancel_at=3), tiny_wm, doc, Signature(MESSAGE, None, id(tiny_wm), True, tiled=False))
     plain = Context()
     embed(plain, tiny_wm, doc, Signature(MESSAGE, None, id(tiny_wm), False))
     assert not [s for s in plain.seen if s[1]]  # no refinement, no steps

@@ -1,0 +1,421 @@
+"""The tiled watermark: the message repeated over the photo in small tiles with a pilot, readable from a crop anywhere.
+
+The plain MBRS networks are fully convolutional and keep the message spatial:
+bit i lives in cell (i // g, i % g) of a g x g grid, each cell ``H / g``
+pixels wide at the model's scale (8 px for the default model).  A *tile*
+is that grid plus one pilot row and one pilot column of known bits
+(:data:`PILOT`), ``T = g + 1`` cells a side.  Embedding lays the tile out
+periodically over a *working copy* of the photo (the photo resized so that
+:data:`TILES_ACROSS` tiles span its shorter side) and runs the encoder on the
+whole working copy at once, so the residual follows the photo's content and
+has no seams; it is then resized to the photo.  Compared with one g x g
+grid stretched over the whole photo the pattern is several times finer
+(less visible) and any part of the photo holding one tile holds the whole
+message.
+
+Reading: the decoder, run on a working copy of any image, gives a map of
+cell scores.  Three unknowns separate it from the message:
+
+- the *period* (the tile's size in the image's pixels): the one the embedding
+  rule gives for this image (a resized photo) and the strongest peaks of the
+  image's autocorrelation (a crop: the periodic residual correlates with
+  itself one tile apart; :func:`candidate_periods`);
+- the *sub-cell phase* (where the cells start, 0 to 7 working pixels each
+  way): every phase at once, by splitting the decoder's batch at each stride-2
+  layer (:func:`phase_maps`), for about four times the cost of one pass;
+- the *roll* (which cell of the folded tile is the first): the pilot's
+  circular correlation with the folded map (:func:`pilot_scores`).
+
+The map is folded onto one tile (every tile averaged) for each phase, and the
+(period, phase, roll) candidates with the best pilot agreement are returned
+for the payload test.  Every hypothesis examined counts towards the
+p-value (:func:`hypotheses`), so the false-positive bound holds.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .nets import NetworkConfig
+from .pixels import pil_to_tensor
+from .resampling import REDUCING_GAP
+
+#: Tiles along the shorter side of an embedded photo.
+TILES_ACROSS = 2
+#: Sub-cell phases tried each way (all of them: the decoder reads a cell only within about a pixel of it).
+PHASES = 8
+#: The smallest and largest period (image pixels) looked for after a crop or resize.
+MIN_PERIOD, MAX_PERIOD_SHARE = 40, 0.9
+#: Autocorrelation peaks tried besides the embedding rule's period.
+PERIOD_PEAKS = 3
+#: The largest rotation (degrees, either way) the autocorrelation looks for.
+MAX_ANGLE = 6.0
+#: Angles (degrees) below this are read as they are (the decoder reads cells turned by up to about 0.3°).
+MIN_TURN = 0.2
+#: Candidates (best pilot agreement first) handed to the payload test per image.
+CANDIDATES = 8
+#: The most tiles a side read in place (a larger image is read in its centre).
+MAX_TILES_READ = 6
+#: Tiles a side the phase and roll search looks at (the centre of the image).
+SEARCH_TILES = 2
+#: The largest side (pixels) the autocorrelation runs on; larger images are shrunk first.
+AUTOCORRELATION_SIDE = 1024
+_PILOT_SEED = b"mbrs-studio tile pilot 1"
+
+
+def supports(config: NetworkConfig) -> bool:
+    """Whether a model can embed tiles: the plain networks only (the diffusion block spreads bits everywhere)."""
+    return not config.diffusion
+
+
+def cells(config: NetworkConfig) -> int:
+    """T: the tile's side in cells (the message grid and one pilot row/column)."""
+    return config.grid_size + 1
+
+
+def cell_pixels(config: NetworkConfig) -> int:
+    """A cell's side in working pixels (the decoder's total stride)."""
+    return config.image_size // config.grid_size
+
+
+def tile_pixels(config: NetworkConfig) -> int:
+    """A tile's side in working pixels (136 for the default model)."""
+    return cells(config) * cell_pixels(config)
+
+
+def pilot_bits(config: NetworkConfig) -> np.ndarray:
+    """The 2T - 1 known bits of the pilot row (first T) and column (the rest), drawn once from SHA-256."""
+    n = 2 * cells(config) - 1
+    stream = hashlib.sha256(_PILOT_SEED + n.to_bytes(2, "big")).digest()
+    while len(stream) * 8 < n:
+        stream += hashlib.sha256(stream).digest()
+    return np.unpackbits(np.frombuffer(stream, np.uint8))[:n]
+
+
+def pilot_mask(config: NetworkConfig) -> np.ndarray:
+    """(T, T) flags of the pilot cells: the last row and the last column."""
+    T, g = cells(config), config.grid_size
+    mask = np.zeros((T, T), bool)
+    mask[g, :] = True
+    mask[:g, g] = True
+    return mask
+
+
+def tile(bits: torch.Tensor, config: NetworkConfig) -> torch.Tensor:
+    """One (T, T) tile of L bits (row by row, as the plain model lays them out) and the pilot."""
+    T, g = cells(config), config.grid_size
+    out = torch.zeros(T, T, dtype=torch.float32)
+    out[:g, :g] = bits.reshape(g, g)
+    pilot = torch.from_numpy(pilot_bits(config).astype(np.float32))
+    out[g, :] = pilot[:T]
+    out[:g, g] = pilot[T:]
+    return out
+
+
+def working_size(width: int, height: int, config: NetworkConfig) -> tuple[int, int] | None:
+    """The working copy's size for embedding a ``width`` x ``height`` photo; None when it is too small to tile.
+
+    :data:`TILES_ACROSS` tiles span the shorter side, each at least at the
+    model's own scale (a photo smaller than that keeps the whole-frame layout).
+    Sides are whole cells, so the cells line up with the working copy's pixels.
+    """
+    scale = min(width, height) / (TILES_ACROSS * tile_pixels(config))
+    if scale < 1.0:
+        return None
+    cell = cell_pixels(config)
+    return (max(cell, round(width / scale / cell) * cell), max(cell, round(height / scale / cell) * cell))
+
+
+def rule_period(width: int, height: int, config: NetworkConfig) -> float | None:
+    """The period (image pixels) the embedding rule gives an image of this size (None: it is not tiled)."""
+    size = working_size(width, height, config)
+    return None if size is None else tile_pixels(config) * width / size[0]
+
+
+def working_copy(rgb: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+    """The antialiased working copy (1, 3, h, w) in [-1, 1]."""
+    if rgb.size != size:
+        rgb = rgb.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
+    return pil_to_tensor(rgb)
+
+
+def message_grid(bits: torch.Tensor, config: NetworkConfig, rows: int, cols: int) -> torch.Tensor:
+    """(1, 1, rows, cols) cells of the tile repeated from the top-left corner."""
+    T = cells(config)
+    one = tile(bits, config)
+    return one.repeat(math.ceil(rows / T), math.ceil(cols / T))[:rows, :cols][None, None]
+
+
+@torch.no_grad()
+def tiled_residual(encoder, work: torch.Tensor, bits: torch.Tensor, config: NetworkConfig) -> torch.Tensor:
+    """The encoder's residual (3, h, w), in [-1, 1] units, for the working copy ``work`` (1, 3, h, w) tiled with
+    L ``bits``; h and w are whole cells."""
+    cell = cell_pixels(config)
+    _, _, h, w = work.shape
+    grid = message_grid(bits.reshape(-1).float(), config, h // cell, w // cell).to(work.device, work.dtype)
+    return (encoder.encode_grid(work, grid) - work)[0].float().cpu()
+
+
+# ---------------------------------------------------------------- reading
+
+
+def phase_maps(decoder, x: torch.Tensor, skip: int = 0) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Cell score maps of ``x`` (1, 3, h, w) at sub-cell phases: (n, rows, cols) and the (dy, dx) of each.
+
+    Map k is (nearly) the decoder's output for ``x[:, :, dy:, dx:]`` before its
+    last ReLU.  Instead of one pass per phase, the batch is split into the four
+    pixel phases at each stride-2 layer but the first ``skip`` ones, so the
+    layers before a split are shared: ``skip=0`` gives all 64 phases of the
+    default model, ``skip=1`` the 16 even ones (a quarter of the cost).
+    """
+    offsets = [(0, 0)]
+    stride, seen = 1, 0
+    body = decoder.body
+    last_conv, last_norm, _ = body[-1]
+    for module in body[:-1]:
+        if _stride(module) == 2:
+            if seen >= skip:
+                n, c, h, w = x.shape
+                hh, ww = (h - 1) // 2 * 2, (w - 1) // 2 * 2
+                x = torch.cat([x[:, :, a:a + hh, b:b + ww] for a in (0, 1) for b in (0, 1)])
+                offsets = [(dy + a * stride, dx + b * stride) for a in (0, 1) for b in (0, 1) for dy, dx in offsets]
+            seen += 1
+            stride *= 2
+        x = module(x)
+    return last_norm(last_conv(x))[:, 0].float(), offsets
+
+
+def _stride(module) -> int:
+    convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+    return max((c.stride[0] for c in convs), default=1)
+
+
+def fold(maps: torch.Tensor, T: int) -> torch.Tensor:
+    """(n, rows, cols) score maps averaged onto one (n, T, T) tile, centred on 0 (a bit reads as > 0)."""
+    n, rows, cols = maps.shape
+    ph, pw = math.ceil(rows / T) * T, math.ceil(cols / T) * T
+    total = torch.zeros(n, ph, pw)
+    count = torch.zeros(1, ph, pw)
+    total[:, :rows, :cols] = maps - 0.5
+    count[:, :rows, :cols] = 1.0
+    sums = total.reshape(n, ph // T, T, pw // T, T).sum((1, 3))
+    counts = count.reshape(1, ph // T, T, pw // T, T).sum((1, 3))
+    return sums / counts.clamp(min=1.0)
+
+
+def pilot_scores(folded: torch.Tensor, config: NetworkConfig) -> torch.Tensor:
+    """(n, T, T): for each roll (oy, ox), the pilot's agreement with ``roll(folded, (-oy, -ox))`` in [-1, 1]."""
+    T = cells(config)
+    scale = folded.abs().mean((1, 2), keepdim=True) + 1e-6
+    clipped = (folded / scale).clamp(-1.0, 1.0)
+    mask = torch.from_numpy(pilot_mask(config))
+    template = torch.where(mask, tile(torch.zeros(config.message_length), config) * 2.0 - 1.0, 0.0)
+    # circular cross-correlation: score[o] = sum_c clipped[(c + o) mod T] * template[c]
+    spectrum = torch.fft.fft2(clipped) * torch.fft.fft2(template).conj()
+    return torch.fft.ifft2(spectrum).real / float(mask.sum())
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """One guess at the tiles' geometry in an image: their side (image pixels) and the angle (degrees,
+    anticlockwise as :meth:`PIL.Image.Image.rotate` turns) the image was rotated by."""
+
+    period: float
+    angle: float = 0.0
+
+    def near(self, other: "Lattice") -> bool:
+        return abs(self.period - other.period) <= 0.02 * other.period and abs(self.angle - other.angle) < 0.5
+
+
+def candidate_lattices(rgb: Image.Image, config: NetworkConfig) -> list[Lattice]:
+    """Tile geometries to search: the autocorrelation's peaks, best first, then the embedding rule's period
+    for this size, upright (right for an image cut along its longer side only)."""
+    found: list[Lattice] = []
+    rule = rule_period(*rgb.size, config)
+    for lattice in autocorrelation_peaks(rgb) + ([Lattice(rule)] if rule is not None else []):
+        if not any(lattice.near(f) for f in found):
+            found.append(lattice)
+    return found
+
+
+def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[Lattice]:
+    """Where the image's fine detail best repeats: the tiles' side and the image's rotation, best first.
+
+    The luma's high-pass (the image less a 5 x 5 mean), softly clipped so
+    that strong edges do not dominate, is correlated with itself (FFT) and
+    normalised by the overlap.  For each lag L the best pair of lattice
+    vectors rotated by the same angle, (L, dy) and (-dy, L) with |dy| up to
+    tan(:data:`MAX_ANGLE`) L, is kept; the lags whose pair is a local maximum
+    are returned with the angle dy / L gives, refined between neighbouring
+    pixels by a parabola.
+    """
+    shrink = max(1.0, max(rgb.size) / AUTOCORRELATION_SIDE)
+    grey = rgb.convert("L")
+    if shrink > 1.0:
+        grey = grey.resize((max(1, round(rgb.width / shrink)), max(1, round(rgb.height / shrink))),
+                           Image.Resampling.BOX)
+    x = torch.from_numpy(np.asarray(grey, np.float32))
+    h, w = x.shape
+    lo, hi = max(2, math.ceil(MIN_PERIOD / shrink)), int(min(h, w) * MAX_PERIOD_SHARE)
+    if hi <= lo + 2:
+        return []
+    detail = x - F.avg_pool2d(x[None, None], 5, 1, 2, count_include_pad=False)[0, 0]
+    detail = detail / (detail.abs() + 4.0)
+    detail = detail - detail.mean()
+    spectrum = torch.fft.rfft2(detail, s=(2 * h, 2 * w))
+    auto = torch.fft.irfft2(spectrum * spectrum.conj(), s=(2 * h, 2 * w))
+    slope = math.tan(math.radians(MAX_ANGLE))
+    best = []  # (value, lag, dy) per lag
+    for lag in range(lo, hi):
+        m = math.ceil(slope * lag)
+        dy = torch.arange(-m, m + 1)
+        across = auto[dy % (2 * h), lag] / ((h - dy.abs()) * (w - lag)).float()  # the vector (lag, dy)
+        down = auto[lag, (-dy) % (2 * w)] / ((h - lag) * (w - dy.abs())).float()  # the vector (-dy, lag)
+        pair = across + down
+        k = int(pair.argmax())
+        best.append((float(pair[k]), lag, float(dy[k] + _vertex(pair, k))))
+    values = [b[0] for b in best]
+    peaks = [i for i in range(1, len(best) - 1) if values[i - 1] < values[i] >= values[i + 1]]
+    peaks.sort(key=lambda i: -values[i])
+    out = []
+    for i in peaks[:count]:
+        lag = best[i][1] + _vertex(torch.tensor(values), i)
+        dy = best[i][2]
+        out.append(Lattice(math.hypot(lag, dy) * shrink, -math.degrees(math.atan2(dy, lag))))
+    return out
+
+
+def _vertex(values: torch.Tensor, i: int) -> float:
+    """The offset (-0.5 to 0.5) of the parabola's vertex through values[i - 1 : i + 2] from i."""
+    if i <= 0 or i >= len(values) - 1:
+        return 0.0
+    a, b, c = (float(v) for v in values[i - 1:i + 2])
+    denom = a - 2.0 * b + c
+    return max(-0.5, min(0.5, 0.5 * (a - c) / denom)) if denom < 0 else 0.0
+
+
+def hypotheses(lattices: int, config: NetworkConfig) -> int:
+    """Synchronisation hypotheses behind a tiled search over ``lattices``: every (lattice, phase, roll)."""
+    return max(1, lattices) * PHASES * PHASES * cells(config) ** 2
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way of reading the tiles: soft bits (L,) in [0, 1] and where they came from."""
+
+    soft: np.ndarray
+    pilot: float  # the pilot's agreement, in [-1, 1]
+    period: float  # the tile's side in image pixels
+    offset: tuple[float, float]  # (x, y) image pixels of a tile's top-left corner (in the image turned back)
+    angle: float = 0.0  # degrees the image was found rotated by
+
+    def describe(self) -> str:
+        text = f"tiles of {self.period:.0f} px at ({self.offset[0]:.0f}, {self.offset[1]:.0f})"
+        return text + (f", rotated {self.angle:+.1f}°" if abs(self.angle) >= MIN_TURN else "")
+
+
+def _region(rgb: Image.Image, period: float, config: NetworkConfig, tiles: int):
+    """The working copy at ``period`` cut to ``tiles`` tiles a side around its centre, with its scale and
+    top-left corner (working pixels); None when it does not hold one whole tile."""
+    size = tile_pixels(config)
+    scale = period / size  # image pixels per working pixel
+    width, height = max(1, round(rgb.width / scale)), max(1, round(rgb.height / scale))
+    if min(width, height) < size + PHASES:
+        return None
+    work = working_copy(rgb, (width, height))
+    limit = tiles * size + PHASES
+    top, left = max(0, (height - limit) // 2), max(0, (width - limit) // 2)
+    return work[:, :, top:top + limit, left:left + limit], scale, (left, top)
+
+
+def _readings(maps: torch.Tensor, offsets, config: NetworkConfig, count: int, period: float, scale: float,
+              corner: tuple[int, int], rolls: bool = True) -> list[Candidate]:
+    """The ``count`` best (phase, roll) readings of score maps (n, rows, cols) taken at ``offsets``."""
+    T, g, cell = cells(config), config.grid_size, cell_pixels(config)
+    folded = fold(maps.float().cpu(), T)
+    scores = pilot_scores(folded, config)
+    if not rolls:  # the roll is known to be 0 (the image's corner is a tile's)
+        scores = scores[:, :1, :1]
+    width = scores.shape[1]
+    flat = scores.reshape(len(offsets), -1)
+    out = []
+    for index in torch.argsort(flat.reshape(-1), descending=True)[:count].tolist():
+        k, rest = divmod(index, width * width)
+        oy, ox = divmod(rest, width)
+        rolled = torch.roll(folded[k], (-oy, -ox), (0, 1))[:g, :g]
+        dy, dx = offsets[k]
+        origin = ((corner[0] + dx + ox * cell) * scale, (corner[1] + dy + oy * cell) * scale)
+        out.append(Candidate((rolled.reshape(-1) + 0.5).clamp(0.0, 1.0).numpy(), float(flat[k, rest]),
+                             float(period), origin))
+    return out
+
+
+@torch.no_grad()
+def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig) -> Candidate | None:
+    """The reading of an image tiled as embedded (not cropped, perhaps resized): the rule's period, phase 0,
+    roll 0, one decoder pass over up to :data:`MAX_TILES_READ` tiles a side from the top-left corner.
+    None if an image of this size is not tiled."""
+    size = working_size(*rgb.size, config)
+    if size is None:
+        return None
+    limit = MAX_TILES_READ * tile_pixels(config)
+    work = working_copy(rgb, size)[:, :, :limit, :limit].to(next(decoder.parameters()).device)
+    maps, offsets = phase_maps(decoder, work, skip=len(_strided(decoder)))
+    return _readings(maps, offsets, config, 1, rule_period(*rgb.size, config), rgb.width / size[0], (0, 0),
+                     rolls=False)[0]
+
+
+def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: list[Lattice],
+           count: int = CANDIDATES):
+    """For each lattice in turn, its ``count`` readings of ``rgb`` with the best pilot agreement over every phase
+    and roll (a generator of lists: the caller stops as soon as one reads).
+
+    A rotated image is first turned back by the lattice's angle.  The 16 even phases at once (:func:`phase_maps` with one split skipped)
+    over :data:`SEARCH_TILES` tiles a side around the centre, then the eight
+    phases around the best one in one batch.
+    """
+    device = next(decoder.parameters()).device
+    passes = len(_strided(decoder))
+    for lattice in lattices:
+        period = lattice.period
+        upright = rgb if abs(lattice.angle) < MIN_TURN else rgb.rotate(-lattice.angle, Image.Resampling.BICUBIC)
+        with torch.no_grad():
+            region = _region(upright, period, config, SEARCH_TILES)
+            if region is None:
+                continue
+            work, scale, corner = region
+            work = work.to(device)
+            maps, offsets = phase_maps(decoder, work, skip=1)
+            found = _readings(maps, offsets, config, count, period, scale, corner)
+            near = _odd_neighbours(offsets, pilot_scores(fold(maps.float().cpu(), cells(config)), config))
+            rows, cols = work.shape[2] - PHASES, work.shape[3] - PHASES
+            fine = torch.cat([phase_maps(decoder, work[:, :, dy:dy + rows, dx:dx + cols], skip=passes)[0]
+                              for dy, dx in near])
+            found += _readings(fine, near, config, count, period, scale, corner)
+        found.sort(key=lambda c: -c.pilot)
+        yield [replace(c, angle=lattice.angle) for c in found[:count]]
+
+
+def _odd_neighbours(offsets, scores: torch.Tensor) -> list[tuple[int, int]]:
+    """The three odd phases next to the best even one, towards the better even neighbour on each axis (the true
+    phase lies between the two even phases that read best)."""
+    best = scores.reshape(len(offsets), -1).max(1).values
+    by_phase = {offset: float(value) for offset, value in zip(offsets, best)}
+    dy, dx = offsets[int(best.argmax())]
+
+    def toward(a: int, b: int) -> int:
+        return 1 if by_phase.get(a, -2.0) >= by_phase.get(b, -2.0) else -1
+
+    sy = toward(((dy + 2) % PHASES, dx), ((dy - 2) % PHASES, dx))
+    sx = toward((dy, (dx + 2) % PHASES), (dy, (dx - 2) % PHASES))
+    return [((dy + sy) % PHASES, dx), (dy, (dx + sx) % PHASES), ((dy + sy) % PHASES, (dx + sx) % PHASES)]
+
+
+def _strided(decoder) -> list:
+    return [m for m in decoder.body[:-1] if _stride(m) == 2]
