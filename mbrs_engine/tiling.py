@@ -46,14 +46,22 @@ from .nets import NetworkConfig
 from .pixels import pil_to_tensor
 from .resampling import REDUCING_GAP
 
-#: Tiles along the shorter side of an embedded photo.
+#: The fewest tiles along the shorter side of an embedded photo.
 TILES_ACROSS = 2
+#: The smallest tile, in multiples of the model's own scale, a large photo is tiled at (a tile must survive the
+#: photo being shrunk to a quarter, as a 1080-pixel re-encode of a 12 MP photo does).
+MIN_TILE_SCALE = 2.0
+#: About the most pixels of the working copy the encoder runs on (its time grows with them: ~5 us a pixel).
+WORK_PIXELS = 400_000
 #: Sub-cell phases tried each way (all of them: the decoder reads a cell only within about a pixel of it).
 PHASES = 8
 #: The smallest and largest period (image pixels) looked for after a crop or resize.
 MIN_PERIOD, MAX_PERIOD_SHARE = 40, 0.9
 #: Autocorrelation peaks tried besides the embedding rule's period.
-PERIOD_PEAKS = 3
+PERIOD_PEAKS = 2
+#: Readings whose pilot agrees less than this get hard-decision decoding only (clean images score about
+#: 0.45-0.6, marked ones 0.7-0.85); the false-positive bound counts them either way.
+SOFT_DECODING_PILOT = 0.6
 #: The largest rotation (degrees, either way) the autocorrelation looks for.
 MAX_ANGLE = 6.0
 #: Angles (degrees) below this are read as they are (the decoder reads cells turned by up to about 0.3°).
@@ -122,10 +130,15 @@ def working_size(width: int, height: int, config: NetworkConfig) -> tuple[int, i
     """The working copy's size for embedding a ``width`` x ``height`` photo; None when it is too small to tile.
 
     :data:`TILES_ACROSS` tiles span the shorter side, each at least at the
-    model's own scale (a photo smaller than that keeps the whole-frame layout).
-    Sides are whole cells, so the cells line up with the working copy's pixels.
+    model's own scale (a photo smaller than that keeps the whole-frame layout);
+    a larger photo gets more tiles (finer, and more of them in any crop), as
+    many as keep each at least :data:`MIN_TILE_SCALE` times the model's scale
+    and the working copy within about :data:`WORK_PIXELS` (the encoder's time).  Sides are whole cells, so the cells line up with the working
+    copy's pixels.
     """
-    scale = min(width, height) / (TILES_ACROSS * tile_pixels(config))
+    short, size = min(width, height), tile_pixels(config)
+    smallest = max(MIN_TILE_SCALE, math.sqrt(width * height / WORK_PIXELS))
+    scale = short / (max(TILES_ACROSS, math.floor(short / (smallest * size))) * size)
     if scale < 1.0:
         return None
     cell = cell_pixels(config)
@@ -249,7 +262,8 @@ def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[L
 
     The luma's high-pass (the image less a 5 x 5 mean), softly clipped so
     that strong edges do not dominate, is correlated with itself (FFT) and
-    normalised by the overlap.  For each lag L the best pair of lattice
+    divided by the square root of the overlap (a z-score: a repeat seen over
+    a small overlap is weaker evidence).  For each lag L the best pair of lattice
     vectors rotated by the same angle, (L, dy) and (-dy, L) with |dy| up to
     tan(:data:`MAX_ANGLE`) L, is kept; the lags whose pair is a local maximum
     are returned with the angle dy / L gives, refined between neighbouring
@@ -275,14 +289,23 @@ def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[L
     for lag in range(lo, hi):
         m = math.ceil(slope * lag)
         dy = torch.arange(-m, m + 1)
-        across = auto[dy % (2 * h), lag] / ((h - dy.abs()) * (w - lag)).float()  # the vector (lag, dy)
-        down = auto[lag, (-dy) % (2 * w)] / ((h - lag) * (w - dy.abs())).float()  # the vector (-dy, lag)
+        # z-scores: the correlation over its overlap is the signal, its noise falls as 1 / sqrt(overlap)
+        across = auto[dy % (2 * h), lag] / ((h - dy.abs()) * (w - lag)).float().sqrt()  # the vector (lag, dy)
+        down = auto[lag, (-dy) % (2 * w)] / ((h - lag) * (w - dy.abs())).float().sqrt()  # the vector (-dy, lag)
         pair = across + down
         k = int(pair.argmax())
         best.append((float(pair[k]), lag, float(dy[k] + _vertex(pair, k))))
     values = [b[0] for b in best]
     peaks = [i for i in range(1, len(best) - 1) if values[i - 1] < values[i] >= values[i + 1]]
-    peaks.sort(key=lambda i: -values[i])
+    # a repeat of the tiles is a sharp peak; the image's own textures make broad ones: rank by the height
+    # above the lags a few pixels away on both sides
+    ring = torch.tensor(values)
+
+    def sharpness(i: int) -> float:
+        around = torch.cat([ring[max(0, i - 8):max(0, i - 2)], ring[i + 3:i + 9]])
+        return values[i] - (float(around.max()) if around.numel() else 0.0)
+
+    peaks.sort(key=lambda i: -sharpness(i))
     out = []
     for i in peaks[:count]:
         lag = best[i][1] + _vertex(torch.tensor(values), i)
@@ -300,9 +323,10 @@ def _vertex(values: torch.Tensor, i: int) -> float:
     return max(-0.5, min(0.5, 0.5 * (a - c) / denom)) if denom < 0 else 0.0
 
 
-def hypotheses(lattices: int, config: NetworkConfig) -> int:
-    """Synchronisation hypotheses behind a tiled search over ``lattices``: every (lattice, phase, roll)."""
-    return max(1, lattices) * PHASES * PHASES * cells(config) ** 2
+def hypotheses(config: NetworkConfig) -> int:
+    """Synchronisation hypotheses behind a tiled search: every (lattice, phase, roll) of the most lattices
+    :func:`candidate_lattices` gives (a bound known before looking at the image)."""
+    return (PERIOD_PEAKS + 1) * PHASES * PHASES * cells(config) ** 2
 
 
 @dataclass(frozen=True)

@@ -321,37 +321,38 @@ class Watermarker:
         rgb, _ = split_alpha(_check_image(img))
         config = search if isinstance(search, SearchConfig) else self.search
         frames = config.frames() if search else [Frame()]
-        tiled = self.tiled and tiling.supports(self.config)
-        lattices = tiling.candidate_lattices(rgb, self.config) if tiled and search else []
-        in_place = [rgb, ImageOps.mirror(rgb)] if tiled and search and config.mirrored else [rgb] if tiled else []
-        count = len(frames) + len(in_place) + (tiling.hypotheses(len(lattices), self.config) if lattices else 0)
+        mirrored = bool(search) and config.mirrored
+        count = len(frames)
+        if self.tiled:  # the tiles in place (and mirrored), then every hypothesis of the tile search
+            count += 1 + mirrored + (tiling.hypotheses(self.config) if search else 0)
         first = None
-
-        def test(soft, where, erased=None):
-            nonlocal first
-            result = payload.decode_payload(soft, key, hypotheses=count, threshold=threshold, erased=erased)
+        for soft, where, erased, soft_decoding in self._readings(rgb, frames, config, bool(search), mirrored):
+            result = payload.decode_payload(soft, key, hypotheses=count, threshold=threshold, erased=erased,
+                                            soft_decoding=soft_decoding)
             result.frame, result.model = where, self.name
+            if result.detected:
+                return result
             first = first or result
-            return result if result.detected else None
+        return first
 
+    def _readings(self, rgb: Image.Image, frames: list[Frame], config: SearchConfig, search: bool, mirrored: bool):
+        """(soft bits, where, erased bits, soft decoding) of every reading :meth:`decode` tests, cheapest first:
+        the full frame, the tiles in place (and mirrored back), the other frames, then the tile search."""
         batches = self._frame_batches(rgb, frames, config)
-        batch_frames, batch = next(batches)  # the full frame
-        found = test(self._decode_batch(batch)[0], batch_frames[0].describe())
-        for view, where in zip(in_place, ("", ", mirrored")):
-            reading = None if found else tiling.read_in_place(self.decoder, view, self.config)
-            found = found or (reading and test(reading.soft, reading.describe() + where))
-        for batch_frames, batch in batches if found is None else ():
+        full, batch = next(batches)
+        yield self._decode_batch(batch)[0], full[0].describe(), None, True
+        if self.tiled:
+            for view, where in ((rgb, ""), (ImageOps.mirror(rgb), ", mirrored"))[:1 + mirrored]:
+                reading = tiling.read_in_place(self.decoder, view, self.config)
+                if reading is not None:
+                    yield reading.soft, reading.describe() + where, None, True
+        for batch_frames, batch in batches:
             for frame, soft in zip(batch_frames, self._decode_batch(batch)):
-                found = test(soft, frame.describe(), self.erased_bits(frame))
-                if found:
-                    break
-            if found:
-                break
-        for readings in tiling.search(self.decoder, rgb, self.config, lattices) if found is None else ():
-            found = next((r for r in (test(c.soft, c.describe()) for c in readings) if r), None)
-            if found:
-                break
-        return found or first
+                yield soft, frame.describe(), self.erased_bits(frame), True
+        if self.tiled and search:
+            for readings in tiling.search(self.decoder, rgb, self.config, tiling.candidate_lattices(rgb, self.config)):
+                for c in readings:
+                    yield c.soft, c.describe(), None, c.pilot >= tiling.SOFT_DECODING_PILOT
 
     def reads_back(self, img: Image.Image, text: str, key: str | None = None) -> bool:
         """Whether ``text`` reads back from ``img`` as it was saved: the check after every embedding.

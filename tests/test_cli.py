@@ -76,9 +76,8 @@ def test_embed_attack_decode(tiny_model_path, photo, tmp_path, capsys):
     result = json.loads(out)
     assert result["detected"] and result["message"] == "Grüße, Jane" and result["p_value"] < 1e-6
     config = Watermarker.from_pretrained(tiny_model_path).config
-    lattices = tiling.candidate_lattices(Image.open(attacked).convert("RGB"), config)
     # 10 frames, the tiles in place and mirrored, and the tile search, however far the decoder went
-    assert len(result["bits"]) == 256 and result["hypotheses"] == 12 + tiling.hypotheses(len(lattices), config)
+    assert len(result["bits"]) == 256 and result["hypotheses"] == 12 + tiling.hypotheses(config)
 
 
 def test_embed_no_refine_is_the_networks_alone(tiny_model_path, photo, tmp_path, capsys):
