@@ -49,13 +49,15 @@ class Candidate:
     name: str
     strength: float = 1.0
     refine: bool = True
+    tiled: bool = True
 
 
 CANDIDATES = {c.name: c for c in (
-    Candidate("default"),
-    Candidate("plain-1.0", refine=False),
-    Candidate("plain-0.7", 0.7, refine=False),
-    Candidate("plain-0.5", 0.5, refine=False),
+    Candidate("default"),  # tiles (photos smaller than two tiles: the whole frame, refined)
+    Candidate("frame", tiled=False),  # the whole-frame layout, refined (the default before tiles)
+    Candidate("plain-1.0", refine=False, tiled=False),
+    Candidate("plain-0.7", 0.7, refine=False, tiled=False),
+    Candidate("plain-0.5", 0.5, refine=False, tiled=False),
 )}
 REFERENCES = ("jpeg-90", "jpeg-75", "noise-at-default-psnr")
 
@@ -116,7 +118,8 @@ def main() -> None:
             for path in photos:
                 original = open_image(path).convert("RGB")
                 start = time.perf_counter()
-                marked = wm.embed(original, MESSAGE, strength=candidate.strength, refine=candidate.refine)
+                marked = wm.embed(original, MESSAGE, strength=candidate.strength, refine=candidate.refine,
+                                  tiled=candidate.tiled)
                 seconds.append(time.perf_counter() - start)
                 original.save(folder / "original.png")
                 marked.save(folder / "marked.png")

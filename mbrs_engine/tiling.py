@@ -4,32 +4,34 @@ The plain MBRS networks are fully convolutional and keep the message spatial:
 bit i lives in cell (i // g, i % g) of a g x g grid, each cell ``H / g``
 pixels wide at the model's scale (8 px for the default model).  A *tile*
 is that grid plus one pilot row and one pilot column of known bits
-(:data:`PILOT`), ``T = g + 1`` cells a side.  Embedding lays the tile out
+(:func:`pilot_bits`), ``T = g + 1`` cells a side.  Embedding lays the tile out
 periodically over a *working copy* of the photo (the photo resized so that
-:data:`TILES_ACROSS` tiles span its shorter side) and runs the encoder on the
-whole working copy at once, so the residual follows the photo's content and
-has no seams; it is then resized to the photo.  Compared with one g x g
-grid stretched over the whole photo the pattern is several times finer
-(less visible) and any part of the photo holding one tile holds the whole
-message.
+at least :data:`TILES_ACROSS` tiles span its shorter side,
+:func:`working_size`) and runs the encoder on the whole working copy at
+once, so the residual follows the photo's content and has no seams; it is
+then resized to the photo.  Compared with one g x g grid stretched over the
+whole photo the pattern is several times finer (less visible) and any part
+of the photo holding one tile holds the whole message.
 
-Reading: the decoder, run on a working copy of any image, gives a map of
-cell scores.  Three unknowns separate it from the message:
+Reading (:func:`read_in_place`, then :func:`search`): the decoder, run on a
+working copy of any image, gives a map of cell scores.  Four unknowns
+separate it from the message:
 
-- the *period* (the tile's size in the image's pixels): the one the embedding
-  rule gives for this image (a resized photo) and the strongest peaks of the
-  image's autocorrelation (a crop: the periodic residual correlates with
-  itself one tile apart; :func:`candidate_periods`);
+- the *period* (the tile's side in the image's pixels) and the *angle* the
+  image was turned by: the embedding rule's period for this size (a resized
+  photo), and the sharpest peaks of the image's autocorrelation (the
+  periodic residual correlates with itself one tile apart;
+  :func:`candidate_lattices`);
 - the *sub-cell phase* (where the cells start, 0 to 7 working pixels each
-  way): every phase at once, by splitting the decoder's batch at each stride-2
-  layer (:func:`phase_maps`), for about four times the cost of one pass;
+  way): many phases at once, by splitting the decoder's batch at the stride-2
+  layers (:func:`phase_maps`);
 - the *roll* (which cell of the folded tile is the first): the pilot's
   circular correlation with the folded map (:func:`pilot_scores`).
 
 The map is folded onto one tile (every tile averaged) for each phase, and the
-(period, phase, roll) candidates with the best pilot agreement are returned
-for the payload test.  Every hypothesis examined counts towards the
-p-value (:func:`hypotheses`), so the false-positive bound holds.
+(lattice, phase, roll) readings with the best pilot agreement are returned
+for the payload test.  Every hypothesis the search may examine counts towards
+the p-value (:func:`hypotheses`), so the false-positive bound holds.
 """
 from __future__ import annotations
 
@@ -53,8 +55,6 @@ TILES_ACROSS = 2
 MIN_TILE_SCALE = 2.0
 #: About the most pixels of the working copy the encoder runs on (its time grows with them: ~5 us a pixel).
 WORK_PIXELS = 400_000
-#: Sub-cell phases tried each way (all of them: the decoder reads a cell only within about a pixel of it).
-PHASES = 8
 #: The smallest and largest period (image pixels) looked for after a crop or resize.
 MIN_PERIOD, MAX_PERIOD_SHARE = 40, 0.9
 #: Autocorrelation peaks tried besides the embedding rule's period.
@@ -69,7 +69,7 @@ MIN_TURN = 0.2
 #: Candidates (best pilot agreement first) handed to the payload test per image.
 CANDIDATES = 8
 #: The most tiles a side read in place (a larger image is read in its centre).
-MAX_TILES_READ = 6
+MAX_TILES_READ = 4
 #: Tiles a side the phase and roll search looks at (the centre of the image).
 SEARCH_TILES = 2
 #: The largest side (pixels) the autocorrelation runs on; larger images are shrunk first.
@@ -185,7 +185,8 @@ def phase_maps(decoder, x: torch.Tensor, skip: int = 0) -> tuple[torch.Tensor, l
     last ReLU.  Instead of one pass per phase, the batch is split into the four
     pixel phases at each stride-2 layer but the first ``skip`` ones, so the
     layers before a split are shared: ``skip=0`` gives all 64 phases of the
-    default model, ``skip=1`` the 16 even ones (a quarter of the cost).
+    default model (the time of about 16 passes: the deep layers have the most
+    channels), ``skip=1`` the 16 even ones (about 3 passes).
     """
     offsets = [(0, 0)]
     stride, seen = 1, 0
@@ -306,12 +307,13 @@ def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[L
         return values[i] - (float(around.max()) if around.numel() else 0.0)
 
     peaks.sort(key=lambda i: -sharpness(i))
-    out = []
-    for i in peaks[:count]:
-        lag = best[i][1] + _vertex(torch.tensor(values), i)
+    found = []
+    for i in peaks[:count + 3]:
+        lag = best[i][1] + _vertex(ring, i)
         dy = best[i][2]
-        out.append(Lattice(math.hypot(lag, dy) * shrink, -math.degrees(math.atan2(dy, lag))))
-    return out
+        found.append(Lattice(math.hypot(lag, dy) * shrink, -math.degrees(math.atan2(dy, lag))))
+    # a pattern repeating every P also repeats every 2P and 3P: keep the fundamental, drop its multiples
+    return [f for f in found if not any(f.near(Lattice(k * g.period, g.angle)) for g in found for k in (2, 3))][:count]
 
 
 def _vertex(values: torch.Tensor, i: int) -> float:
@@ -326,7 +328,7 @@ def _vertex(values: torch.Tensor, i: int) -> float:
 def hypotheses(config: NetworkConfig) -> int:
     """Synchronisation hypotheses behind a tiled search: every (lattice, phase, roll) of the most lattices
     :func:`candidate_lattices` gives (a bound known before looking at the image)."""
-    return (PERIOD_PEAKS + 1) * PHASES * PHASES * cells(config) ** 2
+    return (PERIOD_PEAKS + 1) * cell_pixels(config) ** 2 * cells(config) ** 2
 
 
 @dataclass(frozen=True)
@@ -350,17 +352,18 @@ def _region(rgb: Image.Image, period: float, config: NetworkConfig, tiles: int):
     size = tile_pixels(config)
     scale = period / size  # image pixels per working pixel
     width, height = max(1, round(rgb.width / scale)), max(1, round(rgb.height / scale))
-    if min(width, height) < size + PHASES:
+    if min(width, height) < size + cell_pixels(config):
         return None
     work = working_copy(rgb, (width, height))
-    limit = tiles * size + PHASES
+    limit = tiles * size + cell_pixels(config)
     top, left = max(0, (height - limit) // 2), max(0, (width - limit) // 2)
     return work[:, :, top:top + limit, left:left + limit], scale, (left, top)
 
 
 def _readings(maps: torch.Tensor, offsets, config: NetworkConfig, count: int, period: float, scale: float,
-              corner: tuple[int, int], rolls: bool = True) -> list[Candidate]:
-    """The ``count`` best (phase, roll) readings of score maps (n, rows, cols) taken at ``offsets``."""
+              corner: tuple[int, int], rolls: bool = True) -> tuple[list[Candidate], dict]:
+    """The ``count`` best (phase, roll) readings of score maps (n, rows, cols) taken at ``offsets``, and each
+    phase's best pilot agreement."""
     T, g, cell = cells(config), config.grid_size, cell_pixels(config)
     folded = fold(maps.float().cpu(), T)
     scores = pilot_scores(folded, config)
@@ -377,22 +380,28 @@ def _readings(maps: torch.Tensor, offsets, config: NetworkConfig, count: int, pe
         origin = ((corner[0] + dx + ox * cell) * scale, (corner[1] + dy + oy * cell) * scale)
         out.append(Candidate((rolled.reshape(-1) + 0.5).clamp(0.0, 1.0).numpy(), float(flat[k, rest]),
                              float(period), origin))
-    return out
+    return out, dict(zip(offsets, flat.max(1).values.tolist()))
 
 
 @torch.no_grad()
-def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig) -> Candidate | None:
+def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig) -> Candidate:
     """The reading of an image tiled as embedded (not cropped, perhaps resized): the rule's period, phase 0,
     roll 0, one decoder pass over up to :data:`MAX_TILES_READ` tiles a side from the top-left corner.
-    None if an image of this size is not tiled."""
+
+    An image smaller than two tiles is read as a shrunk copy of a photo with
+    two tiles across (the rule for photos up to about 1 MP, so any shrinking
+    of those keeps the tiles where the rule puts them): its working copy is
+    larger than the image."""
     size = working_size(*rgb.size, config)
     if size is None:
-        return None
+        cell, scale = cell_pixels(config), min(rgb.size) / (TILES_ACROSS * tile_pixels(config))
+        size = tuple(max(cell, round(side / scale / cell) * cell) for side in rgb.size)
     limit = MAX_TILES_READ * tile_pixels(config)
     work = working_copy(rgb, size)[:, :, :limit, :limit].to(next(decoder.parameters()).device)
     maps, offsets = phase_maps(decoder, work, skip=len(_strided(decoder)))
-    return _readings(maps, offsets, config, 1, rule_period(*rgb.size, config), rgb.width / size[0], (0, 0),
-                     rolls=False)[0]
+    scale = rgb.width / size[0]
+    found, _ = _readings(maps, offsets, config, 1, tile_pixels(config) * scale, scale, (0, 0), rolls=False)
+    return found[0]
 
 
 def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: list[Lattice],
@@ -400,45 +409,50 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: list[Latt
     """For each lattice in turn, its ``count`` readings of ``rgb`` with the best pilot agreement over every phase
     and roll (a generator of lists: the caller stops as soon as one reads).
 
-    A rotated image is first turned back by the lattice's angle.  The 16 even phases at once (:func:`phase_maps` with one split skipped)
-    over :data:`SEARCH_TILES` tiles a side around the centre, then the eight
-    phases around the best one in one batch.
+    A rotated image is first turned back by the lattice's angle.  Then, over
+    :data:`SEARCH_TILES` tiles a side around the centre: the even phases at
+    once (:func:`phase_maps` with the first split skipped: 16 of the default
+    model's 64), and the three odd phases between the best even one and its
+    better neighbours (one pass each); every roll of each.
     """
     device = next(decoder.parameters()).device
-    passes = len(_strided(decoder))
+    passes, phases = len(_strided(decoder)), cell_pixels(config)
     for lattice in lattices:
-        period = lattice.period
-        upright = rgb if abs(lattice.angle) < MIN_TURN else rgb.rotate(-lattice.angle, Image.Resampling.BICUBIC)
+        # only the centre is read: cut it out first (with room for the turn), then turn it back
+        side = math.ceil((SEARCH_TILES + 1.5) * lattice.period)
+        left, top = max(0, (rgb.width - side) // 2), max(0, (rgb.height - side) // 2)
+        centre = rgb.crop((left, top, min(rgb.width, left + side), min(rgb.height, top + side)))
+        if abs(lattice.angle) >= MIN_TURN:
+            centre = centre.rotate(-lattice.angle, Image.Resampling.BICUBIC)
         with torch.no_grad():
-            region = _region(upright, period, config, SEARCH_TILES)
+            region = _region(centre, lattice.period, config, SEARCH_TILES)
             if region is None:
                 continue
             work, scale, corner = region
+            corner = (corner[0] + left / scale, corner[1] + top / scale)
             work = work.to(device)
             maps, offsets = phase_maps(decoder, work, skip=1)
-            found = _readings(maps, offsets, config, count, period, scale, corner)
-            near = _odd_neighbours(offsets, pilot_scores(fold(maps.float().cpu(), cells(config)), config))
-            rows, cols = work.shape[2] - PHASES, work.shape[3] - PHASES
+            found, by_phase = _readings(maps, offsets, config, count, lattice.period, scale, corner)
+            near = _odd_neighbours(by_phase, phases)
+            rows, cols = work.shape[2] - phases, work.shape[3] - phases
             fine = torch.cat([phase_maps(decoder, work[:, :, dy:dy + rows, dx:dx + cols], skip=passes)[0]
                               for dy, dx in near])
-            found += _readings(fine, near, config, count, period, scale, corner)
+            found += _readings(fine, near, config, count, lattice.period, scale, corner)[0]
         found.sort(key=lambda c: -c.pilot)
         yield [replace(c, angle=lattice.angle) for c in found[:count]]
 
 
-def _odd_neighbours(offsets, scores: torch.Tensor) -> list[tuple[int, int]]:
-    """The three odd phases next to the best even one, towards the better even neighbour on each axis (the true
+def _odd_neighbours(by_phase: dict, phases: int) -> list[tuple[int, int]]:
+    """The three odd phases next to the best even one, towards its better even neighbour on each axis (the true
     phase lies between the two even phases that read best)."""
-    best = scores.reshape(len(offsets), -1).max(1).values
-    by_phase = {offset: float(value) for offset, value in zip(offsets, best)}
-    dy, dx = offsets[int(best.argmax())]
+    dy, dx = max(by_phase, key=by_phase.get)
 
-    def toward(a: int, b: int) -> int:
+    def toward(a: tuple[int, int], b: tuple[int, int]) -> int:
         return 1 if by_phase.get(a, -2.0) >= by_phase.get(b, -2.0) else -1
 
-    sy = toward(((dy + 2) % PHASES, dx), ((dy - 2) % PHASES, dx))
-    sx = toward((dy, (dx + 2) % PHASES), (dy, (dx - 2) % PHASES))
-    return [((dy + sy) % PHASES, dx), (dy, (dx + sx) % PHASES), ((dy + sy) % PHASES, (dx + sx) % PHASES)]
+    sy = toward(((dy + 2) % phases, dx), ((dy - 2) % phases, dx))
+    sx = toward((dy, (dx + 2) % phases), (dy, (dx - 2) % phases))
+    return [((dy + sy) % phases, dx), (dy, (dx + sx) % phases), ((dy + sy) % phases, (dx + sx) % phases)]
 
 
 def _strided(decoder) -> list:

@@ -344,8 +344,7 @@ class Watermarker:
         if self.tiled:
             for view, where in ((rgb, ""), (ImageOps.mirror(rgb), ", mirrored"))[:1 + mirrored]:
                 reading = tiling.read_in_place(self.decoder, view, self.config)
-                if reading is not None:
-                    yield reading.soft, reading.describe() + where, None, True
+                yield reading.soft, reading.describe() + where, None, True
         for batch_frames, batch in batches:
             for frame, soft in zip(batch_frames, self._decode_batch(batch)):
                 yield soft, frame.describe(), self.erased_bits(frame), True
@@ -369,8 +368,8 @@ class Watermarker:
         self.layout  # a clear error for raw-bits-only models
         rgb, _ = split_alpha(_check_image(img))
         readings = [(self._frame_bits(rgb), Frame().describe())]  # one network pass serves both keys
-        tiled = tiling.read_in_place(self.decoder, rgb, self.config) if self.tiled else None
-        if tiled is not None:
+        if self.tiled:
+            tiled = tiling.read_in_place(self.decoder, rgb, self.config)
             readings.append((tiled.soft, tiled.describe()))
         for soft, where in readings:
             for k in dict.fromkeys((None, key)):

@@ -84,7 +84,8 @@ def test_clean_images_are_not_detected(tiny_wm):
         result = tiny_wm.decode(img)
         assert not result.detected and result.message is None
         # 10 frames, the tiles read in place and mirrored, every (lattice, phase, roll) of the tile search
-        assert result.hypotheses == 10 + 2 + 3 * 8 * 8 * 17 * 17 == 10 + 2 + tiling.hypotheses(tiny_wm.config)
+        # (the tiny model: 2-pixel cells, so 2 x 2 phases)
+        assert result.hypotheses == 10 + 2 + 3 * 2 * 2 * 17 * 17 == 10 + 2 + tiling.hypotheses(tiny_wm.config)
 
 
 def test_secret_key(tiny_wm, sample_images):

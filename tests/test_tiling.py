@@ -1,0 +1,170 @@
+"""The tiled layout: tile and pilot, working sizes, phase maps, pilot rolls, lattices, and reading after edits."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mbrs_engine import Watermarker, payload, tiling
+from mbrs_engine.attacks import apply_chain, parse_chain
+from mbrs_engine.nets import NetworkConfig
+
+from tiny_model import random_crops
+
+DEFAULT = NetworkConfig(128, 256, channels=32, blocks=2)
+
+
+def test_a_tile_is_the_message_grid_and_a_pilot_row_and_column():
+    bits = torch.from_numpy(np.random.default_rng(0).integers(0, 2, 256).astype(np.float32))
+    one = tiling.tile(bits, DEFAULT)
+    assert one.shape == (17, 17) and tiling.tile_pixels(DEFAULT) == 136 and tiling.cell_pixels(DEFAULT) == 8
+    assert torch.equal(one[:16, :16].reshape(-1), bits)  # row by row, as the plain networks lay bits out
+    mask = tiling.pilot_mask(DEFAULT)
+    assert mask.sum() == 33 and mask[16].all() and mask[:16, 16].all() and not mask[:16, :16].any()
+    pilot = tiling.pilot_bits(DEFAULT)
+    assert np.array_equal(pilot, tiling.pilot_bits(DEFAULT)) and 8 < pilot.sum() < 25  # fixed, balanced
+    assert np.array_equal(one[16].numpy(), pilot[:17]) and np.array_equal(one[:16, 16].numpy(), pilot[17:])
+    assert torch.equal(tiling.tile(1 - bits, DEFAULT)[mask], one[mask])  # the pilot does not depend on the bits
+    grid = tiling.message_grid(bits, DEFAULT, 40, 25)
+    assert grid.shape == (1, 1, 40, 25) and torch.equal(grid[0, 0, 17:34, :17], one)  # repeated from the corner
+
+
+def test_working_sizes_tile_large_photos_finely_and_leave_small_ones_whole():
+    assert tiling.working_size(271, 400, DEFAULT) is None  # below two tiles of the model's scale: whole frame
+    for width, height in ((272, 272), (600, 400), (1920, 1080), (4000, 3000), (1000, 8000)):
+        w, h = tiling.working_size(width, height, DEFAULT)
+        assert w % 8 == 0 and h % 8 == 0  # whole cells
+        scale = width / w
+        assert scale >= 1.0 and abs(height / h - scale) < 0.03 * scale  # square tiles, never upscaled
+        assert min(w, h) >= 2 * 136 - 8  # at least two tiles across
+        assert w * h <= 1.5 * tiling.WORK_PIXELS or scale <= tiling.MIN_TILE_SCALE + 1  # the encoder's budget
+        assert tiling.rule_period(width, height, DEFAULT) == pytest.approx(136 * scale)
+    # a large photo gets more, finer tiles than two across
+    w, h = tiling.working_size(4000, 3000, DEFAULT)
+    assert h // 136 >= 3
+
+
+def test_phase_maps_are_the_decoder_on_shifted_images(tiny_wm):
+    decoder = tiny_wm.decoder
+    x = torch.rand(1, 3, 70, 90) * 2 - 1
+    conv, norm, _ = decoder.body[-1]
+    with torch.no_grad():
+        maps, offsets = tiling.phase_maps(decoder, x)
+        assert sorted(offsets) == [(dy, dx) for dy in range(2) for dx in range(2)]  # every phase of a 2-px cell
+        for k, (dy, dx) in enumerate(offsets):
+            shifted = norm(conv(decoder.body[:-1](x[:, :, dy:, dx:])))[0, 0]
+            rows, cols = min(shifted.shape[0], maps.shape[1]), min(shifted.shape[1], maps.shape[2])
+            inner = (slice(2, rows - 2), slice(2, cols - 2))  # the borders see different zero padding
+            difference = (maps[k][inner] - shifted[inner]).abs().mean()
+            assert difference < 0.02 * shifted[inner].abs().mean()  # the SE blocks pool slightly different areas
+
+
+def test_the_pilot_finds_the_roll_of_a_folded_tile():
+    rng = np.random.default_rng(1)
+    bits = torch.from_numpy(rng.integers(0, 2, 256).astype(np.float32))
+    clean = tiling.tile(bits, DEFAULT) - 0.5
+    for oy, ox in ((0, 0), (3, 11), (16, 16)):
+        seen = torch.roll(clean, (oy, ox), (0, 1)) + torch.from_numpy(rng.normal(0, 0.3, (17, 17))).float()
+        scores = tiling.pilot_scores(seen[None], DEFAULT)[0]
+        assert divmod(int(scores.argmax()), 17) == (oy, ox)  # rolling it back by (oy, ox) aligns the pilot
+        assert scores.max() > 0.6 and scores.median() < 0.3
+
+
+def test_folding_averages_the_tiles():
+    maps = torch.zeros(1, 40, 30) + 0.5
+    maps[0, 3, 5] = maps[0, 20, 5] = 1.5  # the same cell in two tiles (period 17)
+    folded = tiling.fold(maps, 17)
+    assert folded.shape == (1, 17, 17) and folded[0, 3, 5] == pytest.approx(2 / 6)  # 3 x 2 tiles hold the cell
+    assert folded[0, 0, 0] == 0.0
+
+
+def periodic_image(period: int, angle: float, size=(480, 400), seed=0) -> Image.Image:
+    """A photo with a faint random pattern of ``period`` pixels added, then rotated by ``angle`` degrees."""
+    rng = np.random.default_rng(seed)
+    photo = np.asarray(Image.fromarray(random_crops(1, 256, seed=seed)[0]).resize((640, 640)), np.float32)
+    pattern = rng.normal(0, 6, (period, period, 1))
+    reps = (math.ceil(640 / period), math.ceil(640 / period), 1)
+    marked = np.clip(photo + np.tile(pattern, reps)[:640, :640], 0, 255).astype(np.uint8)
+    img = Image.fromarray(marked).rotate(angle, Image.Resampling.BICUBIC)
+    left, top = (640 - size[0]) // 2, (640 - size[1]) // 2
+    return img.crop((left, top, left + size[0], top + size[1]))
+
+
+@pytest.mark.parametrize("period, angle", [(96, 0.0), (150, 3.0), (120, -4.5)])
+def test_the_autocorrelation_finds_the_period_and_the_angle(period, angle):
+    lattices = tiling.autocorrelation_peaks(periodic_image(period, angle))
+    best = lattices[0]
+    assert best.period == pytest.approx(period, rel=0.01) and best.angle == pytest.approx(angle, abs=0.25)
+
+
+def test_an_image_without_a_pattern_gives_no_strong_lattice():
+    assert all(not lattice.near(tiling.Lattice(150.0)) for lattice in tiling.autocorrelation_peaks(
+        Image.fromarray(random_crops(1, 256, seed=5)[0]).resize((400, 400))))
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Watermarker.from_pretrained()
+
+
+@pytest.fixture(scope="module")
+def marked_photo(shipped):
+    import skimage.data
+
+    photo = Image.fromarray(skimage.data.coffee())  # 600 x 400
+    return photo, shipped.embed(photo, "tiled 2026")
+
+
+def test_a_tiled_embedding_reads_in_place_and_says_where(shipped, marked_photo):
+    photo, marked = marked_photo
+    assert shipped.tile_size(photo) is not None
+    result = shipped.decode(marked, search=False)
+    assert result.message == "tiled 2026" and result.frame.startswith("tiles of") and result.hypotheses == 2
+    # the p-value is the payload test's, times every hypothesis of the search
+    searched = shipped.decode(marked)
+    assert searched.hypotheses == 10 + 2 + tiling.hypotheses(shipped.config)
+    assert searched.p_value == pytest.approx(min(1.0, result.p_value / 2 * searched.hypotheses))
+
+
+@pytest.mark.parametrize("edit", [
+    "crop:0.6,1.25,0.9,0.15+jpeg:85",  # off-centre, aspect changed
+    "crop:0.35,1,0.1,0.8",  # a third of the area, in a corner
+    "rotate:3+jpeg:85",
+    "rotate:-4.5",
+    "flip",
+    "crop:0.7,1,0.3,0.6+fit:300+jpeg:80",  # cropped, shrunk, re-encoded
+    "jpeg:50",
+    "resize:0.5",
+])
+def test_a_tiled_photo_is_found_after_each_kind_of_edit(shipped, marked_photo, edit):
+    _, marked = marked_photo
+    result = shipped.decode(apply_chain(marked, parse_chain(edit)))
+    assert result.message == "tiled 2026", (edit, result.frame)
+
+
+def test_random_words_through_the_whole_search_are_not_detected(shipped, monkeypatch):
+    """Every reading replaced by uniform random bits: nothing is ever detected, and each reading is tested with
+    the p-value corrected for every hypothesis."""
+    rng = np.random.default_rng(7)
+    seen = []
+    real = payload.decode_payload
+
+    def random_word(soft, key=None, hypotheses=1, **kw):
+        seen.append(hypotheses)
+        return real(rng.random(len(soft)), key, hypotheses=hypotheses, **kw)
+
+    monkeypatch.setattr(payload, "decode_payload", random_word)
+    img = Image.fromarray(random_crops(1, 256, seed=3)[0]).resize((420, 420), Image.Resampling.BICUBIC)
+    for _ in range(3):
+        assert not shipped.decode(img).detected
+    assert len(seen) > 3 * 20 and set(seen) == {10 + 2 + tiling.hypotheses(shipped.config)}
+
+
+def test_whole_frame_layout_on_request(shipped, marked_photo):
+    photo, _ = marked_photo
+    framed = shipped.embed(photo, "frame", tiled=False, refine=False)
+    result = shipped.decode(framed, search=False)
+    assert result.message == "frame" and result.frame == "full"
