@@ -205,9 +205,9 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         tiled = args.layout == "tiles"
         refining = wm.refine and not args.no_refine and wm.tile_size(loaded.image, tiled) is None
         bar = ProgressBar(wm.refine.steps) if refining and sys.stderr.isatty() else None
+        progress = (lambda done, total: bar.update(done, f"refining {job.source.name}")) if bar else None
         marked = wm.embed(loaded.image, args.message, strength=args.strength, key=args.key, refine=not args.no_refine,
-                          progress=(lambda done, total: bar.update(done, f"refining {job.source.name}")) if bar else None,
-                          tiled=tiled)
+                          progress=progress, tiled=tiled)
         if bar:
             bar.close()
         save_like(marked, job.target, loaded, quality=args.quality, overwrite=args.overwrite)

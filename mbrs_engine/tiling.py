@@ -133,7 +133,8 @@ def working_size(width: int, height: int, config: NetworkConfig) -> tuple[int, i
     model's own scale (a photo smaller than that keeps the whole-frame layout);
     a larger photo gets more tiles (finer, and more of them in any crop), as
     many as keep each at least :data:`MIN_TILE_SCALE` times the model's scale
-    and the working copy within about :data:`WORK_PIXELS` (the encoder's time).  Sides are whole cells, so the cells line up with the working
+    and the working copy within about :data:`WORK_PIXELS` (the encoder's
+    time).  Sides are whole cells, so the cells line up with the working
     copy's pixels.
     """
     short, size = min(width, height), tile_pixels(config)
@@ -225,7 +226,6 @@ def fold(maps: torch.Tensor, T: int) -> torch.Tensor:
 
 def pilot_scores(folded: torch.Tensor, config: NetworkConfig) -> torch.Tensor:
     """(n, T, T): for each roll (oy, ox), the pilot's agreement with ``roll(folded, (-oy, -ox))`` in [-1, 1]."""
-    T = cells(config)
     scale = folded.abs().mean((1, 2), keepdim=True) + 1e-6
     clipped = (folded / scale).clamp(-1.0, 1.0)
     mask = torch.from_numpy(pilot_mask(config))

@@ -5,6 +5,13 @@
 >>> marked = wm.embed(img, "© Jane Doe")
 >>> wm.decode(marked).message
 
+Layouts.  By default a photo at least two tiles large (272 px on its shorter
+side for the default model) is embedded in *tiles*: the message and a pilot
+repeated over a working copy of the photo, readable from a crop anywhere, a
+rotation or a mirror (:mod:`mbrs_engine.tiling`; no refinement needed).
+Smaller images, and any image with ``tiled=False``, take the *whole-frame*
+layout described next.
+
 Native size (the model's H x H): the encoder runs on the image itself, as in
 the paper.  Any other size: the cover is resized (antialiased) to H x H, the
 encoder gives a residual ``encoded - cover`` there, the residual is scaled by
@@ -14,12 +21,13 @@ default that residual is then refined for the image against the decoder
 under attacks, at a fixed PSNR (:mod:`mbrs_engine.refinement`).  Decoding
 resizes (antialiased) to H x H and runs the decoder.  See ``docs/watermarking.md``.
 
-:meth:`Watermarker.decode` can also search for the frame of a cropped image:
-it tries the image as the full original first, then as a crop of an original
-with a smaller area (see :class:`~mbrs_engine.frames.SearchConfig`), padding it back to the
-presumed original frame before resizing, and keeps the first hypothesis whose
-payload passes the test; the p-value is multiplied by the number of hypotheses
-(Bonferroni), so the false-positive bound still holds.
+:meth:`Watermarker.decode` reads both layouts and searches: the full frame,
+the tiles in place (and mirrored back), the whole-frame crops of
+:class:`~mbrs_engine.frames.SearchConfig` (the image padded back to a presumed
+original frame), then the tile search over lattices, phases and rolls.  It
+keeps the first hypothesis whose payload passes the test; the p-value is
+multiplied by the number of hypotheses it may try (Bonferroni), so the
+false-positive bound still holds.
 """
 from __future__ import annotations
 
@@ -281,7 +289,8 @@ class Watermarker:
         return self.prepare_bits(img, bits, refine, progress, tiled).render(strength)
 
     def strength_psnr(self, strength: float) -> float | None:
-        """The PSNR (dB) of a refined embedding at ``strength`` (> 0), for models with ``embed_psnr``; else None."""
+        """The PSNR (dB) of a refined or tiled embedding at ``strength`` (> 0), for models with ``embed_psnr``;
+        else None."""
         if self.embed_psnr is None:
             return None
         return self.embed_psnr - 20.0 * math.log10(strength)
@@ -394,9 +403,9 @@ class Watermarker:
 class PreparedEmbedding:
     """One image's watermark, computed once: :meth:`render` gives the marked image at any strength.
 
-    ``residual`` is the watermark at strength 1 on the model's H x H grid, in
-    8-bit levels; ``target_psnr`` is the PSNR of the refined image at strength
-    1 (None: unrefined).  Unrefined, strength s adds ``s * residual`` upscaled
+    ``residual`` is the watermark at strength 1 on the model's H x H grid (on
+    the working copy, for tiles), in 8-bit levels; ``target_psnr`` is the PSNR
+    of the refined or tiled image at strength 1 (None: unrefined).  Unrefined, strength s adds ``s * residual`` upscaled
     to the image; refined, the refined residual is scaled so that the 8-bit
     image has ``target_psnr - 20 log10(s)`` dB (:func:`render_at_psnr`).
     """
