@@ -19,8 +19,10 @@ from pathlib import Path
 
 from PIL import Image
 
-_PEAK = ("import resource, sys\nfrom mbrs_engine.cli import main\ntry:\n    code = main(sys.argv[2:])\nfinally:\n"
-         "    open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+# the child's own peak, VmHWM in kB (ru_maxrss would carry the parent's peak over exec)
+_PEAK = ("import sys\nfrom mbrs_engine.cli import main\ntry:\n    code = main(sys.argv[2:])\nfinally:\n"
+         "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+         "    open(sys.argv[1], 'w').write(hwm)\n"
          "sys.exit(code)")
 
 

@@ -205,10 +205,12 @@ def test_a_model_json_asking_for_4096_channels_is_refused_quickly_in_little_memo
     (tmp_path / "huge.json").write_text(json.dumps(data))
     Image.new("RGB", (64, 64), (120, 130, 140)).save(tmp_path / "x.png")
     peak = tmp_path / "peak-kb"
+    # the child's own peak: VmHWM of its memory map (ru_maxrss would include the parent's peak, carried over exec)
     script = ("import resource, sys; from mbrs_engine.cli import main\n"
               "resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))  # a safety net, far above the bound\n"
               "try:\n    sys.exit(main(sys.argv[2:]))\nfinally:\n"
-              "    open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))")
+              "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+              "    open(sys.argv[1], 'w').write(hwm)")
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-c", script, str(peak), "decode", str(tmp_path / "x.png"), "--model",
                            str(tmp_path / "huge.json")], capture_output=True, text=True, timeout=60)
