@@ -396,10 +396,13 @@ def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig) -> Candidate
     if size is None:
         cell, scale = cell_pixels(config), min(rgb.size) / (TILES_ACROSS * tile_pixels(config))
         size = tuple(max(cell, round(side / scale / cell) * cell) for side in rgb.size)
-    limit = MAX_TILES_READ * tile_pixels(config)
-    work = working_copy(rgb, size)[:, :, :limit, :limit].to(next(decoder.parameters()).device)
-    maps, offsets = phase_maps(decoder, work, skip=len(_strided(decoder)))
-    scale = rgb.width / size[0]
+    scale = rgb.width / size[0]  # image pixels per working pixel
+    # only the top-left tiles are read: cut them out before resizing (a 16 x 1200 image would otherwise make a
+    # working copy of 272 x 20400)
+    reach = round(MAX_TILES_READ * tile_pixels(config) * scale)
+    part = rgb.crop((0, 0, min(rgb.width, reach), min(rgb.height, reach)))
+    work = working_copy(part, (max(1, round(part.width / scale)), max(1, round(part.height / scale))))
+    maps, offsets = phase_maps(decoder, work.to(next(decoder.parameters()).device), skip=len(_strided(decoder)))
     found, _ = _readings(maps, offsets, config, 1, tile_pixels(config) * scale, scale, (0, 0), rolls=False)
     return found[0]
 
