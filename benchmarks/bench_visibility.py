@@ -22,7 +22,6 @@ import argparse
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -50,10 +49,12 @@ class Candidate:
     strength: float = 1.0
     refine: bool = True
     tiled: bool = True
+    shaped: bool = True  # the watermarker's perceptual shaping (mbrs_engine.perceptual) on, or off
 
 
 CANDIDATES = {c.name: c for c in (
-    Candidate("default"),  # tiles (photos smaller than two tiles: the whole frame, refined)
+    Candidate("default"),  # tiles, shaped (photos smaller than two tiles: the whole frame, refined)
+    Candidate("unshaped", shaped=False),  # tiles as the encoder gives them (the default before shaping)
     Candidate("frame", tiled=False),  # the whole-frame layout, refined (the default before tiles)
     Candidate("plain-1.0", refine=False, tiled=False),
     Candidate("plain-0.7", 0.7, refine=False, tiled=False),
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--model", help="model name or path (default: the default model)")
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     parser.add_argument("--no-references", action="store_true", help="skip the JPEG and noise references")
+    parser.add_argument("--per-photo", action="store_true", help="also print each photo's distance and failed reads")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # grey photos say they become RGB, once per photo and candidate
     if shutil.which("butteraugli") is None:  # skipped, not failed: `make bench` runs every benchmark
@@ -104,6 +106,7 @@ def main() -> None:
               f"(python scripts/collect_eval_photos.py {args.photos})")
         return
     wm = Watermarker.from_pretrained(args.model)
+    unshaped = Watermarker.from_pretrained(args.model, shaping=None)
     print(f"model {wm.name}, {len(photos)} photos from {args.photos}")
     print(f"{'':24s} {'butteraugli':>20s}")
     print(f"{'embedding':24s} {'median':>6s} {'p90':>6s} {'worst':>6s} {'PSNR':>6s} {'SSIM':>6s} "
@@ -118,8 +121,9 @@ def main() -> None:
             for path in photos:
                 original = open_image(path).convert("RGB")
                 start = time.perf_counter()
-                marked = wm.embed(original, MESSAGE, strength=candidate.strength, refine=candidate.refine,
-                                  tiled=candidate.tiled)
+                embedder = wm if candidate.shaped else unshaped
+                marked = embedder.embed(original, MESSAGE, strength=candidate.strength, refine=candidate.refine,
+                                        tiled=candidate.tiled)
                 seconds.append(time.perf_counter() - start)
                 original.save(folder / "original.png")
                 marked.save(folder / "marked.png")
@@ -129,8 +133,12 @@ def main() -> None:
                     default_psnr[path] = psnrs[-1]
                 if min(original.size) >= 11 and original.width * original.height <= 4_000_000:
                     ssims.append(float(ssim(original, marked)[0]))
+                failed = [a for a in ROBUSTNESS if wm.decode(attacked(marked, a)).message != MESSAGE]
                 for attack in ROBUSTNESS:
-                    read[attack] += wm.decode(attacked(marked, attack)).message == MESSAGE
+                    read[attack] += attack not in failed
+                if args.per_photo:
+                    print(f"    {path.name:40s} {scores[-1]:6.2f} {psnrs[-1]:6.2f} "
+                          f"{'fails ' + ' '.join(failed) if failed else ''}", flush=True)
             rates = " ".join(f"{100 * read[a] / len(photos):9.1f}%" for a in ROBUSTNESS)
             print(f"{name:24s} {summary(scores)} {statistics.mean(psnrs):6.2f} "
                   f"{statistics.mean(ssims) if ssims else float('nan'):6.4f} {rates} "

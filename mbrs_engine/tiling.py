@@ -206,6 +206,11 @@ def phase_maps(decoder, x: torch.Tensor, skip: int = 0) -> tuple[torch.Tensor, l
     return last_norm(last_conv(x))[:, 0].float(), offsets
 
 
+def cell_map(decoder, x: torch.Tensor) -> torch.Tensor:
+    """The decoder's cell scores (rows, cols) of ``x`` (1, 3, h, w) at phase 0 (a bit reads as > 0.5)."""
+    return phase_maps(decoder, x, skip=len(_strided(decoder)))[0][0]
+
+
 def _stride(module) -> int:
     convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
     return max((c.stride[0] for c in convs), default=1)
@@ -402,8 +407,8 @@ def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig) -> Candidate
     reach = round(MAX_TILES_READ * tile_pixels(config) * scale)
     part = rgb.crop((0, 0, min(rgb.width, reach), min(rgb.height, reach)))
     work = working_copy(part, (max(1, round(part.width / scale)), max(1, round(part.height / scale))))
-    maps, offsets = phase_maps(decoder, work.to(next(decoder.parameters()).device), skip=len(_strided(decoder)))
-    found, _ = _readings(maps, offsets, config, 1, tile_pixels(config) * scale, scale, (0, 0), rolls=False)
+    maps = cell_map(decoder, work.to(next(decoder.parameters()).device))[None]
+    found, _ = _readings(maps, [(0, 0)], config, 1, tile_pixels(config) * scale, scale, (0, 0), rolls=False)
     return found[0]
 
 

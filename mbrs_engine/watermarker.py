@@ -8,7 +8,9 @@
 Layouts.  By default a photo at least two tiles large (272 px on its shorter
 side for the default model) is embedded in *tiles*: the message and a pilot
 repeated over a working copy of the photo, readable from a crop anywhere, a
-rotation or a mirror (:mod:`mbrs_engine.tiling`; no refinement needed).
+rotation or a mirror (:mod:`mbrs_engine.tiling`; no refinement needed), its
+speckles softened at the same energy (:mod:`mbrs_engine.perceptual`; how
+strongly is checked per photo, :mod:`mbrs_engine.shaping_check`).
 Smaller images, and any image with ``tiled=False``, take the *whole-frame*
 layout described next.
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -46,6 +49,8 @@ from .imageio import join_alpha, split_alpha
 from .metrics import image_psnr, residual_scale_for_psnr
 from .nets import NetworkConfig
 from .payload import DEFAULT_THRESHOLD, DecodeResult
+from .perceptual import LADDER, Shaping
+from .shaping_check import choose_shaping
 from .pixels import pil_to_tensor
 from .refinement import Progress, RefineConfig, refine_residual, render_at_psnr
 from .resampling import add_residual, to_model_size
@@ -103,7 +108,7 @@ class Watermarker:
                  name: str = "model", metadata: dict | None = None, search: SearchConfig | None = None,
                  device: str | torch.device = "cpu", residual_psnr: float | None = None,
                  embed_psnr: float | None = None, refine: RefineConfig | None = RefineConfig(),
-                 tiled: bool = True):
+                 tiled: bool = True, shaping: Shaping | None | Sequence[Shaping | None] = LADDER):
         self.config = config or getattr(encoder, "config", None)
         if not isinstance(self.config, NetworkConfig):
             raise ValueError("pass the model's NetworkConfig (the encoder does not carry one)")
@@ -117,11 +122,14 @@ class Watermarker:
         self.embed_psnr = embed_psnr
         self.refine = refine
         self.tiled = tiled and tiling.supports(self.config)
+        #: shapings strongest first (:mod:`mbrs_engine.perceptual`); tiles take the first that passes the check
+        self.shapings = tuple(shaping) if isinstance(shaping, (tuple, list)) else (shaping,)
 
     @classmethod
     def from_pretrained(cls, name_or_path=None, *, search: SearchConfig | None = None,
                         device: str | torch.device = "cpu", refine: RefineConfig | None = RefineConfig(),
-                        tiled: bool = True) -> "Watermarker":
+                        tiled: bool = True,
+                        shaping: Shaping | None | Sequence[Shaping | None] = LADDER) -> "Watermarker":
         """Load a shipped or user model by name, a model file by path, or the default model (None)."""
         from .model_files import load_model
 
@@ -131,7 +139,8 @@ class Watermarker:
                 "source": loaded.source, "path": str(loaded.files.json_path)}
         return cls(loaded.encoder, loaded.decoder, loaded.config, name=loaded.metadata.name, metadata=meta,
                    search=search, device=device, residual_psnr=loaded.metadata.residual_psnr,
-                   embed_psnr=loaded.metadata.embed_psnr, refine=refine, tiled=tiled)
+                   embed_psnr=loaded.metadata.embed_psnr, refine=refine, tiled=tiled,
+                   shaping=shaping)
 
     def save(self, path, metadata=None, *, fp16: bool = False):
         """Write this model's files (see :func:`mbrs_engine.model_files.save_model`)."""
@@ -263,13 +272,19 @@ class Watermarker:
 
     @torch.inference_mode()
     def _prepare_tiled(self, rgb: Image.Image, alpha, message: torch.Tensor, size) -> "PreparedEmbedding":
-        """The tiled residual on the working copy, in 8-bit levels; saved at :meth:`strength_psnr` when the
-        model has one (else as the encoder gives it, at ``residual_psnr`` when set).  No refinement."""
+        """The tiled residual on the working copy, shaped (:mod:`mbrs_engine.shaping_check` picks how strongly),
+        in 8-bit levels; saved at :meth:`strength_psnr` when the model has one (else at ``residual_psnr`` when
+        set, else as strong as the encoder gives it).  No refinement."""
         work = tiling.working_copy(rgb, size).to(self.device)
-        residual = tiling.tiled_residual(self.encoder, work, message, self.config)
-        if self.residual_psnr is not None:
-            residual = residual * residual_scale_for_psnr(residual[None], self.residual_psnr)[0]
-        return PreparedEmbedding(rgb, alpha, residual * 127.5, self.strength_psnr(1.0))
+        raw = tiling.tiled_residual(self.encoder, work, message, self.config).to(self.device)
+        psnr = self.strength_psnr(1.0) or self.residual_psnr
+        amplitude = 2.0 * 10.0 ** (-psnr / 20.0) if psnr is not None else float(raw.pow(2).mean().sqrt())
+        cell = tiling.cell_pixels(self.config)
+        grid = tiling.message_grid(message.reshape(-1).float(), self.config, work.shape[2] // cell,
+                                   work.shape[3] // cell)[0, 0]
+        residual = choose_shaping(self.decoder, work, raw, grid, tiling.cells(self.config), self.config.grid_size,
+                                  self.shapings, amplitude)
+        return PreparedEmbedding(rgb, alpha, residual.cpu() * 127.5, self.strength_psnr(1.0))
 
     def prepare(self, img: Image.Image, text: str, key: str | None = None, refine: bool | RefineConfig = True,
                 progress: Progress | None = None, tiled: bool | None = None) -> "PreparedEmbedding":

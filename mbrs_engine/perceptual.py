@@ -1,0 +1,84 @@
+"""Perceptual shaping of a watermark residual: the same energy, spent where and how the eye sees it least.
+
+The encoder's raw residual has two visible faults, measured on the
+evaluation photos (``benchmarks/bench_visibility.py``, butteraugli):
+
+- *Heavy tails*: a few pixels (cell corners, the image's corners) carry up
+  to 30 times the residual's rms, and the top 1 % about half its energy.
+  Saved at 40 dB they become bright speckles of 30-100 levels (a dot in the
+  corner of a dark photo scored 12.4).  :func:`soft_clip` bends every value
+  smoothly towards a knee a small multiple of the rms.
+- *Colour*: most of the energy is in green, the channel the eye is most
+  sensitive to; the eye sees a change of luma more than an equal change of
+  chroma.  :func:`chroma_gain` keeps the luma part of the residual and
+  scales its chroma part (its deviation from grey); the default leaves it
+  at 1: a gain of 1.5 with a knee of 1.5 was less visible still, but the
+  tile search lost rotated and cropped photos (the peaks it removes are what
+  the lattice is found by).
+
+The watermark is then scaled back to its PSNR budget as before, so the
+shaping moves energy, it does not remove it.  A texture mask (more residual
+where the photo is busy) was measured too and made butteraugli worse at
+equal PSNR: the distance is driven by the worst spots, and concentrating the
+energy makes them worse (``docs/watermarking.md``, "Shaping").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+#: Rec. 601 luma weights of R, G and B.
+LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """How a residual is shaped before it is scaled to its PSNR (a Watermarker carries one, or None)."""
+
+    knee: float | None = 3.0  # soft-clip knee in multiples of the residual's rms (None: no clipping)
+    chroma: float = 1.0       # gain on the chroma part relative to the luma part (1: unchanged)
+
+    def __post_init__(self) -> None:
+        if self.knee is not None and not self.knee > 0.0:
+            raise ValueError(f"the soft-clip knee must be positive, got {self.knee!r}")
+        if not 0.0 <= self.chroma <= 10.0:
+            raise ValueError(f"the chroma gain must be in [0, 10], got {self.chroma!r}")
+
+
+#: Shapings from strongest to none: a tiled watermark takes the first that still reads after a JPEG check
+#: (:mod:`mbrs_engine.shaping_check`).
+LADDER = (Shaping(), Shaping(6.0), None)
+
+
+def luma(residual: torch.Tensor) -> torch.Tensor:
+    """The luma part (..., 1, h, w) of a residual (..., 3, h, w)."""
+    weights = torch.tensor(LUMA, dtype=residual.dtype, device=residual.device).view(3, 1, 1)
+    return (residual * weights).sum(-3, keepdim=True)
+
+
+def chroma_gain(residual: torch.Tensor, gain: float) -> torch.Tensor:
+    """``y + gain * (residual - y)``, y the luma part repeated on the three channels: luma kept, chroma scaled."""
+    y = luma(residual)
+    return y + gain * (residual - y)
+
+
+def soft_clip(residual: torch.Tensor, knee: float) -> torch.Tensor:
+    """``k tanh(residual / k)`` with k = ``knee`` times the residual's rms: about the identity below k, never
+    beyond k in magnitude, sign kept (differentiable)."""
+    k = knee * residual.detach().pow(2).mean().sqrt().clamp_min(1e-12)
+    return k * torch.tanh(residual / k)
+
+
+def shape(residual: torch.Tensor, shaping: Shaping | None) -> torch.Tensor:
+    """The residual (..., 3, h, w) clipped softly, then its chroma scaled, then brought back to its own
+    energy (None: unchanged)."""
+    if shaping is None:
+        return residual
+    shaped = residual
+    if shaping.knee is not None:
+        shaped = soft_clip(shaped, shaping.knee)
+    if shaping.chroma != 1.0:
+        shaped = chroma_gain(shaped, shaping.chroma)
+    energy = shaped.detach().pow(2).mean().sqrt()
+    return shaped * (residual.detach().pow(2).mean().sqrt() / energy) if energy > 0 else shaped

@@ -1,0 +1,122 @@
+"""Perceptual shaping of the residual: the soft clip, the chroma gain, energy kept, and what it does to a photo."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mbrs_engine.perceptual import Shaping, chroma_gain, luma, shape, soft_clip
+
+
+def _heavy_tailed(seed: int = 0) -> torch.Tensor:
+    """A residual like the encoder's: mostly small values and a few spikes 30 times the rms."""
+    gen = torch.Generator().manual_seed(seed)
+    residual = torch.randn(3, 64, 64, generator=gen)
+    residual[1, ::16, ::16] = 60.0
+    return residual
+
+
+def test_soft_clip_is_bounded_by_the_knee_keeps_signs_and_small_values():
+    residual = _heavy_tailed()
+    rms = residual.pow(2).mean().sqrt()
+    clipped = soft_clip(residual, 1.5)
+    assert clipped.abs().max() <= 1.5 * rms + 1e-5
+    assert torch.equal(torch.sign(clipped), torch.sign(residual))
+    small = residual.abs() < 0.1 * rms
+    assert torch.allclose(clipped[small], residual[small], rtol=0.01, atol=1e-6)
+    # monotonic: order of values kept
+    flat, out = residual.flatten(), clipped.flatten()
+    order = torch.argsort(flat)
+    assert bool((out[order][1:] >= out[order][:-1] - 1e-6).all())
+
+
+def test_chroma_gain_keeps_luma_and_grey_and_scales_the_chroma_part():
+    residual = _heavy_tailed(1)
+    gained = chroma_gain(residual, 1.5)
+    assert torch.allclose(luma(gained), luma(residual), atol=1e-5)
+    y = luma(residual)
+    assert torch.allclose(gained - y, 1.5 * (residual - y), atol=1e-5)
+    grey = torch.randn(1, 8, 8).repeat(3, 1, 1)
+    assert torch.allclose(chroma_gain(grey, 3.0), grey, atol=1e-6)
+    assert torch.allclose(luma(torch.ones(3, 2, 2)), torch.ones(1, 2, 2))  # the weights sum to 1
+
+
+def test_shape_keeps_the_energy_and_none_is_the_identity():
+    residual = _heavy_tailed(2)
+    shaped = shape(residual, Shaping(knee=1.5, chroma=1.5))
+    assert torch.allclose(shaped.pow(2).mean(), residual.pow(2).mean(), rtol=1e-4)
+    assert shaped.abs().max() < 0.5 * residual.abs().max()  # the spikes are gone
+    assert shape(residual, None) is residual
+    assert torch.equal(shape(torch.zeros(3, 4, 4), Shaping()), torch.zeros(3, 4, 4))
+
+
+@pytest.mark.parametrize("kwargs", [{"knee": 0.0}, {"knee": -1.0}, {"chroma": -0.5}, {"chroma": 11.0}])
+def test_bad_shaping_settings_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        Shaping(**kwargs)
+
+
+def test_a_shaped_photo_has_no_speckles_at_the_same_psnr_and_reads_back():
+    """The shipped model on a photo: shaping lowers the largest pixel change at the same PSNR, and the mark reads
+    in place and after JPEG 75."""
+    import io
+
+    import skimage.data
+
+    from mbrs_engine import Watermarker
+    from mbrs_engine.metrics import image_psnr
+
+    photo = Image.fromarray(skimage.data.astronaut())
+    shaped, plain = Watermarker.from_pretrained(), Watermarker.from_pretrained(shaping=None)
+    changes = {}
+    for name, wm in (("shaped", shaped), ("plain", plain)):
+        marked = wm.embed(photo, "© Jane Doe")
+        assert image_psnr(photo, marked) >= 40.0
+        changes[name] = np.abs(np.asarray(marked, np.int16) - np.asarray(photo, np.int16)).max()
+    assert changes["shaped"] < 0.5 * changes["plain"], changes
+    marked = shaped.embed(photo, "© Jane Doe")
+    buffer = io.BytesIO()
+    marked.save(buffer, "JPEG", quality=75)
+    assert shaped.decode(marked).message == "© Jane Doe"
+    assert shaped.decode(Image.open(buffer)).message == "© Jane Doe"
+
+
+def test_wrong_message_bits_counts_the_folded_message_cells_only():
+    from mbrs_engine.shaping_check import wrong_message_bits
+
+    T, g = 5, 4
+    grid = (torch.rand(2 * T, 3 * T, generator=torch.Generator().manual_seed(3)) > 0.5).float()
+    grid = grid[:T, :T].repeat(2, 3)  # a tiled grid
+    scores = grid * 0.8 + 0.1  # every cell right
+    assert wrong_message_bits(scores, grid, T, g) == 0
+    assert wrong_message_bits(1.0 - scores, grid, T, g) == g * g
+    pilot_wrong = scores.clone()
+    pilot_wrong[g::T, :] = 1.0 - pilot_wrong[g::T, :]  # the pilot row of every tile: not message bits
+    assert wrong_message_bits(pilot_wrong, grid, T, g) == 0
+
+
+def test_the_check_keeps_the_strongest_shaping_on_a_photo_and_backs_off_on_grass():
+    """The shipped model: a photo keeps the strongest shaping; on dense grass the strongest reads with far too
+    many errors after the JPEG check, so a weaker one is chosen."""
+    import skimage.data
+
+    from mbrs_engine import Watermarker, payload, tiling
+    from mbrs_engine.perceptual import LADDER
+    from mbrs_engine.shaping_check import choose_shaping
+
+    wm = Watermarker.from_pretrained()
+    bits = torch.as_tensor(payload.encode_text("© Jane Doe", wm.message_length, None)).float()
+    chosen = {}
+    for name in ("chelsea", "grass"):
+        photo = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+        with torch.inference_mode():
+            work = tiling.working_copy(photo, wm.tile_size(photo))
+            raw = tiling.tiled_residual(wm.encoder, work, bits, wm.config)
+            grid = tiling.message_grid(bits, wm.config, work.shape[2] // 8, work.shape[3] // 8)[0, 0]
+            picked = choose_shaping(wm.decoder, work, raw, grid, 17, 16, LADDER, 0.02)
+            strongest = shape(raw, LADDER[0])
+            strongest = strongest * (0.02 / strongest.pow(2).mean().sqrt())
+        assert torch.allclose(picked.pow(2).mean().sqrt(), torch.tensor(0.02), rtol=1e-3)
+        chosen[name] = torch.allclose(picked, strongest)
+    assert chosen == {"chelsea": True, "grass": False}
