@@ -401,12 +401,15 @@ def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig) -> Candidate
     if size is None:
         cell, scale = cell_pixels(config), min(rgb.size) / (TILES_ACROSS * tile_pixels(config))
         size = tuple(max(cell, round(side / scale / cell) * cell) for side in rgb.size)
-    scale = rgb.width / size[0]  # image pixels per working pixel
+    # image pixels per working pixel, across and down: whole cells make the two differ by up to half a cell
+    # over the image, and a tile misplaced by a third of a cell no longer reads
+    sx, sy = rgb.width / size[0], rgb.height / size[1]
     # only the top-left tiles are read: cut them out before resizing (a 16 x 1200 image would otherwise make a
     # working copy of 272 x 20400)
-    reach = round(MAX_TILES_READ * tile_pixels(config) * scale)
-    part = rgb.crop((0, 0, min(rgb.width, reach), min(rgb.height, reach)))
-    work = working_copy(part, (max(1, round(part.width / scale)), max(1, round(part.height / scale))))
+    reach = MAX_TILES_READ * tile_pixels(config)
+    part = rgb.crop((0, 0, min(rgb.width, round(reach * sx)), min(rgb.height, round(reach * sy))))
+    work = working_copy(part, (max(1, round(part.width / sx)), max(1, round(part.height / sy))))
+    scale = sx
     maps = cell_map(decoder, work.to(next(decoder.parameters()).device))[None]
     found, _ = _readings(maps, [(0, 0)], config, 1, tile_pixels(config) * scale, scale, (0, 0), rolls=False)
     return found[0]

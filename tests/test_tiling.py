@@ -168,3 +168,16 @@ def test_whole_frame_layout_on_request(shipped, marked_photo):
     framed = shipped.embed(photo, "frame", tiled=False, refine=False)
     result = shipped.decode(framed, search=False)
     assert result.message == "frame" and result.frame == "full"
+
+
+@pytest.mark.parametrize("size", [(1920, 1280), (4272, 2848)])
+def test_a_photo_whose_working_copy_is_not_quite_its_shape_reads_in_place(shipped, size):
+    """3:2 photos get a working copy of 608 x 408 (whole cells): 0.7 % off the photo's aspect.  The in-place
+    reading must resize across and down by their own factors, or the lower tiles are a third of a cell off."""
+    import skimage.data
+
+    photo = Image.fromarray(skimage.data.astronaut()).resize(size, Image.Resampling.BICUBIC)
+    width, height = shipped.tile_size(photo)
+    assert abs(size[0] / width - size[1] / height) > 0.005 * size[0] / width
+    marked = shipped.embed(photo, "three by two")
+    assert shipped.decode(marked, search=False).message == "three by two"
