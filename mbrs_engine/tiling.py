@@ -409,9 +409,8 @@ def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig) -> Candidate
     reach = MAX_TILES_READ * tile_pixels(config)
     part = rgb.crop((0, 0, min(rgb.width, round(reach * sx)), min(rgb.height, round(reach * sy))))
     work = working_copy(part, (max(1, round(part.width / sx)), max(1, round(part.height / sy))))
-    scale = sx
     maps = cell_map(decoder, work.to(next(decoder.parameters()).device))[None]
-    found, _ = _readings(maps, [(0, 0)], config, 1, tile_pixels(config) * scale, scale, (0, 0), rolls=False)
+    found, _ = _readings(maps, [(0, 0)], config, 1, tile_pixels(config) * sx, sx, (0, 0), rolls=False)
     return found[0]
 
 
