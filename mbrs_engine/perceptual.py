@@ -14,8 +14,8 @@ evaluation photos (``benchmarks/bench_visibility.py``, butteraugli):
   chroma.  :func:`chroma_gain` keeps the luma part of the residual and
   scales its chroma part (its deviation from grey); the default leaves it
   at 1: a gain of 1.5 with a knee of 1.5 was less visible still, but the
-  tile search lost rotated and cropped photos (the peaks it removes are what
-  the lattice is found by).
+  tile search lost rotated and cropped photos (probably because the lattice
+  is found by the peaks it removes).
 
 The watermark is then scaled back to its PSNR budget as before, so the
 shaping moves energy, it does not remove it.  A texture mask (more residual
