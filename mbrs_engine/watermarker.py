@@ -46,7 +46,7 @@ from . import payload, tiling
 from .frames import (CENTRAL_SEARCH, CORNER_SEARCH, SEARCH_OVERSAMPLING, Frame, SearchConfig,  # noqa: F401
                      decoder_input, erased_cells, frame_view)
 from .imageio import join_alpha, split_alpha
-from .metrics import image_psnr, residual_scale_for_psnr
+from .metrics import image_psnr, psnr_to_mse, residual_scale_for_psnr
 from .nets import NetworkConfig
 from .payload import DEFAULT_THRESHOLD, DecodeResult
 from .perceptual import LADDER, Shaping
@@ -278,7 +278,8 @@ class Watermarker:
         work = tiling.working_copy(rgb, size).to(self.device)
         raw = tiling.tiled_residual(self.encoder, work, message, self.config).to(self.device)
         psnr = self.strength_psnr(1.0) or self.residual_psnr
-        amplitude = 2.0 * 10.0 ** (-psnr / 20.0) if psnr is not None else float(raw.pow(2).mean().sqrt())
+        # the residual's rms in [-1, 1] units (one 8-bit level = 2/255)
+        amplitude = math.sqrt(psnr_to_mse(psnr)) * 2.0 / 255.0 if psnr is not None else float(raw.pow(2).mean().sqrt())
         cell = tiling.cell_pixels(self.config)
         grid = tiling.message_grid(message.reshape(-1).float(), self.config, work.shape[2] // cell,
                                    work.shape[3] // cell)[0, 0]
