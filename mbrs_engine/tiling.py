@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .nets import NetworkConfig
 from .pixels import pil_to_tensor
@@ -389,9 +389,10 @@ def _readings(maps: torch.Tensor, offsets, config: NetworkConfig, count: int, pe
 
 
 @torch.no_grad()
-def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig) -> Candidate:
+def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig, mirrored: bool = False) -> Candidate:
     """The reading of an image tiled as embedded (not cropped, perhaps resized): the rule's period, phase 0,
-    roll 0, one decoder pass over up to :data:`MAX_TILES_READ` tiles a side from the top-left corner.
+    roll 0, one decoder pass over up to :data:`MAX_TILES_READ` tiles a side from the top-left corner (of the
+    image mirrored back, when ``mirrored``: only the part read is mirrored, not a copy of the whole image).
 
     An image smaller than two tiles is read as a shrunk copy of a photo with
     two tiles across (the rule for photos up to about 1 MP, so any shrinking
@@ -407,7 +408,9 @@ def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig) -> Candidate
     # only the top-left tiles are read: cut them out before resizing (a 16 x 1200 image would otherwise make a
     # working copy of 272 x 20400)
     reach = MAX_TILES_READ * tile_pixels(config)
-    part = rgb.crop((0, 0, min(rgb.width, round(reach * sx)), min(rgb.height, round(reach * sy))))
+    width, height = min(rgb.width, round(reach * sx)), min(rgb.height, round(reach * sy))
+    part = ImageOps.mirror(rgb.crop((rgb.width - width, 0, rgb.width, height))) if mirrored else \
+        rgb.crop((0, 0, width, height))
     work = working_copy(part, (max(1, round(part.width / sx)), max(1, round(part.height / sy))))
     maps = cell_map(decoder, work.to(next(decoder.parameters()).device))[None]
     found, _ = _readings(maps, [(0, 0)], config, 1, tile_pixels(config) * sx, sx, (0, 0), rolls=False)

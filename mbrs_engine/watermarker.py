@@ -39,7 +39,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import nn
 
 from . import payload, tiling
@@ -367,9 +367,9 @@ class Watermarker:
         full, batch = next(batches)
         yield self._decode_batch(batch)[0], full[0].describe(), None, True
         if self.tiled:
-            for view, where in ((rgb, ""), (ImageOps.mirror(rgb), ", mirrored"))[:1 + mirrored]:
-                reading = tiling.read_in_place(self.decoder, view, self.config)
-                yield reading.soft, reading.describe() + where, None, True
+            for flip in (False, True)[:1 + mirrored]:
+                reading = tiling.read_in_place(self.decoder, rgb, self.config, mirrored=flip)
+                yield reading.soft, reading.describe() + (", mirrored" if flip else ""), None, True
         for batch_frames, batch in batches:
             for frame, soft in zip(batch_frames, self._decode_batch(batch)):
                 yield soft, frame.describe(), self.erased_bits(frame), True
