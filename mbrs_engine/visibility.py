@@ -1,0 +1,192 @@
+"""How visible a change to a photo is: a per-pixel map in just-noticeable differences, and one figure per image.
+
+A small model of what the eye sees (the classic JND recipe, not a copy of
+any one metric):
+
+1. Both images go to CIELAB (D65), where a change of about 1 in L*, a* or b*
+   is near the threshold of seeing on a flat patch.
+2. The differences are blurred a little, chroma more than luma (the eye
+   resolves colour less finely than lightness).
+3. Each is divided by a threshold that rises with the original's local
+   contrast (*masking*: a change hides in texture and shows on flat sky,
+   skin and dark surrounds).
+4. The three are combined (Euclidean) into the map; the image's figure is
+   a high percentile of the map (the eye is drawn to the worst spots, not to
+   the average).
+
+The constants (:class:`VisibilityModel`) were fitted so that the figure
+ranks and scales like butteraugli (Debian's ``butteraugli``; about 1 = just
+noticeable) on the evaluation photos under watermarks, JPEG re-saves and
+noise, and checked on photos it was not fitted on
+(``benchmarks/calibrate_visibility.py``; the numbers are in
+``docs/watermarking.md``, "Visibility").  It is an estimate for ranking and
+showing *where* a mark may show; benchmarks report butteraugli itself.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+#: sRGB (linear) to XYZ, D65.
+_RGB_TO_XYZ = ((0.4124564, 0.3575761, 0.1804375),
+               (0.2126729, 0.7151522, 0.0721750),
+               (0.0193339, 0.1191920, 0.9503041))
+_WHITE = (0.95047, 1.0, 1.08883)
+
+
+@dataclass(frozen=True)
+class VisibilityModel:
+    """The constants of the visibility map (see the module docstring)."""
+
+    luma_blur: float = 0.0      # sigma (px) of the blur on the L* difference
+    chroma_blur: float = 4.0    # sigma (px) of the blur on the a*, b* differences
+    luma_jnd: float = 1.0       # L* change just seen on a flat patch
+    chroma_jnd: float = 0.5     # a*/b* change just seen on a flat patch (after the blur)
+    mask_sigma: float = 1.0     # sigma (px) of the window of local contrast
+    mask_contrast: float = 1.0  # local L* std at which the threshold has doubled
+    mask_exponent: float = 0.5  # how fast the threshold rises with contrast beyond that
+    percentile: float = 99.99   # the image's figure: this percentile of the map
+    scale: float = 0.799        # overall gain (fitted to butteraugli's scale)
+
+    def __post_init__(self) -> None:
+        for name in ("luma_blur", "chroma_blur", "mask_sigma"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"{name} must be at least 0, got {getattr(self, name)!r}")
+        for name in ("luma_jnd", "chroma_jnd", "mask_contrast", "scale"):
+            if not getattr(self, name) > 0.0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not 0.0 < self.percentile <= 100.0:
+            raise ValueError(f"percentile must be in (0, 100], got {self.percentile!r}")
+
+
+DEFAULT_MODEL = VisibilityModel()
+
+
+def _linear(srgb: torch.Tensor) -> torch.Tensor:
+    """Linear light of sRGB values in [0, 1]."""
+    c = srgb.clamp(0.0, 1.0)
+    return torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+#: Linear light of each 8-bit level (a table: most inputs are 8-bit images).
+_LINEAR_LEVELS = _linear(torch.arange(256, dtype=torch.float32) / 255.0)
+
+
+def _lab_of_linear(linear: torch.Tensor) -> torch.Tensor:
+    matrix = torch.tensor(_RGB_TO_XYZ, dtype=linear.dtype, device=linear.device)
+    xyz = torch.einsum("ij,...jhw->...ihw", matrix, linear)
+    xyz = xyz / torch.tensor(_WHITE, dtype=linear.dtype, device=linear.device).view(3, 1, 1)
+    delta = 6.0 / 29.0
+    f = torch.where(xyz > delta ** 3, xyz.clamp_min(1e-12) ** (1.0 / 3.0), xyz / (3 * delta ** 2) + 4.0 / 29.0)
+    fx, fy, fz = f.unbind(-3)
+    return torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=-3)
+
+
+def to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """CIELAB (D65) of sRGB values (..., 3, h, w): floats in [0, 1], or uint8 levels."""
+    if rgb.dtype == torch.uint8:
+        return _lab_of_linear(_LINEAR_LEVELS.to(rgb.device)[rgb.long()])
+    return _lab_of_linear(_linear(rgb))
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A separable Gaussian blur of (n, c, h, w), edges reflected (sigma 0: unchanged)."""
+    if sigma <= 0.0:
+        return x
+    radius = max(1, int(round(3.0 * sigma)))
+    radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
+    if radius < 1:
+        return x
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, 0, 0), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    x = F.pad(x, (0, 0, radius, radius), mode="reflect")
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def _as_rgb(image) -> torch.Tensor:
+    """A PIL image or RGB uint8 array (h, w, 3) as a uint8 tensor (1, 3, h, w); a float tensor (3, h, w) in
+    [0, 1] as (1, 3, h, w)."""
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an RGB uint8 array (h, w, 3), got {image.dtype} {image.shape}")
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+    if isinstance(image, torch.Tensor) and image.dim() == 3 and image.shape[0] == 3:
+        return image[None].float()
+    raise TypeError(f"expected a PIL image, an RGB uint8 array or a (3, h, w) tensor, got {type(image).__name__}")
+
+
+def threshold(lab: torch.Tensor, model: VisibilityModel = DEFAULT_MODEL) -> torch.Tensor:
+    """The per-pixel masking factor (1, 1, h, w) of an original in CIELAB (1, 3, h, w): 1 on a flat patch,
+    rising with the local contrast of L*."""
+    lightness = lab[:, :1]
+    mean = gaussian_blur(lightness, model.mask_sigma)
+    std = (gaussian_blur(lightness * lightness, model.mask_sigma) - mean * mean).clamp_min(0.0).sqrt()
+    return 1.0 + (std / model.mask_contrast) ** model.mask_exponent
+
+
+def lab_difference(original, changed) -> tuple[torch.Tensor, torch.Tensor]:
+    """(CIELAB of the original, CIELAB difference changed - original), each (1, 3, h, w), in one piece.  Both
+    images: PIL images, RGB uint8 arrays or (3, h, w) tensors in [0, 1], the same size."""
+    a, b = _as_rgb(original), _as_rgb(changed)
+    if a.shape != b.shape:
+        raise ValueError(f"the images differ in size: {tuple(a.shape[-2:])} and {tuple(b.shape[-2:])}")
+    lab = to_lab(a)
+    return lab, to_lab(b) - lab
+
+
+def map_from_lab(lab: torch.Tensor, diff: torch.Tensor, model: VisibilityModel = DEFAULT_MODEL) -> torch.Tensor:
+    """The visibility map (1, 1, h, w) of a CIELAB difference on an original (:func:`lab_difference`)."""
+    mask = threshold(lab, model)
+    lum = gaussian_blur(diff[:, :1], model.luma_blur) / (model.luma_jnd * mask)
+    chroma = gaussian_blur(diff[:, 1:], model.chroma_blur) / (model.chroma_jnd * mask)
+    return (lum.pow(2) + chroma.pow(2).sum(1, keepdim=True)).sqrt() * model.scale
+
+
+#: Rows of the image worked on at once by :func:`visibility_map` (the memory it needs is bounded by that).
+BAND_ROWS = 256
+
+
+def visibility_map(original, changed, model: VisibilityModel = DEFAULT_MODEL, check=None) -> np.ndarray:
+    """How visible the change from ``original`` to ``changed`` is at each pixel (h, w), float32, in about
+    just-noticeable differences.  Both: PIL images, RGB uint8 arrays or (3, h, w) tensors in [0, 1], same size.
+
+    Worked out in bands of :data:`BAND_ROWS` rows (with a margin for the blurs, so the map is the same as in
+    one piece); ``check()``, when given, is called between bands (a worker's cancel point)."""
+    a, b = _as_rgb(original), _as_rgb(changed)
+    if a.shape != b.shape:
+        raise ValueError(f"the images differ in size: {tuple(a.shape[-2:])} and {tuple(b.shape[-2:])}")
+    height = a.shape[-2]
+    margin = int(math.ceil(3.0 * (max(model.luma_blur, model.chroma_blur) + model.mask_sigma))) + 2
+    out = np.empty((height, a.shape[-1]), np.float32)
+    with torch.no_grad():
+        for top in range(0, height, BAND_ROWS):
+            if check is not None:
+                check()
+            start, stop = max(0, top - margin), min(height, top + BAND_ROWS + margin)
+            lab = to_lab(a[..., start:stop, :])
+            seen = map_from_lab(lab, to_lab(b[..., start:stop, :]) - lab, model)
+            out[top:top + BAND_ROWS] = seen[0, 0, top - start:top - start + BAND_ROWS].numpy()
+    return out
+
+
+def score(seen: np.ndarray, model: VisibilityModel = DEFAULT_MODEL) -> float:
+    """The image's figure from its map: the map's ``model.percentile`` percentile."""
+    if seen.size == 0:
+        raise ValueError("an empty visibility map has no figure")
+    return float(np.percentile(seen, model.percentile))
+
+
+def visibility(original, changed, model: VisibilityModel = DEFAULT_MODEL) -> float:
+    """One figure for how visible the change is (about 1 = just noticeable, like butteraugli)."""
+    return score(visibility_map(original, changed, model), model)

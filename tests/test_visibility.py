@@ -1,0 +1,101 @@
+"""The visibility map and figure (mbrs_engine.visibility) and the visibility cap (mbrs_engine.perceptual)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mbrs_engine.perceptual import Shaping, cap_visibility
+from mbrs_engine.visibility import VisibilityModel, gaussian_blur, to_lab, visibility, visibility_map
+
+
+def _flat(value=128, size=64) -> np.ndarray:
+    return np.full((size, size, 3), value, np.uint8)
+
+
+def _textured(size=64, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(128 + rng.normal(0, 40, (size, size, 1)).repeat(3, 2), 0, 255).astype(np.uint8)
+
+
+def _plus(image: np.ndarray, change: np.ndarray) -> np.ndarray:
+    return np.clip(image.astype(np.int16) + change, 0, 255).astype(np.uint8)
+
+
+def test_cielab_of_known_colours():
+    rgb = torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]).T.reshape(3, 3, 1)
+    lab = to_lab(rgb)[:, :, 0].T
+    np.testing.assert_allclose(lab[0], [100.0, 0.0, 0.0], atol=0.05)
+    np.testing.assert_allclose(lab[1], [0.0, 0.0, 0.0], atol=0.05)
+    np.testing.assert_allclose(lab[2], [53.24, 80.09, 67.20], atol=0.1)
+
+
+def test_blur_keeps_a_constant_and_the_mean():
+    x = torch.rand(1, 2, 20, 30)
+    assert torch.allclose(gaussian_blur(torch.ones(1, 1, 9, 9), 2.0), torch.ones(1, 1, 9, 9), atol=1e-6)
+    assert gaussian_blur(x, 0.0) is x
+    assert float(gaussian_blur(x, 1.0).std()) < float(x.std())
+
+
+def test_no_change_is_invisible():
+    image = _textured()
+    assert visibility(image, image) == 0.0
+    assert visibility_map(image, image).shape == (64, 64)
+
+
+def test_the_same_change_shows_more_on_a_flat_patch_than_on_texture():
+    change = np.random.default_rng(1).choice([-3, 3], (64, 64, 1)).repeat(3, 2)
+    flat, busy = _flat(), _textured()
+    assert visibility(flat, _plus(flat, change)) > 2 * visibility(busy, _plus(busy, change))
+
+
+def test_the_figure_grows_with_the_change_about_in_proportion():
+    image = _flat(100)
+    change = np.random.default_rng(2).normal(0, 1, (64, 64, 3))
+    small = visibility(image, _plus(image, np.rint(2 * change).astype(np.int16)))
+    large = visibility(image, _plus(image, np.rint(4 * change).astype(np.int16)))
+    assert 1.6 < large / small < 2.4
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(ValueError, match="differ in size"):
+        visibility(_flat(size=8), _flat(size=9))
+    with pytest.raises(TypeError):
+        visibility([1, 2, 3], _flat())
+    with pytest.raises(ValueError, match="RGB uint8"):
+        visibility(np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8))
+    with pytest.raises(ValueError, match="luma_jnd"):
+        VisibilityModel(luma_jnd=0.0)
+    with pytest.raises(ValueError, match="percentile"):
+        VisibilityModel(percentile=0.0)
+    with pytest.raises(ValueError, match="cap"):
+        Shaping(cap=0.0)
+
+
+def test_the_cap_turns_down_only_where_the_change_would_show():
+    seeds = torch.Generator().manual_seed(0)
+    image = torch.full((1, 3, 64, 64), 0.0)  # left half flat grey, right half busy
+    image[..., 32:] = torch.rand(1, 3, 64, 32, generator=seeds) * 2 - 1
+    residual = torch.randn(1, 3, 64, 64, generator=seeds) * 0.03
+    capped = cap_visibility(image, residual, cap=0.3)  # the flat half sees about 0.5, the busy half 0.1
+    gain = (capped / residual).nan_to_num(1.0)
+    assert float(gain.max()) <= 1.0 + 1e-6
+    assert float(gain[..., :32].mean()) < float(gain[..., 32:].mean())  # the flat half loses more
+    assert float(capped.pow(2).mean()) < float(residual.pow(2).mean())
+    untouched = cap_visibility(image, residual * 1e-3, cap=1.0)
+    assert torch.allclose(untouched, residual * 1e-3)  # far below the cap: unchanged
+
+
+def test_the_map_worked_out_in_bands_is_the_map_in_one_piece(monkeypatch):
+    import mbrs_engine.visibility as visibility_module
+    from mbrs_engine.visibility import lab_difference, map_from_lab
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (70, 40, 3), dtype=np.uint8)
+    changed = _plus(image, rng.integers(-4, 5, (70, 40, 3)))
+    whole = map_from_lab(*lab_difference(image, changed))[0, 0].numpy()
+    monkeypatch.setattr(visibility_module, "BAND_ROWS", 16)
+    calls = []
+    banded = visibility_map(image, changed, check=lambda: calls.append(1))
+    np.testing.assert_allclose(banded, whole, rtol=1e-5, atol=1e-5)
+    assert len(calls) == 5  # 70 rows in bands of 16
