@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import warnings
 from dataclasses import dataclass
@@ -141,13 +142,18 @@ def _check_outputs(jobs: list[Job], overwrite: bool) -> None:
 # ---------------------------------------------------------------- embed
 
 
-def _quality_line(original, saved) -> str:
+def _quality_figures(original, saved) -> tuple[str, float, float]:
+    """(the quality figures as text, PSNR, visibility) of a saved image against its original."""
     from .metrics import image_psnr, ssim
+    from .visibility import visibility
 
-    parts = [f"PSNR {image_psnr(original.convert('RGB'), saved.convert('RGB')):.2f} dB"]
+    rgb, saved_rgb = original.convert("RGB"), saved.convert("RGB")
+    psnr, seen = image_psnr(rgb, saved_rgb), visibility(rgb, saved_rgb)
+    parts = [f"PSNR {psnr:.2f} dB"]
     if min(saved.size) >= 11 and saved.size[0] * saved.size[1] <= 4_000_000:
         parts.append(f"SSIM {float(ssim(original, saved)[0]):.4f}")
-    return ", ".join(parts)
+    parts.append(f"visibility {seen:.1f}")
+    return ", ".join(parts), psnr, seen
 
 
 def _refuse_marked(wm, image, job: Job, key: str | None) -> None:
@@ -182,7 +188,6 @@ def _done_before(wm, jobs: list[Job], message: str, key: str | None) -> list[Job
 def _cmd_embed(args: argparse.Namespace) -> int:
     from . import payload
     from .imageio import load_image, open_image, save_like
-    from .metrics import image_psnr
 
     if args.strength <= 0:
         raise CommandError(f"strength must be above 0 (0 embeds nothing), got {args.strength:g}")
@@ -198,7 +203,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         print(f"skipped {job.target}: done before (it reads back)", flush=True)
     jobs = [j for j in jobs if j not in done]
 
-    def work(job: Job) -> tuple[bool, float]:
+    def work(job: Job) -> tuple[bool, float, float]:
         loaded = load_image(job.source)
         if not args.force:
             _refuse_marked(wm, loaded.image, job, args.key)
@@ -213,22 +218,25 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         save_like(marked, job.target, loaded, quality=args.quality, overwrite=args.overwrite)
         saved = open_image(job.target)
         reads_back = wm.reads_back(saved, args.message, args.key)
-        print(f"wrote {job.target}: {size} of {wm.capacity} bytes, {_quality_line(loaded.image, saved)}, "
+        quality, psnr, seen = _quality_figures(loaded.image, saved)
+        print(f"wrote {job.target}: {size} of {wm.capacity} bytes, {quality}, "
               f"{'reads back' if reads_back else 'DOES NOT READ BACK'}", flush=True)
         if not reads_back:
             warnings.warn(f"the message does not read back from '{job.target}' (kept): try a higher --strength, "
                           f"a larger image or a lossless format", ReadBackWarning)
-        return reads_back, image_psnr(loaded.image.convert("RGB"), saved.convert("RGB"))
+        return reads_back, psnr, seen
 
     failures, results = _run_jobs(jobs, work) if jobs else (0, [])
     if folder_run:
-        psnrs = sorted(p for _, p in results)
-        median = f", median PSNR {psnrs[len(psnrs) // 2]:.2f} dB" if psnrs else ""
-        print(f"{len(results)} embedded ({sum(ok for ok, _ in results)} read back{median}), {len(done)} skipped "
-              f"(done before), {failures} failed", flush=True)
+        median = ""
+        if results:
+            median = (f", median PSNR {statistics.median(p for _, p, _ in results):.2f} dB, median visibility "
+                      f"{statistics.median(v for _, _, v in results):.1f}")
+        print(f"{len(results)} embedded ({sum(ok for ok, _, _ in results)} read back{median}), {len(done)} "
+              f"skipped (done before), {failures} failed", flush=True)
     if failures:
         return EXIT_ERROR
-    return EXIT_OK if all(ok for ok, _ in results) else EXIT_NOT_READ_BACK
+    return EXIT_OK if all(ok for ok, _, _ in results) else EXIT_NOT_READ_BACK
 
 
 class ReadBackWarning(UserWarning):

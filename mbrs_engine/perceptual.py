@@ -22,12 +22,25 @@ shaping moves energy, it does not remove it.  A texture mask (more residual
 where the photo is busy) was measured too and made butteraugli worse at
 equal PSNR: the distance is driven by the worst spots, and concentrating the
 energy makes them worse (``docs/watermarking.md``, "Shaping").
+
+- *Worst spots*: a visibility *cap* then turns the residual down only where
+  the marked photo would show it more than the cap allows (in
+  just-noticeable differences, :mod:`mbrs_engine.visibility`) and leaves it
+  alone elsewhere, so it takes energy away (the PSNR rises) from the few
+  places that decide how visible the mark is.  Flat sky, skin and dark
+  surrounds lose most; the tiles elsewhere still carry the message.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .resampling import add_residual
+from .visibility import visibility_map
 
 #: Rec. 601 luma weights of R, G and B.
 LUMA = (0.299, 0.587, 0.114)
@@ -39,17 +52,20 @@ class Shaping:
 
     knee: float | None = 3.0  # soft-clip knee in multiples of the residual's rms (None: no clipping)
     chroma: float = 1.0       # gain on the chroma part relative to the luma part (1: unchanged)
+    cap: float | None = None  # the most visibility (mbrs_engine.visibility, JND) allowed anywhere (None: any)
 
     def __post_init__(self) -> None:
         if self.knee is not None and not self.knee > 0.0:
             raise ValueError(f"the soft-clip knee must be positive, got {self.knee!r}")
         if not 0.0 <= self.chroma <= 10.0:
             raise ValueError(f"the chroma gain must be in [0, 10], got {self.chroma!r}")
+        if self.cap is not None and not self.cap > 0.0:
+            raise ValueError(f"the visibility cap must be positive, got {self.cap!r}")
 
 
-#: Shapings from strongest to none: a tiled watermark takes the first that still reads after a JPEG check
-#: (:mod:`mbrs_engine.shaping_check`).
-LADDER = (Shaping(), Shaping(6.0), None)
+#: Shapings from least visible to none: a tiled watermark takes the first that still reads after a JPEG check
+#: (:mod:`mbrs_engine.shaping_check`): capped at 0.7, 1 and 1.5 just-noticeable differences, then uncapped.
+LADDER = (Shaping(cap=0.7), Shaping(cap=1.0), Shaping(cap=1.5), Shaping(), Shaping(6.0), None)
 
 
 def luma(residual: torch.Tensor) -> torch.Tensor:
@@ -69,6 +85,31 @@ def soft_clip(residual: torch.Tensor, knee: float) -> torch.Tensor:
     beyond k in magnitude, sign kept (differentiable)."""
     k = knee * residual.detach().pow(2).mean().sqrt().clamp_min(1e-12)
     return k * torch.tanh(residual / k)
+
+
+#: The residual's visibility is worked out on a copy of the photo of at most this many pixels (a larger photo is
+#: shrunk first): the residual lives on a working copy of at most 0.4 MP, so this still sees each of its pixels
+#: over several, for a fraction of the time the full photo takes.
+VISIBILITY_PIXELS = 2_000_000
+
+
+def residual_visibility(rgb: Image.Image, residual: torch.Tensor) -> torch.Tensor:
+    """How visible each pixel of a residual (3, h, w; the engine's [-1, 1] units, on a working copy of ``rgb``)
+    is in the image it makes: the visibility map (:mod:`mbrs_engine.visibility`) of ``rgb`` plus the upscaled
+    residual, its largest value over the image pixels each residual pixel covers, as (h, w).  Photos above
+    :data:`VISIBILITY_PIXELS` are measured on a copy shrunk to that size."""
+    scale = min(1.0, math.sqrt(VISIBILITY_PIXELS / (rgb.width * rgb.height)))
+    if scale < 1.0:
+        rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))),
+                         Image.Resampling.BOX)
+    seen = torch.from_numpy(visibility_map(rgb, add_residual(rgb, residual.detach().cpu() * 127.5)))
+    return F.adaptive_max_pool2d(seen[None, None], tuple(residual.shape[-2:]))[0, 0].to(residual.device)
+
+
+def cap_gain(seen: torch.Tensor, cap: float) -> torch.Tensor:
+    """The per-pixel gain min(1, cap / seen) that brings a residual of visibility ``seen`` (h, w; from
+    :func:`residual_visibility`) down to at most ``cap`` (the map is about proportional to the residual)."""
+    return (cap / seen.clamp_min(1e-6)).clamp(max=1.0)
 
 
 def shape(residual: torch.Tensor, shaping: Shaping | None) -> torch.Tensor:

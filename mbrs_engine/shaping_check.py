@@ -1,9 +1,12 @@
-"""Choosing how strongly to shape a tiled watermark: the strongest shaping that still reads after a JPEG check.
+"""Choosing how strongly to shape a tiled watermark: the least visible shaping that still reads after a JPEG check.
 
 Shaping (:mod:`mbrs_engine.perceptual`) spends the same energy less
-visibly, but on dense textures (grass, gravel) the decoder needs the peaks
-it removes.  :func:`choose_shaping` tries a ladder of shapings, strongest
-first, on the working copy: each shaped residual, at the target PSNR, is
+visibly and a visibility cap takes it away where it would show, but on
+smooth photos the cap can take too much and on dense textures (grass,
+gravel) the decoder needs the peaks the soft clip removes.
+:func:`choose_shaping` tries a ladder of shapings, least visible first, on
+the working copy (the caps share one visibility map of the photo): each
+shaped residual, at the target PSNR and capped, is
 re-saved as JPEG at :data:`CHECK_QUALITY` (libjpeg through Pillow) and read
 in place by one decoder pass, the cells folded onto one tile; the first
 whose message has at most :data:`CHECK_ERRORS` wrong bits is kept, else the
@@ -22,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 
-from .perceptual import Shaping, shape
+from .perceptual import Shaping, cap_gain, residual_visibility, shape
 from .pixels import pil_to_tensor, tensor_to_pil
 from .tiling import cell_map, fold
 
@@ -49,16 +52,21 @@ def wrong_message_bits(scores: torch.Tensor, grid: torch.Tensor, T: int, g: int)
 
 @torch.no_grad()
 def choose_shaping(decoder, work: torch.Tensor, raw: torch.Tensor, grid: torch.Tensor, T: int, g: int,
-                   ladder: Sequence[Shaping | None], amplitude: float) -> torch.Tensor:
+                   ladder: Sequence[Shaping | None], amplitude: float, rgb: Image.Image | None = None) -> torch.Tensor:
     """The residual (3, h, w) of the first shaping of ``ladder`` that reads after the check, scaled to rms
     ``amplitude`` ([-1, 1] units: the target PSNR); else the one that read with the fewest wrong bits.
 
-    ``work`` (1, 3, h, w) is the working copy, ``raw`` the encoder's residual on it, ``grid`` (rows, cols) the
-    tiled cells of message and pilot."""
-    best, fewest = None, None
+    ``work`` (1, 3, h, w) is the working copy of the photo ``rgb`` (needed by a shaping with a visibility cap),
+    ``raw`` the encoder's residual on it, ``grid`` (rows, cols) the tiled cells of message and pilot."""
+    best, fewest, seen = None, None, {}
     for shaping in ladder:
         residual = shape(raw, shaping)
         residual = residual * (amplitude / residual.pow(2).mean().sqrt().clamp_min(1e-12))
+        if shaping is not None and shaping.cap is not None:  # one visibility map serves every cap
+            key = (shaping.knee, shaping.chroma)
+            if key not in seen:
+                seen[key] = residual_visibility(rgb, residual)
+            residual = residual * cap_gain(seen[key], shaping.cap)
         if len(ladder) == 1:  # nothing to choose
             return residual
         errors = wrong_message_bits(cell_map(decoder, jpeg((work + residual).clamp(-1.0, 1.0), CHECK_QUALITY)),

@@ -120,7 +120,8 @@ def _as_rgb(image) -> torch.Tensor:
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an RGB uint8 array (h, w, 3), got {image.dtype} {image.shape}")
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+        return torch.from_numpy(image if image.flags.writeable and image.flags.c_contiguous else image.copy()) \
+            .permute(2, 0, 1)[None]
     if isinstance(image, torch.Tensor) and image.dim() == 3 and image.shape[0] == 3:
         return image[None].float()
     raise TypeError(f"expected a PIL image, an RGB uint8 array or a (3, h, w) tensor, got {type(image).__name__}")

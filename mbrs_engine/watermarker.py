@@ -284,8 +284,11 @@ class Watermarker:
         grid = tiling.message_grid(message.reshape(-1).float(), self.config, work.shape[2] // cell,
                                    work.shape[3] // cell)[0, 0]
         residual = choose_shaping(self.decoder, work, raw, grid, tiling.cells(self.config), self.config.grid_size,
-                                  self.shapings, amplitude)
-        return PreparedEmbedding(rgb, alpha, residual.cpu() * 127.5, self.strength_psnr(1.0))
+                                  self.shapings, amplitude, rgb)
+        target = self.strength_psnr(1.0)
+        if target is not None:  # a visibility cap takes energy away: the PSNR rises by as much
+            target += 20.0 * math.log10(amplitude / float(residual.pow(2).mean().sqrt().clamp_min(1e-12)))
+        return PreparedEmbedding(rgb, alpha, residual.cpu() * 127.5, target)
 
     def prepare(self, img: Image.Image, text: str, key: str | None = None, refine: bool | RefineConfig = True,
                 progress: Progress | None = None, tiled: bool | None = None) -> "PreparedEmbedding":

@@ -29,7 +29,7 @@ from mbrs_engine.metrics import bit_errors
 from mbrs_engine.imageio import (ImageLoadError, ImageWarning, LoadedImage, atomic_write, join_alpha, load_image,
                                  open_image, save_like, split_alpha)
 
-from .imaging import PREVIEW_SIDE, Preview, Residual, fit_size, paper_difference
+from .imaging import PREVIEW_SIDE, Preview, Residual, fit_size, paper_difference, visibility_heat
 from .qimage import array_to_qimage, pil_to_qimage, thumbnail
 
 _keys = itertools.count(1)
@@ -175,7 +175,7 @@ def embed(ctx, wm, doc: ImageDocument, signature: Signature) -> EmbedResult:
 
 @dataclass
 class Refinement:
-    """The full-resolution views and the SSIM for one (document, signature, strength)."""
+    """The full-resolution views, the SSIM and the visibility for one (document, signature, strength)."""
 
     doc_key: int
     state: tuple
@@ -185,6 +185,8 @@ class Refinement:
     psnr: float
     ssim: float
     ssim_sampled: bool
+    visibility: float  # mbrs_engine.visibility's figure (about 1: just noticeable)
+    heat: QImage  # where the mark may show (imaging.visibility_heat)
 
 
 def refine(ctx, doc: ImageDocument, residual: Residual, state: tuple, strength: float,
@@ -197,7 +199,11 @@ def refine(ctx, doc: ImageDocument, residual: Residual, state: tuple, strength: 
     original_q = array_to_qimage(residual.original) if need_original else None
     ctx.check()
     ssim, sampled = residual.ssim(strength)
-    return Refinement(doc.key, state, marked_q, difference_q, original_q, residual.psnr(strength), ssim, sampled)
+    ctx.check()
+    seen_figure, seen = residual.visibility(strength, check=ctx.check)
+    heat_q = array_to_qimage(visibility_heat(residual.original, seen))
+    return Refinement(doc.key, state, marked_q, difference_q, original_q, residual.psnr(strength), ssim, sampled,
+                      seen_figure, heat_q)
 
 
 def chain_needs_search(chain_text: str) -> bool:

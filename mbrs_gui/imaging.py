@@ -14,8 +14,13 @@ bits as ``mbrs embed`` with the same message, strength and options.
   image up to :data:`SSIM_EXACT_PIXELS`, and on a fixed grid of full-resolution
   tiles above that (SSIM is a mean over local windows, so tiles give an
   unbiased estimate; the full 12 MP computation takes tens of seconds).
+* :meth:`Residual.visibility` is the engine's visibility figure and map
+  (:mod:`mbrs_engine.visibility`) of that render, shown by
+  :func:`visibility_heat`: where the mark may show.
 * :class:`Preview` renders a screen-sized version in a few milliseconds for
-  the slider; the full-resolution render follows in the background.
+  the slider (its visibility map at strength 1, scaled: the map is about
+  proportional to the strength); the full-resolution render follows in the
+  background.
 """
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ from PIL import Image
 
 from mbrs_engine.metrics import image_psnr
 from mbrs_engine.metrics import ssim as engine_ssim
+from mbrs_engine.visibility import score as visibility_score
+from mbrs_engine.visibility import visibility_map
 from mbrs_engine.watermarker import PreparedEmbedding
 
 #: Images up to this many pixels get an exact SSIM; larger ones a tile estimate.
@@ -63,6 +70,20 @@ def paper_difference(delta: np.ndarray) -> np.ndarray:
     return ((luma - low) * (255.0 / (high - low)) + 0.5).astype(np.uint8)
 
 
+#: Colours of the visibility view: just noticeable (1) in yellow, twice that and more in red.
+_NOTICED, _PLAIN = np.array([255, 214, 0], np.float32), np.array([235, 40, 40], np.float32)
+
+
+def visibility_heat(original: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Where a change may show (uint8 RGB, h x w x 3): the photo in faint grey, tinted from clear (under half a
+    just-noticeable difference) through yellow (1) to red (2 and more), ``seen`` a visibility map (h, w)."""
+    grey = 150.0 + 0.35 * (original.astype(np.float32) @ _LUMA)
+    seen = seen.astype(np.float32, copy=False)
+    alpha = np.clip((seen - 0.5) / 1.5, 0.0, 0.85)[..., None]
+    colour = _NOTICED + np.clip(seen - 1.0, 0.0, 1.0)[..., None] * (_PLAIN - _NOTICED)
+    return (grey[..., None] * (1.0 - alpha) + colour * alpha + 0.5).astype(np.uint8)
+
+
 class Residual:
     """The watermark of one image and message: the engine's prepared embedding, its renders and their figures."""
 
@@ -76,6 +97,7 @@ class Residual:
         self._lock = threading.Lock()
         self.delta = self.render(1.0).astype(np.int16) - self.original.astype(np.int16)
         self._hist: np.ndarray | None = None
+        self.last_visibility: tuple[float, float] | None = None  # (strength, figure) last worked out in full
 
     @property
     def size(self) -> tuple[int, int]:
@@ -145,10 +167,27 @@ class Residual:
                   for x, y, w, h in tiles]
         return float(np.mean(values)), True
 
+    def visibility(self, strength: float, check=None) -> tuple[float, np.ndarray]:
+        """(visibility figure, map (h, w)) of :meth:`render` against the original, at full resolution
+        (:mod:`mbrs_engine.visibility`); ``check`` is called between bands (a cancel point)."""
+        seen = visibility_map(self.original, self.render(strength), check=check)
+        return visibility_score(seen), seen
+
+    def visibility_estimate(self, strength: float) -> float | None:
+        """The figure at ``strength`` scaled from the last one worked out in full (the map is about
+        proportional to the strength); None before there is one."""
+        if self.last_visibility is None or self.last_visibility[0] <= 0.0:
+            return None
+        known, figure = self.last_visibility
+        return figure * strength / known
+
     def preview(self, max_side: int = PREVIEW_SIDE) -> "Preview":
+        """The screen-sized stand-in, its visibility map at strength 1 included (a fraction of a second)."""
         size = fit_size(*self.size, max_side)
         original = _resize_float(self.original.astype(np.float32), size)
-        return Preview(original, _resize_float(self.delta.astype(np.float32), size), self.size)
+        preview = Preview(original, _resize_float(self.delta.astype(np.float32), size), self.size)
+        preview.seen = visibility_map(preview.original_u8(), preview.render(1.0)[0])
+        return preview
 
 
 @dataclass
@@ -158,6 +197,7 @@ class Preview:
     original: np.ndarray
     delta: np.ndarray
     full_size: tuple[int, int]
+    seen: np.ndarray | None = None  # the visibility map at strength 1 (set by Residual.preview)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -172,3 +212,7 @@ class Preview:
         np.clip(marked, 0.0, 255.0, out=marked)
         marked_u8 = (marked + 0.5).astype(np.uint8)
         return marked_u8, paper_difference(marked - self.original)
+
+    def heat(self, strength: float) -> np.ndarray | None:
+        """:func:`visibility_heat` at this strength from the map at strength 1 (None before it is known)."""
+        return None if self.seen is None else visibility_heat(self.original_u8(), self.seen * np.float32(strength))

@@ -133,6 +133,7 @@ def test_a_folder_rerun_skips_what_was_done_and_ends_with_a_summary(tiny_model_p
     out_dir = tmp_path / "out"
     code, out, _ = run(capsys, "embed", folder, "-o", out_dir, "-m", "batch", "--model", tiny_model_path)
     assert code == 0 and "3 embedded (3 read back, median PSNR" in out and "0 skipped (done before), 0 failed" in out
+    assert "median visibility" in out and out.count(", visibility ") == 3
     (out_dir / "img1.png").unlink()                                  # as if the first run had stopped there
     code, out, _ = run(capsys, "embed", folder, "-o", out_dir, "-m", "batch", "--model", tiny_model_path)
     assert code == 0 and out.count("skipped") == 3 and out.count("wrote") == 1   # 2 skipped lines + summary

@@ -182,8 +182,11 @@ class EmbedTab(FileDropTarget, QWidget, Tab):
         self.psnr_label.setObjectName("Metric")
         self.ssim_label = QLabel("–")
         self.ssim_label.setObjectName("Metric")
+        self.visibility_label = QLabel("–")
+        self.visibility_label.setObjectName("Metric")
         metrics = QHBoxLayout()
-        for name, label in (("PSNR", self.psnr_label), ("SSIM", self.ssim_label)):
+        for name, label in (("PSNR", self.psnr_label), ("SSIM", self.ssim_label),
+                            ("Visibility", self.visibility_label)):
             caption = QLabel(name)
             caption.setObjectName("Muted")
             metrics.addWidget(caption)
@@ -267,6 +270,7 @@ class EmbedTab(FileDropTarget, QWidget, Tab):
         self.views = CompareViews()
         self.views.set_mode(self.ctx.settings.get("view_mode") if self.ctx.settings.get("view_mode")
                             in CompareViews.MODES else "side")
+        self.views.third_changed.connect(lambda _: self._show_marked())
         right = QVBoxLayout()
         right.addWidget(self.strip)
         right.addWidget(self.views, 1)
@@ -497,12 +501,16 @@ class EmbedTab(FileDropTarget, QWidget, Tab):
         marked, difference = doc.preview.render(doc.strength)
         self.views.set_marked(array_to_qimage(marked), doc.size)
         self.views.set_difference(array_to_qimage(difference), doc.size)
-        self._show_metrics(doc.residual.psnr_estimate(doc.strength), estimated=True)
+        if self.views.third == "visibility":  # only when it is shown: it costs more than the slider may
+            heat = doc.preview.heat(doc.strength)
+            self.views.set_visibility(None if heat is None else array_to_qimage(heat), doc.size)
+        self._show_metrics(doc.residual.psnr_estimate(doc.strength), estimated=True,
+                           visibility=doc.residual.visibility_estimate(doc.strength))
         self.last_update_ms = (time.perf_counter() - start) * 1000
         self._refine_timer.start()
 
     def _show_metrics(self, psnr: float | None = None, ssim: float | None = None, sampled: bool = False,
-                      estimated: bool = False) -> None:
+                      estimated: bool = False, visibility: float | None = None) -> None:
         self.psnr_label.setText("–" if psnr is None else "∞" if math.isinf(psnr)
                                 else f"{'≈' if estimated else ''}{psnr:.2f} dB")
         self.psnr_label.setToolTip("Estimated while the full-resolution image is rendered" if estimated else
@@ -513,6 +521,14 @@ class EmbedTab(FileDropTarget, QWidget, Tab):
             self.ssim_label.setText("n/a" if math.isnan(ssim) else f"{'≈' if sampled else ''}{ssim:.4f}")
             self.ssim_label.setToolTip("Estimated at full resolution on a grid of 256×256 tiles (large image)"
                                        if sampled else "SSIM of the saved 8-bit image (exact)")
+        if visibility is None:
+            self.visibility_label.setText("–" if psnr is None else "…")
+        else:
+            self.visibility_label.setText(f"{'≈' if estimated else ''}{visibility:.1f}")
+        self.visibility_label.setToolTip(
+            "How visible the mark is (the engine's estimate on butteraugli's scale): about 1 is just noticeable, "
+            "a JPEG-90 re-save of a photo scores about 1–2.5; the Visibility view shows where"
+            + (" (scaled from the last full-resolution figure while it is worked out)" if estimated else ""))
 
     def _refine_current(self) -> None:
         if not self._current_ready():
@@ -536,7 +552,9 @@ class EmbedTab(FileDropTarget, QWidget, Tab):
             self.views.set_original_full(r.original)
         self.views.set_marked_full(r.marked)
         self.views.set_difference_full(r.difference)
-        self._show_metrics(r.psnr, r.ssim, r.ssim_sampled)
+        self.views.set_visibility_full(r.heat)
+        doc.residual.last_visibility = (r.state[1], r.visibility)
+        self._show_metrics(r.psnr, r.ssim, r.ssim_sampled, visibility=r.visibility)
 
     # ------------------------------------------------------------ auto strength
 

@@ -1,7 +1,8 @@
-"""The Embed tab's image area: original / watermarked / difference side by side, or a split view, all in step."""
+"""The Embed tab's image area: original / watermarked / difference (or visibility) side by side, or a split view,
+all in step."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QSplitter, QStackedWidget, QToolButton,
                                QVBoxLayout, QWidget)
@@ -11,15 +12,21 @@ from .split_view import SplitView
 
 DROP_HINT = "Drop photos (or a folder) here\nor press Ctrl+O to open them"
 DIFFERENCE = "Difference (|Δ luma|, normalised as in the paper's Fig. 4)"
+VISIBILITY = ("Where the mark may show, at 1:1 (the engine's visibility map): yellow is about just noticeable, "
+              "red twice that or more; clear is under half")
+#: What the third view can show: (caption, tooltip).
+THIRD_VIEWS = {"difference": ("Difference", DIFFERENCE), "visibility": ("Visibility", VISIBILITY)}
 
 
 #: What the watermarked view says before there is anything to show.
 MARKED_PLACEHOLDER = "Type a message to watermark the image"
 
 class CompareViews(QWidget):
-    """``set_original`` / ``set_marked`` / ``set_difference`` take a preview and optionally the full image."""
+    """``set_original`` / ``set_marked`` / ``set_difference`` / ``set_visibility`` take a preview and optionally
+    the full image; ``third_changed`` fires when the third view switches between difference and visibility."""
 
     MODES = ("side", "split")
+    third_changed = Signal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -28,6 +35,9 @@ class CompareViews(QWidget):
         self.difference = ImageView("Difference", "")
         self.split = SplitView()
         self.split_difference = ImageView("Difference", "")
+        self.third = "difference"
+        # per kind of third view: [preview, full size, full image], kept so that switching shows the latest
+        self._third_images = {kind: [None, None, None] for kind in THIRD_VIEWS}
         for view in (self.difference, self.split_difference):
             view.setToolTip(DIFFERENCE)
         self.sync = ViewSync([self.original, self.marked, self.difference, self.split, self.split_difference])
@@ -55,6 +65,17 @@ class CompareViews(QWidget):
             bar.addWidget(button)
         self.mode_buttons.button(0).setChecked(True)
         self.mode_buttons.idClicked.connect(lambda i: self.set_mode(self.MODES[i]))
+        bar.addSpacing(16)
+        self.third_buttons = QButtonGroup(self)
+        for i, (kind, (label, tip)) in enumerate(THIRD_VIEWS.items()):
+            button = QToolButton()
+            button.setText(label)
+            button.setToolTip(tip)
+            button.setCheckable(True)
+            self.third_buttons.addButton(button, i)
+            bar.addWidget(button)
+        self.third_buttons.button(0).setChecked(True)
+        self.third_buttons.idClicked.connect(lambda i: self.show_third(list(THIRD_VIEWS)[i]))
         bar.addStretch(1)
         self.zoom_label = QLabel("")
         self.zoom_label.setObjectName("Muted")
@@ -117,14 +138,43 @@ class CompareViews(QWidget):
         self.split.set_full(full)
 
     def set_difference(self, preview: QImage | None, full_size=None) -> None:
-        self.difference.set_images(preview, None, full_size)
-        self.split_difference.set_images(preview, None, full_size)
+        self._set_third("difference", preview, full_size)
 
     def set_difference_full(self, full: QImage) -> None:
-        self.difference.set_full(full)
-        self.split_difference.set_full(full)
+        self._set_third_full("difference", full)
+
+    def set_visibility(self, preview: QImage | None, full_size=None) -> None:
+        self._set_third("visibility", preview, full_size)
+
+    def set_visibility_full(self, full: QImage) -> None:
+        self._set_third_full("visibility", full)
+
+    def _set_third(self, kind: str, preview: QImage | None, full_size) -> None:
+        self._third_images[kind] = [preview, full_size, None]
+        if kind == self.third:
+            for view in (self.difference, self.split_difference):
+                view.set_images(preview, None, full_size)
+
+    def _set_third_full(self, kind: str, full: QImage) -> None:
+        self._third_images[kind][2] = full
+        if kind == self.third:
+            for view in (self.difference, self.split_difference):
+                view.set_full(full)
+
+    def show_third(self, kind: str) -> None:
+        """Show the difference or the visibility view as the third image."""
+        self.third = kind
+        self.third_buttons.button(list(THIRD_VIEWS).index(kind)).setChecked(True)
+        caption, tip = THIRD_VIEWS[kind]
+        preview, full_size, full = self._third_images[kind]
+        for view in (self.difference, self.split_difference):
+            view.caption = caption
+            view.setToolTip(tip)
+            view.set_images(preview, full, full_size)
+        self.third_changed.emit(kind)
 
     def clear(self) -> None:
         self.set_original(None)
         self.set_marked(None)
         self.set_difference(None)
+        self.set_visibility(None)

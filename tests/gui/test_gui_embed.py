@@ -214,6 +214,23 @@ def test_embedding_over_a_watermark_asks_first(qtbot, window, dialogs, photo, tm
         assert "already carries a watermark" in window.statusBar().currentMessage()
 
 
+def test_the_visibility_figure_and_view(qtbot, window, photo):
+    tab = embed_photo(qtbot, window, photo)
+    assert float(tab.visibility_label.text()) > 0  # the full-resolution figure, not an estimate
+    assert tab.views.difference.caption == "Difference"
+    tab.views.third_buttons.button(1).click()
+    assert tab.views.difference.caption == "Visibility" and tab.views.difference.has_image()
+    heat = tab.views.difference.item.preview
+    tab.slider.setValue(tab.slider.value() + 50)
+    QApplication.processEvents()
+    assert tab.visibility_label.text().startswith("≈")  # scaled from the last figure while it is worked out
+    assert tab.views.difference.item.preview is not heat  # the view follows the slider
+    wait_idle(qtbot, window)
+    assert not tab.visibility_label.text().startswith("≈")
+    tab.views.third_buttons.button(0).click()
+    assert tab.views.difference.caption == "Difference"
+
+
 def test_slider_update_is_fast_on_a_12_megapixel_photo(qtbot, window, tmp_path):
     big = tmp_path / "big.bmp"
     rng = np.random.default_rng(1)

@@ -10,7 +10,7 @@ from mbrs_engine.metrics import psnr, ssim
 from mbrs_engine.noise import parse_noise
 from mbrs_engine.watermarker import PreparedEmbedding
 from mbrs_gui.attack_chain import Chain, ChainError, Step
-from mbrs_gui.imaging import Residual, fit_size, paper_difference
+from mbrs_gui.imaging import Residual, fit_size, paper_difference, visibility_heat
 from mbrs_gui.noise_pool import build_spec, selection_from_spec
 
 
@@ -58,6 +58,28 @@ def test_preview_is_screen_sized_and_matches_the_full_render(residual):
     full = np.asarray(Image.fromarray(residual.render(1.0)).resize((40, 30), Image.Resampling.BOX), dtype=int)
     assert np.abs(marked.astype(int) - full).mean() < 1.0
     assert difference.shape == (30, 40) and difference.max() == 255
+
+
+def test_visibility_of_the_render_and_of_the_preview(residual):
+    figure, seen = residual.visibility(1.0)
+    assert seen.shape == (60, 80) and figure > 0
+    stronger, _ = residual.visibility(2.0)
+    assert 1.5 < stronger / figure < 2.5  # about in proportion to the strength
+    residual.last_visibility = (1.0, figure)
+    assert residual.visibility_estimate(2.0) == pytest.approx(2 * figure)
+    preview = residual.preview(max_side=40)
+    assert preview.seen.shape == (30, 40)
+    assert preview.heat(1.0).shape == (30, 40, 3)
+
+
+def test_the_visibility_view_tints_only_what_may_show():
+    original = np.full((2, 3, 3), 100, np.uint8)
+    seen = np.array([[0.0, 0.4, 1.0], [2.0, 5.0, 0.0]], np.float32)
+    heat = visibility_heat(original, seen).astype(int)
+    assert (heat[0, 0] == heat[0, 0, 0]).all() and (heat[0, 0] == heat[0, 1]).all()  # grey where under half
+    assert heat[0, 2, 0] > heat[0, 2, 2] + 40  # yellow-ish: red and green above blue
+    assert heat[1, 1, 0] > heat[1, 1, 1] + 100  # red where plainly seen
+    assert (heat[1, 0] == heat[1, 1]).all()  # 2 and more: the same red
 
 
 def test_paper_difference_is_min_max_normalised_luma():
