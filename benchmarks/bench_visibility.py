@@ -7,12 +7,13 @@ butteraugli distance between the original and the saved PNG (Debian package
 ``butteraugli``; about 1 = just noticeable) as median, 90th percentile and
 worst; mean PSNR and SSIM (not the target, reported beside it); and for the
 candidates the share of photos whose exact message is read after JPEG 50,
-a resize to 50 % and a social-media re-encode (long side 1080 when larger,
-JPEG 80), with the median embed time.  The white-noise reference has the
+a resize to 50 %, a social-media re-encode (long side 1080 when larger,
+JPEG 80), JPEG 30 and a resize to 25 %, with the median embed time.  The white-noise reference has the
 PSNR of the first candidate on each photo.
 
     python scripts/collect_eval_photos.py data/eval-photos     # once: photos never used for training
     python benchmarks/bench_visibility.py [--photos data/eval-photos] [--limit N] [--candidates default plain-1.0]
+                                         [--long-side 1024] [--per-photo]
 
 Without butteraugli or photos it says so and exits 0 (``make bench`` runs every benchmark).
 """
@@ -36,9 +37,14 @@ from mbrs_engine import Watermarker  # first: it sets OMP_WAIT_POLICY before tor
 from mbrs_engine.attacks import apply_chain, parse_chain  # noqa: E402
 from mbrs_engine.imageio import list_images, open_image  # noqa: E402
 from mbrs_engine.metrics import image_psnr, ssim  # noqa: E402
+from mbrs_engine.perceptual import LADDER  # noqa: E402
 
 MESSAGE = "© Bench 2026"
-ROBUSTNESS = ("jpeg:50", "resize:0.5", "social")
+ROBUSTNESS = ("jpeg:50", "resize:0.5", "social", "jpeg:30", "resize:0.25")
+
+
+#: The shaping ladder without its visibility caps.
+UNCAPPED = tuple(shaping for shaping in LADDER if shaping is None or shaping.cap is None)
 
 
 @dataclass(frozen=True)
@@ -49,12 +55,13 @@ class Candidate:
     strength: float = 1.0
     refine: bool = True
     tiled: bool = True
-    shaped: bool = True  # the watermarker's perceptual shaping (mbrs_engine.perceptual) on, or off
+    shaping: object = "default"  # the watermarker's shaping (mbrs_engine.perceptual): "default", a ladder or None
 
 
 CANDIDATES = {c.name: c for c in (
-    Candidate("default"),  # tiles, shaped (photos smaller than two tiles: the whole frame, refined)
-    Candidate("unshaped", shaped=False),  # tiles as the encoder gives them (the default before shaping)
+    Candidate("default"),  # tiles, shaped and capped (photos smaller than two tiles: the whole frame, refined)
+    Candidate("uncapped", shaping=UNCAPPED),  # tiles shaped without a visibility cap (the default before it)
+    Candidate("unshaped", shaping=None),  # tiles as the encoder gives them (the default before shaping)
     Candidate("frame", tiled=False),  # the whole-frame layout, refined (the default before tiles)
     Candidate("plain-1.0", refine=False, tiled=False),
     Candidate("plain-0.7", 0.7, refine=False, tiled=False),
@@ -81,6 +88,14 @@ def attacked(img: Image.Image, name: str) -> Image.Image:
     return social(img) if name == "social" else apply_chain(img, parse_chain(name))
 
 
+def shrunk(img: Image.Image, long_side: int | None) -> Image.Image:
+    """The photo with its long side brought down to ``long_side`` (None: as it is)."""
+    if long_side is None or max(img.size) <= long_side:
+        return img
+    scale = long_side / max(img.size)
+    return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.LANCZOS)
+
+
 def summary(values: list[float]) -> str:
     ordered = sorted(values)
     p90 = ordered[min(len(ordered) - 1, int(np.ceil(0.9 * len(ordered))) - 1)]
@@ -95,6 +110,8 @@ def main() -> None:
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     parser.add_argument("--no-references", action="store_true", help="skip the JPEG and noise references")
     parser.add_argument("--per-photo", action="store_true", help="also print each photo's distance and failed reads")
+    parser.add_argument("--long-side", type=int, help="shrink larger photos to this long side first (butteraugli "
+                        "takes minutes on 12 MP)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # grey photos say they become RGB, once per photo and candidate
     if shutil.which("butteraugli") is None:  # skipped, not failed: `make bench` runs every benchmark
@@ -106,7 +123,6 @@ def main() -> None:
               f"(python scripts/collect_eval_photos.py {args.photos})")
         return
     wm = Watermarker.from_pretrained(args.model)
-    unshaped = Watermarker.from_pretrained(args.model, shaping=None)
     print(f"model {wm.name}, {len(photos)} photos from {args.photos}")
     print(f"{'':24s} {'butteraugli':>20s}")
     print(f"{'embedding':24s} {'median':>6s} {'p90':>6s} {'worst':>6s} {'PSNR':>6s} {'SSIM':>6s} "
@@ -118,10 +134,11 @@ def main() -> None:
             candidate = CANDIDATES[name]
             scores, psnrs, ssims, seconds = [], [], [], []
             read = {a: 0 for a in ROBUSTNESS}
+            embedder = wm if candidate.shaping == "default" else \
+                Watermarker.from_pretrained(args.model, shaping=candidate.shaping)
             for path in photos:
-                original = open_image(path).convert("RGB")
+                original = shrunk(open_image(path).convert("RGB"), args.long_side)
                 start = time.perf_counter()
-                embedder = wm if candidate.shaped else unshaped
                 marked = embedder.embed(original, MESSAGE, strength=candidate.strength, refine=candidate.refine,
                                         tiled=candidate.tiled)
                 seconds.append(time.perf_counter() - start)
@@ -149,7 +166,7 @@ def main() -> None:
         for name in REFERENCES:
             scores, psnrs = [], []
             for path in photos:
-                original = open_image(path).convert("RGB")
+                original = shrunk(open_image(path).convert("RGB"), args.long_side)
                 if name.startswith("jpeg"):
                     other = apply_chain(original, parse_chain(f"jpeg:{name.split('-')[1]}"))
                 else:

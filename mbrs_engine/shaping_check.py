@@ -31,6 +31,8 @@ from .tiling import cell_map, fold
 
 #: The JPEG quality of the check.
 CHECK_QUALITY = 50
+#: The JPEG quality of the check of a capped rung.
+CAPPED_CHECK_QUALITY = 30
 #: The most wrong message bits a shaping may read with after the check (half of what the default payload's
 #: BCH code corrects).
 CHECK_ERRORS = 7
@@ -69,7 +71,8 @@ def choose_shaping(decoder, work: torch.Tensor, raw: torch.Tensor, grid: torch.T
             residual = residual * cap_gain(seen[key], shaping.cap)
         if len(ladder) == 1:  # nothing to choose
             return residual
-        errors = wrong_message_bits(cell_map(decoder, jpeg((work + residual).clamp(-1.0, 1.0), CHECK_QUALITY)),
+        quality = CAPPED_CHECK_QUALITY if shaping is not None and shaping.cap is not None else CHECK_QUALITY
+        errors = wrong_message_bits(cell_map(decoder, jpeg((work + residual).clamp(-1.0, 1.0), quality)),
                                     grid, T, g)
         if errors <= CHECK_ERRORS:
             return residual

@@ -157,6 +157,7 @@ def main() -> None:
     wait_until(lambda: idle(window))
     grab(window, "embed", out)
 
+
     # Verify: the embedded image under JPEG 50 and a brightness change, decoded, and the sweep
     embed.views.set_mode("side")
     embed.verify_button.click()
@@ -212,6 +213,16 @@ def main() -> None:
     models.measure(models.selected(), photos)
     wait_until(lambda: idle(window))
     grab(window, "models", out)
+
+    # Embed, side by side, the third view showing where the mark may show (the rocket's flat sky)
+    window.tabs.setCurrentWidget(embed)
+    embed.views.set_mode("side")
+    count = len(embed.docs)
+    embed.open_files([photos / "rocket.png"])
+    wait_until(lambda: len(embed.docs) == count + 1 and idle(window))
+    embed.views.show_third("visibility")
+    wait_until(lambda: idle(window))
+    grab(window, "embed-visibility", out)
 
     for doc in embed.docs.values():
         doc.saved_state = doc.state()

@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
+                               QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
                                QScrollArea, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from mbrs_engine.attacks import AttackError, parse_chain
@@ -184,15 +184,15 @@ class EmbedTab(FileDropTarget, QWidget, Tab):
         self.ssim_label.setObjectName("Metric")
         self.visibility_label = QLabel("–")
         self.visibility_label.setObjectName("Metric")
-        metrics = QHBoxLayout()
-        for name, label in (("PSNR", self.psnr_label), ("SSIM", self.ssim_label),
-                            ("Visibility", self.visibility_label)):
+        metrics = QGridLayout()  # two pairs a row: the panel is narrow
+        metrics.setHorizontalSpacing(10)
+        for i, (name, label) in enumerate((("PSNR", self.psnr_label), ("SSIM", self.ssim_label),
+                                           ("Visibility", self.visibility_label))):
             caption = QLabel(name)
             caption.setObjectName("Muted")
-            metrics.addWidget(caption)
-            metrics.addWidget(label)
-            metrics.addSpacing(12)
-        metrics.addStretch(1)
+            metrics.addWidget(caption, i // 2, 2 * (i % 2))
+            metrics.addWidget(label, i // 2, 2 * (i % 2) + 1)
+        metrics.setColumnStretch(4, 1)
         self.auto_attack = QComboBox()
         self.auto_attack.setEditable(True)
         self.auto_attack.addItems(AUTO_ATTACKS)
