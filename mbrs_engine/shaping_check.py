@@ -6,12 +6,12 @@ smooth photos the cap can take too much and on dense textures (grass,
 gravel) the decoder needs the peaks the soft clip removes.
 :func:`choose_shaping` tries a ladder of shapings, least visible first, on
 the working copy (the caps share one visibility map of the photo): each
-shaped residual, at the target PSNR and capped, is
-re-saved as JPEG at :data:`CHECK_QUALITY` (libjpeg through Pillow) and read
-in place by one decoder pass, the cells folded onto one tile; the first
-whose message has at most :data:`CHECK_ERRORS` wrong bits is kept, else the
-one with the fewest.  Most photos keep the first (one check: one JPEG and
-one decoder pass on the working copy).
+shaped residual, at the target PSNR and capped, is re-saved as JPEG
+(libjpeg through Pillow) at :data:`CAPPED_CHECK_QUALITY` when capped, else at
+:data:`CHECK_QUALITY`, and read in place by one decoder pass, the cells
+folded onto one tile; the first whose message has at most
+:data:`CHECK_ERRORS` wrong bits is kept, else the one with the fewest.  Each
+rung tried costs one JPEG and one decoder pass on the working copy.
 
 The check is harsher than a re-save of the photo itself: the working copy
 is the photo shrunk to the model's scale, so the JPEG blocks cover more of
@@ -31,7 +31,9 @@ from .tiling import cell_map, fold
 
 #: The JPEG quality of the check.
 CHECK_QUALITY = 50
-#: The JPEG quality of the check of a capped rung.
+#: The JPEG quality of the check of a capped rung: the harshest re-save the product promises to survive (a cap
+#: only takes energy away, so it may take it only where the mark still reads after that; at 50, small photos lost
+#: JPEG 30 and some crops: docs/watermarking.md, "Visibility").
 CAPPED_CHECK_QUALITY = 30
 #: The most wrong message bits a shaping may read with after the check (half of what the default payload's
 #: BCH code corrects).
@@ -54,11 +56,11 @@ def wrong_message_bits(scores: torch.Tensor, grid: torch.Tensor, T: int, g: int)
 
 @torch.no_grad()
 def choose_shaping(decoder, work: torch.Tensor, raw: torch.Tensor, grid: torch.Tensor, T: int, g: int,
-                   ladder: Sequence[Shaping | None], amplitude: float, rgb: Image.Image | None = None) -> torch.Tensor:
+                   ladder: Sequence[Shaping | None], amplitude: float, rgb: Image.Image) -> torch.Tensor:
     """The residual (3, h, w) of the first shaping of ``ladder`` that reads after the check, scaled to rms
-    ``amplitude`` ([-1, 1] units: the target PSNR); else the one that read with the fewest wrong bits.
+    ``amplitude`` ([-1, 1] units: the target PSNR) and capped; else the one that read with the fewest wrong bits.
 
-    ``work`` (1, 3, h, w) is the working copy of the photo ``rgb`` (needed by a shaping with a visibility cap),
+    ``work`` (1, 3, h, w) is the working copy of the photo ``rgb`` (a visibility cap measures the photo),
     ``raw`` the encoder's residual on it, ``grid`` (rows, cols) the tiled cells of message and pilot."""
     best, fewest, seen = None, None, {}
     for shaping in ladder:

@@ -9,8 +9,9 @@ Layouts.  By default a photo at least two tiles large (272 px on its shorter
 side for the default model) is embedded in *tiles*: the message and a pilot
 repeated over a working copy of the photo, readable from a crop anywhere, a
 rotation or a mirror (:mod:`mbrs_engine.tiling`; no refinement needed), its
-speckles softened at the same energy (:mod:`mbrs_engine.perceptual`; how
-strongly is checked per photo, :mod:`mbrs_engine.shaping_check`).
+speckles softened at the same energy and turned down where it would show
+(:mod:`mbrs_engine.perceptual`; how far is checked per photo,
+:mod:`mbrs_engine.shaping_check`).
 Smaller images, and any image with ``tiled=False``, take the *whole-frame*
 layout described next.
 
@@ -302,7 +303,7 @@ class Watermarker:
         ``refine``, ``progress`` and ``tiled`` as in :meth:`prepare_bits`.  Tiled or refined, the
         saved image has the PSNR :meth:`strength_psnr` gives (models without
         ``embed_psnr``: the PSNR of the unrefined image at strength 1, less
-        20 log10(strength)).
+        20 log10(strength)), or more where a visibility cap took energy away.
         """
         strength = _check_strength(strength)
         return self.prepare_bits(img, bits, refine, progress, tiled).render(strength)
