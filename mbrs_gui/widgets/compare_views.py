@@ -14,6 +14,9 @@ DROP_HINT = "Drop photos (or a folder) here\nor press Ctrl+O to open them"
 DIFFERENCE = "Difference (|Δ luma|, normalised as in the paper's Fig. 4)"
 VISIBILITY = ("Where the mark may show, at 1:1 (the engine's visibility map): yellow is about just noticeable, "
               "red twice that or more; clear is under half")
+#: The layouts (label, tooltip), in the order of :attr:`CompareViews.MODES`.
+MODE_CHOICES = (("Side by side", "Original, watermarked and difference next to each other"),
+                ("Split", "Drag the divider to compare original and watermarked"))
 #: What the third view can show: (caption, tooltip).
 THIRD_VIEWS = {"difference": ("Difference", DIFFERENCE), "visibility": ("Visibility", VISIBILITY)}
 
@@ -54,27 +57,10 @@ class CompareViews(QWidget):
         self.stack.addWidget(split)
 
         bar = QHBoxLayout()
-        self.mode_buttons = QButtonGroup(self)
-        for i, (label, tip) in enumerate((("Side by side", "Original, watermarked and difference next to each other"),
-                                          ("Split", "Drag the divider to compare original and watermarked"))):
-            button = QToolButton()
-            button.setText(label)
-            button.setToolTip(tip)
-            button.setCheckable(True)
-            self.mode_buttons.addButton(button, i)
-            bar.addWidget(button)
-        self.mode_buttons.button(0).setChecked(True)
+        self.mode_buttons = self._choice(bar, MODE_CHOICES)
         self.mode_buttons.idClicked.connect(lambda i: self.set_mode(self.MODES[i]))
         bar.addSpacing(16)
-        self.third_buttons = QButtonGroup(self)
-        for i, (kind, (label, tip)) in enumerate(THIRD_VIEWS.items()):
-            button = QToolButton()
-            button.setText(label)
-            button.setToolTip(tip)
-            button.setCheckable(True)
-            self.third_buttons.addButton(button, i)
-            bar.addWidget(button)
-        self.third_buttons.button(0).setChecked(True)
+        self.third_buttons = self._choice(bar, THIRD_VIEWS.values())
         self.third_buttons.idClicked.connect(lambda i: self.show_third(list(THIRD_VIEWS)[i]))
         bar.addStretch(1)
         self.zoom_label = QLabel("")
@@ -96,6 +82,19 @@ class CompareViews(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
         layout.addWidget(self.stack, 1)
+
+    def _choice(self, bar: QHBoxLayout, items) -> QButtonGroup:
+        """Exclusive tool buttons, one per (label, tooltip), added to ``bar``; the first checked."""
+        group = QButtonGroup(self)
+        for i, (label, tip) in enumerate(items):
+            button = QToolButton()
+            button.setText(label)
+            button.setToolTip(tip)
+            button.setCheckable(True)
+            group.addButton(button, i)
+            bar.addWidget(button)
+        group.button(0).setChecked(True)
+        return group
 
     @property
     def mode(self) -> str:
