@@ -115,8 +115,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def _as_rgb(image) -> torch.Tensor:
     """A PIL image or RGB uint8 array (h, w, 3) as a uint8 tensor (1, 3, h, w); a float tensor (3, h, w) in
     [0, 1] as (1, 3, h, w)."""
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, Image.Image):  # one copy, writable (np.asarray of a PIL image is read-only)
+        image = np.array(image if image.mode == "RGB" else image.convert("RGB"))
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an RGB uint8 array (h, w, 3), got {image.dtype} {image.shape}")
