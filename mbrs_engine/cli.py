@@ -147,8 +147,9 @@ def _quality_figures(original, saved) -> tuple[str, float, float]:
     from .metrics import image_psnr, ssim
     from .visibility import visibility
 
-    rgb, saved_rgb = original.convert("RGB"), saved.convert("RGB")
-    psnr, seen = image_psnr(rgb, saved_rgb), visibility(rgb, saved_rgb)
+    rgb = original if original.mode == "RGB" else original.convert("RGB")
+    saved_rgb = saved if saved.mode == "RGB" else saved.convert("RGB")
+    psnr, seen = image_psnr(rgb, saved_rgb), visibility(rgb, saved_rgb)  # visibility: in bands, no full copies
     parts = [f"PSNR {psnr:.2f} dB"]
     if min(saved.size) >= 11 and saved.size[0] * saved.size[1] <= 4_000_000:
         parts.append(f"SSIM {float(ssim(original, saved)[0]):.4f}")

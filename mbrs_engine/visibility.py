@@ -158,25 +158,35 @@ def map_from_lab(lab: torch.Tensor, diff: torch.Tensor, model: VisibilityModel =
 BAND_ROWS = 256
 
 
+def _rows(image):
+    """``rows(top, bottom)``: those rows of the image as :func:`_as_rgb` gives it (a PIL image is cropped first,
+    so no full-size copy of it is made), and its (width, height)."""
+    if isinstance(image, Image.Image):
+        return (lambda top, bottom: _as_rgb(image.crop((0, top, image.width, bottom)))), image.size
+    whole = _as_rgb(image)
+    return (lambda top, bottom: whole[..., top:bottom, :]), (whole.shape[-1], whole.shape[-2])
+
+
 def visibility_map(original, changed, model: VisibilityModel = DEFAULT_MODEL, check=None) -> np.ndarray:
     """How visible the change from ``original`` to ``changed`` is at each pixel (h, w), float32, in about
     just-noticeable differences.  Both: PIL images, RGB uint8 arrays or (3, h, w) tensors in [0, 1], same size.
 
     Worked out in bands of :data:`BAND_ROWS` rows (with a margin for the blurs, so the map is the same as in
     one piece); ``check()``, when given, is called between bands (a worker's cancel point)."""
-    a, b = _as_rgb(original), _as_rgb(changed)
-    if a.shape != b.shape:
-        raise ValueError(f"the images differ in size: {tuple(a.shape[-2:])} and {tuple(b.shape[-2:])}")
-    height = a.shape[-2]
+    rows_a, size_a = _rows(original)
+    rows_b, size_b = _rows(changed)
+    if size_a != size_b:
+        raise ValueError(f"the images differ in size: {size_a[0]}x{size_a[1]} and {size_b[0]}x{size_b[1]}")
+    width, height = size_a
     margin = int(math.ceil(3.0 * (max(model.luma_blur, model.chroma_blur) + model.mask_sigma))) + 2
-    out = np.empty((height, a.shape[-1]), np.float32)
+    out = np.empty((height, width), np.float32)
     with torch.no_grad():
         for top in range(0, height, BAND_ROWS):
             if check is not None:
                 check()
             start, stop = max(0, top - margin), min(height, top + BAND_ROWS + margin)
-            lab = to_lab(a[..., start:stop, :])
-            seen = map_from_lab(lab, to_lab(b[..., start:stop, :]) - lab, model)
+            lab = to_lab(rows_a(start, stop))
+            seen = map_from_lab(lab, to_lab(rows_b(start, stop)) - lab, model)
             out[top:top + BAND_ROWS] = seen[0, 0, top - start:top - start + BAND_ROWS].numpy()
     return out
 

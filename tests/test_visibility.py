@@ -118,3 +118,13 @@ def test_the_map_worked_out_in_bands_is_the_map_in_one_piece(monkeypatch):
     banded = visibility_map(image, changed, check=lambda: calls.append(1))
     np.testing.assert_allclose(banded, whole, rtol=1e-5, atol=1e-5)
     assert len(calls) == 5  # 70 rows in bands of 16
+
+
+def test_a_pil_image_is_read_in_bands_and_gives_the_same_map():
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    changed = _plus(image, rng.integers(-3, 4, (40, 30, 3)))
+    np.testing.assert_allclose(visibility_map(Image.fromarray(image), Image.fromarray(changed)),
+                               visibility_map(image, changed), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="differ in size"):
+        visibility_map(Image.fromarray(image), changed[:-1])
