@@ -16,8 +16,8 @@ any one metric):
 
 The constants (:class:`VisibilityModel`) were fitted so that the figure
 ranks and scales like butteraugli (Debian's ``butteraugli``; about 1 = just
-noticeable) on the evaluation photos under watermarks, JPEG re-saves and
-noise, and checked on photos it was not fitted on
+noticeable) on the held-out photos under watermarks, JPEG re-saves and
+noise, and checked on the evaluation photos, which the fit never saw
 (``benchmarks/calibrate_visibility.py``; the numbers are in
 ``docs/watermarking.md``, "Visibility").  It is an estimate for ranking and
 showing *where* a mark may show; benchmarks report butteraugli itself.
