@@ -40,6 +40,7 @@ PUBLIC_MODULES = {
     "mbrs_engine.train.export": None,
     "mbrs_engine.train.runs": None,
     "mbrs_engine.verification": None,
+    "mbrs_engine.visibility": None,         # the visibility map and figure
     "mbrs_engine.watermarker": None,
 }
 
