@@ -15,11 +15,11 @@ $(VENV)/.installed: pyproject.toml
 app: $(VENV)/.installed        ## start the desktop app on the shipped default model
 	$(VENV)/bin/mbrs-gui
 
-test: $(VENV)/.installed       ## the unit suite (slow tests excluded)
-	$(PY) -m pytest -q -m "not slow"
+test: $(VENV)/.installed       ## the unit suite (slow tests excluded), one worker per core
+	$(PY) -m pytest -q -m "not slow" -n auto --dist loadfile
 
 test-all: $(VENV)/.installed   ## everything, slow tests included
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 bench: $(VENV)/.installed      ## speed benchmarks (not tests)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

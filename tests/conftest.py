@@ -1,6 +1,8 @@
 """Shared fixtures: isolated model/config folders, and one tiny trained model per test session."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -8,6 +10,20 @@ from PIL import Image
 from mbrs_engine.model_files import ModelMetadata, save_model
 
 from tiny_model import TinyTraining, random_crops, train_tiny_model
+
+
+@pytest.fixture(scope="session", autouse=True)
+def threads_per_worker():
+    """With several pytest-xdist workers (``make test``), each gets its share of the cores for torch: threads
+    beyond the cores only fight over them."""
+    import torch  # here: mbrs_engine (imported above) sets the OpenMP wait policy before torch loads
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    threads = torch.get_num_threads()
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
