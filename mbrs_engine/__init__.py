@@ -34,6 +34,7 @@ PUBLIC_MODULES = {
     "mbrs_engine.metadata": None,
     "mbrs_engine.metrics": None,
     "mbrs_engine.model_files": None,
+    "mbrs_engine.parallel": None,           # several images at once (folder runs, Save all)
     "mbrs_engine.noise": {"parse_noise", "canonical_spec", "pool_layers", "available_layers", "NoiseSpecError"},
     "mbrs_engine.payload": None,
     "mbrs_engine.train": None,              # Trainer, TrainConfig, presets

@@ -102,28 +102,32 @@ def _jobs(input_path: str, output: str | None) -> list[Job]:
     return jobs
 
 
-def _run_jobs(jobs: list[Job], work, on_error=None) -> tuple[int, list]:
-    """Run ``work(job)`` on each job; report failures and go on. Returns (failures, results); a failed job
-    gives ``on_error(job, message)`` in the results when that is given."""
+def _run_jobs(jobs: list[Job], work, on_error=None, workers: int = 1) -> tuple[int, list]:
+    """Run ``work(job)`` on each job, ``workers`` at a time (:func:`mbrs_engine.parallel.run_in_threads`);
+    report failures and go on.  Returns (failures, results) in the jobs' order; a failed job gives
+    ``on_error(job, message)`` in the results when that is given."""
     from .imageio import ImageLoadError
+    from .parallel import run_in_threads
 
     progress = ProgressBar(len(jobs))
-    failures, results = 0, []
-    for i, job in enumerate(jobs):
-        try:
-            results.append(work(job))
-        except (ValueError, OSError) as exc:
-            if len(jobs) == 1:
-                raise
+    failed = {}
+
+    def done(count: int, i: int, outcome) -> None:
+        job = jobs[i]
+        if isinstance(outcome, Exception):
+            if len(jobs) == 1 or not isinstance(outcome, (ValueError, OSError)):
+                raise outcome
             progress.close()
-            message = str(exc) if isinstance(exc, ImageLoadError) else f"{job.source}: {exc}"
+            message = str(outcome) if isinstance(outcome, ImageLoadError) else f"{job.source}: {outcome}"
             _error(message)
-            failures += 1
-            if on_error is not None:
-                results.append(on_error(job, message))
-        progress.update(i + 1, job.source.name)
+            failed[i] = on_error(job, message) if on_error is not None else None
+        progress.update(count, job.source.name)
+
+    outcomes = run_in_threads(jobs, work, workers, done)
     progress.close()
-    return failures, results
+    results = [failed[i] if i in failed else outcome for i, outcome in enumerate(outcomes)
+               if i not in failed or on_error is not None]
+    return len(failed), results
 
 
 def _watermarker(model: str | None):
@@ -210,7 +214,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
             _refuse_marked(wm, loaded.image, job, args.key)
         tiled = args.layout == "tiles"
         refining = wm.refine and not args.no_refine and wm.tile_size(loaded.image, tiled) is None
-        bar = ProgressBar(wm.refine.steps) if refining and sys.stderr.isatty() else None
+        bar = ProgressBar(wm.refine.steps) if refining and sys.stderr.isatty() and args.jobs == 1 else None
         progress = (lambda done, total: bar.update(done, f"refining {job.source.name}")) if bar else None
         marked = wm.embed(loaded.image, args.message, strength=args.strength, key=args.key, refine=not args.no_refine,
                           progress=progress, tiled=tiled)
@@ -227,7 +231,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
                           f"a larger image or a lossless format", ReadBackWarning)
         return reads_back, psnr, seen
 
-    failures, results = _run_jobs(jobs, work) if jobs else (0, [])
+    failures, results = _run_jobs(jobs, work, workers=args.jobs) if jobs else (0, [])
     if folder_run:
         median = ""
         if results:
@@ -288,7 +292,8 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         return _result_dict(job.source, result)
 
     failures, results = _run_jobs(jobs, work, on_error=lambda job, message: {"path": str(job.source),
-                                                                           "detected": None, "error": message})
+                                                                           "detected": None, "error": message},
+                                  workers=args.jobs)
     if args.json:
         single = not Path(args.input).is_dir()
         print(json.dumps(results[0] if single else results, indent=2, ensure_ascii=False))
@@ -524,6 +529,21 @@ def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quality", type=_quality, default=95, metavar="Q", help="JPEG/WebP quality 1..100 (default 95)")
 
 
+def _jobs_count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"jobs must be at least 1, got {value}")
+    return value
+
+
+def _add_jobs(p: argparse.ArgumentParser) -> None:
+    from .parallel import MAX_WORKERS, default_workers
+
+    p.add_argument("--jobs", "-j", type=_jobs_count, default=default_workers(), metavar="N",
+                   help=f"images of a folder worked on at once (default {default_workers()}: one per core, at most "
+                        f"{MAX_WORKERS})")
+
+
 def _add_embed(sub) -> None:
     p = sub.add_parser("embed", help="embed a text message", description="Embed a text message in an image or a "
                        "folder of images, then read it back from the saved file.  Output keeps the size and the "
@@ -542,6 +562,7 @@ def _add_embed(sub) -> None:
                    help="frame layout: skip the refinement against attacks (instant, less robust)")
     p.add_argument("--force", action="store_true",
                    help="embed even into an image that already carries a watermark (it may destroy both)")
+    _add_jobs(p)
     _add_model_key(p)
     p.set_defaults(func=_cmd_embed)
 
@@ -559,6 +580,7 @@ def _add_decode(sub) -> None:
     search.add_argument("--no-search", action="store_true", help="do not search for a crop (full frame only)")
     search.add_argument("--search-corners", action="store_true",
                         help="also try crops anchored at the corners (42 hypotheses instead of 10; slower)")
+    _add_jobs(p)
     p.set_defaults(func=_cmd_decode)
 
     p = sub.add_parser("verify-report", help="verify a folder and write an evidence report (HTML, CSV)",

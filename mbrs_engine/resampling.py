@@ -93,12 +93,7 @@ def _add_fast(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
 
 def _add_exact(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
     """The same sum in numpy for any residual size (slower)."""
-    width, height = rgb.size
-    rows = resize_matrix(height, residual.shape[1])
-    cols = resize_matrix(width, residual.shape[2])
-    up = torch.matmul(torch.matmul(rows, residual), cols.t()).round_().permute(1, 2, 0).numpy()
-    out = np.clip(np.asarray(rgb, dtype=np.float32) + up, 0, 255).astype(np.uint8)
-    return Image.fromarray(out, "RGB")
+    return add_residual_region(rgb, residual, (0, 0, rgb.width, rgb.height))
 
 
 def add_residual(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
@@ -108,6 +103,15 @@ def add_residual(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
         return _add_fast(rgb, residual)
     return _add_exact(rgb, residual)
 
+
+def add_residual_region(rgb: Image.Image, residual: torch.Tensor, box: tuple[int, int, int, int]) -> Image.Image:
+    """``add_residual(rgb, residual).crop(box)``, worked out for the box only (box: left, top, right, bottom)."""
+    left, top, right, bottom = box
+    rows = resize_matrix(rgb.height, residual.shape[1])[top:bottom]
+    cols = resize_matrix(rgb.width, residual.shape[2])[left:right]
+    up = torch.matmul(torch.matmul(rows, residual.float()), cols.t()).round_().permute(1, 2, 0).numpy()
+    out = np.clip(np.asarray(rgb.crop(box), dtype=np.float32) + up, 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "RGB")
 
 
 def upscale_residual(residual: torch.Tensor, width: int, height: int) -> torch.Tensor:

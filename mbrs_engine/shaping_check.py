@@ -4,18 +4,24 @@ Shaping (:mod:`mbrs_engine.perceptual`) spends the same energy less
 visibly and a visibility cap takes it away where it would show, but on
 smooth photos the cap can take too much and on dense textures (grass,
 gravel) the decoder needs the peaks the soft clip removes.
-:func:`choose_shaping` tries a ladder of shapings, least visible first, on
-the working copy (the caps share one visibility map of the photo): each
-shaped residual, at the target PSNR and capped, is re-saved as JPEG
-(libjpeg through Pillow) at :data:`CAPPED_CHECK_QUALITY` when capped, else at
-:data:`CHECK_QUALITY`, and read in place by one decoder pass, the cells
-folded onto one tile; the first whose message has at most
-:data:`CHECK_ERRORS` wrong bits is kept, else the one with the fewest.  Each
-rung tried costs one JPEG and one decoder pass on the working copy.
+:func:`choose_shaping` tries a ladder of shapings, ordered least visible
+first (the caps share one visibility map of the photo): each shaped
+residual, at the target PSNR and capped, is added to the photo at its own
+size over a region of :data:`CHECK_TILES` x :data:`CHECK_TILES` whole tiles
+in its centre, re-saved as JPEG (libjpeg through Pillow) at
+:data:`CAPPED_CHECK_QUALITY` when capped, else at :data:`CHECK_QUALITY`, and
+read in place by one decoder pass, the cells folded onto one tile.  A rung
+passes when its message has at most :data:`CHECK_ERRORS` wrong bits.  The
+ladder is searched by bisection (a rung that fails is taken to mean the less
+visible ones before it fail too), so a ladder of n rungs costs about
+log2(n) + 1 checks; the passing rung found is kept, else the one tried that
+read with the fewest wrong bits (uncapped rungs only, when it tried any).
 
-The check is harsher than a re-save of the photo itself: the working copy
-is the photo shrunk to the model's scale, so the JPEG blocks cover more of
-each cell.
+The check re-saves the photo at its real size, as people do: a JPEG of the
+working copy (the photo shrunk to the model's scale) would put each 8 x 8
+block over several times more of each cell, and judged large photos by a
+far harsher edit than any they meet.  It reads as many tiles as a reading
+in place does (:data:`CHECK_TILES`).
 """
 from __future__ import annotations
 
@@ -26,8 +32,8 @@ import torch
 from PIL import Image
 
 from .perceptual import Shaping, cap_gain, residual_visibility, shape
-from .pixels import pil_to_tensor, tensor_to_pil
-from .tiling import cell_map, fold
+from .resampling import add_residual_region
+from .tiling import MAX_TILES_READ, cell_map, fold, working_copy
 
 #: The JPEG quality of the check.
 CHECK_QUALITY = 50
@@ -38,13 +44,8 @@ CAPPED_CHECK_QUALITY = 30
 #: The most wrong message bits a shaping may read with after the check (half of what the default payload's
 #: BCH code corrects).
 CHECK_ERRORS = 7
-
-
-def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
-    """A real JPEG re-save (4:2:0) of a float image (1, 3, h, w) in [-1, 1]."""
-    buffer = io.BytesIO()
-    tensor_to_pil(x).save(buffer, "JPEG", quality=quality)
-    return pil_to_tensor(Image.open(buffer)).to(x.device, x.dtype)
+#: Tiles a side of the photo's region the check re-saves and reads: as many as a reading in place reads.
+CHECK_TILES = MAX_TILES_READ
 
 
 def wrong_message_bits(scores: torch.Tensor, grid: torch.Tensor, T: int, g: int) -> int:
@@ -54,30 +55,79 @@ def wrong_message_bits(scores: torch.Tensor, grid: torch.Tensor, T: int, g: int)
     return int(((folded > 0) != (grid[:g, :g].to(folded.device) > 0.5)).sum())
 
 
-@torch.no_grad()
-def choose_shaping(decoder, work: torch.Tensor, raw: torch.Tensor, grid: torch.Tensor, T: int, g: int,
-                   ladder: Sequence[Shaping | None], amplitude: float, rgb: Image.Image) -> torch.Tensor:
-    """The residual (3, h, w) of the first shaping of ``ladder`` that reads after the check, scaled to rms
-    ``amplitude`` ([-1, 1] units: the target PSNR) and capped; else the one that read with the fewest wrong bits.
+def check_region(rows: int, cols: int, T: int) -> tuple[int, int, int, int]:
+    """The cells (top, left, bottom, right) of the check on a working copy of rows x cols cells: the
+    :data:`CHECK_TILES` x :data:`CHECK_TILES` whole tiles nearest its centre (fewer where it holds fewer)."""
+    def span(n: int) -> tuple[int, int]:
+        k = max(1, min(CHECK_TILES, n // T))
+        start = T * max(0, (n // T - k) // 2)
+        return start, min(n, start + k * T)
 
-    ``work`` (1, 3, h, w) is the working copy of the photo ``rgb`` (a visibility cap measures the photo),
-    ``raw`` the encoder's residual on it, ``grid`` (rows, cols) the tiled cells of message and pilot."""
-    best, fewest, seen = None, None, {}
-    for shaping in ladder:
-        residual = shape(raw, shaping)
-        residual = residual * (amplitude / residual.pow(2).mean().sqrt().clamp_min(1e-12))
-        if shaping is not None and shaping.cap is not None:  # one visibility map serves every cap
-            key = (shaping.knee, shaping.chroma)
-            if key not in seen:
-                seen[key] = residual_visibility(rgb, residual)
-            residual = residual * cap_gain(seen[key], shaping.cap)
-        if len(ladder) == 1:  # nothing to choose
-            return residual
-        quality = CAPPED_CHECK_QUALITY if shaping is not None and shaping.cap is not None else CHECK_QUALITY
-        errors = wrong_message_bits(cell_map(decoder, jpeg((work + residual).clamp(-1.0, 1.0), quality)),
-                                    grid, T, g)
+    (top, bottom), (left, right) = span(rows), span(cols)
+    return top, left, bottom, right
+
+
+def wrong_bits_after_jpeg(decoder, rgb: Image.Image, residual: torch.Tensor, grid: torch.Tensor, T: int, g: int,
+                          quality: int) -> int:
+    """Wrong message bits read from :func:`check_region` of the photo ``rgb`` plus ``residual`` (3, h, w, [-1, 1]
+    units, on the working copy of ``grid``'s rows x cols cells), at the photo's size, after a JPEG re-save."""
+    rows, cols = grid.shape
+    cell = residual.shape[-1] // cols
+    top, left, bottom, right = check_region(rows, cols, T)
+    sx, sy = rgb.width / (cols * cell), rgb.height / (rows * cell)
+    box = (round(left * cell * sx), round(top * cell * sy), round(right * cell * sx), round(bottom * cell * sy))
+    buffer = io.BytesIO()
+    add_residual_region(rgb, residual.cpu() * 127.5, box).save(buffer, "JPEG", quality=quality)
+    work = working_copy(Image.open(buffer), ((right - left) * cell, (bottom - top) * cell))
+    scores = cell_map(decoder, work.to(residual.device, residual.dtype))
+    return wrong_message_bits(scores, grid[top:bottom, left:right], T, g)
+
+
+def rung(raw: torch.Tensor, shaping: Shaping | None, amplitude: float, rgb: Image.Image,
+         maps: dict | None = None) -> torch.Tensor:
+    """The residual one rung gives: ``raw`` shaped, scaled to rms ``amplitude`` and capped (by the visibility map
+    of ``rgb`` plus the shaped residual; ``maps`` keeps the maps, by knee and chroma gain, for the next cap)."""
+    residual = shape(raw, shaping)
+    residual = residual * (amplitude / residual.pow(2).mean().sqrt().clamp_min(1e-12))
+    if shaping is None or shaping.cap is None:
+        return residual
+    maps = {} if maps is None else maps
+    key = (shaping.knee, shaping.chroma)
+    if key not in maps:
+        maps[key] = residual_visibility(rgb, residual)
+    return residual * cap_gain(maps[key], shaping.cap)
+
+
+@torch.no_grad()
+def choose_shaping(decoder, raw: torch.Tensor, grid: torch.Tensor, T: int, g: int,
+                   ladder: Sequence[Shaping | None], amplitude: float, rgb: Image.Image) -> torch.Tensor:
+    """The residual (3, h, w) of the least visible shaping of ``ladder`` found to read after the check, scaled
+    to rms ``amplitude`` ([-1, 1] units: the target PSNR) and capped; else the uncapped one tried that read with
+    the fewest wrong bits.
+
+    ``raw`` is the encoder's residual on the working copy of the photo ``rgb``, ``grid`` (rows, cols) the
+    tiled cells of message and pilot."""
+    maps = {}
+    if len(ladder) == 1:  # nothing to choose
+        return rung(raw, ladder[0], amplitude, rgb, maps)
+    tried = {}  # rung -> (wrong bits, residual)
+    low, high = 0, len(ladder) - 1  # the first passing rung is in [low, high], if any
+    while low <= high:
+        middle = (low + high) // 2
+        shaping = ladder[middle]
+        residual = rung(raw, shaping, amplitude, rgb, maps)
+        capped = shaping is not None and shaping.cap is not None
+        errors = wrong_bits_after_jpeg(decoder, rgb, residual, grid, T, g,
+                                       CAPPED_CHECK_QUALITY if capped else CHECK_QUALITY)
+        tried[middle] = errors, residual
         if errors <= CHECK_ERRORS:
-            return residual
-        if fewest is None or errors < fewest:
-            best, fewest = residual, errors
-    return best
+            high = middle - 1
+        else:
+            low = middle + 1
+    passed = [i for i, (errors, _) in tried.items() if errors <= CHECK_ERRORS]
+    if passed:
+        return tried[min(passed)][1]
+    # none passed (the search then tried the last rungs): the uncapped rung tried with the fewest wrong bits (a
+    # capped one was checked at another quality, so its count does not compare)
+    uncapped = [i for i in tried if ladder[i] is None or ladder[i].cap is None] or list(tried)
+    return tried[min(uncapped, key=lambda i: tried[i][0])][1]

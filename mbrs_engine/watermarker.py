@@ -284,7 +284,7 @@ class Watermarker:
         cell = tiling.cell_pixels(self.config)
         grid = tiling.message_grid(message.reshape(-1).float(), self.config, work.shape[2] // cell,
                                    work.shape[3] // cell)[0, 0]
-        residual = choose_shaping(self.decoder, work, raw, grid, tiling.cells(self.config), self.config.grid_size,
+        residual = choose_shaping(self.decoder, raw, grid, tiling.cells(self.config), self.config.grid_size,
                                   self.shapings, amplitude, rgb)
         target = self.strength_psnr(1.0)
         if target is not None:  # a visibility cap takes energy away: the PSNR rises by as much

@@ -26,6 +26,7 @@ from PySide6.QtGui import QImage
 from mbrs_engine import payload
 from mbrs_engine.attacks import apply_chain, is_geometric, parse_chain
 from mbrs_engine.metrics import bit_errors
+from mbrs_engine.parallel import default_workers, run_in_threads
 from mbrs_engine.imageio import (ImageLoadError, ImageWarning, LoadedImage, atomic_write, join_alpha, load_image,
                                  open_image, save_like, split_alpha)
 
@@ -327,18 +328,17 @@ def output_path(folder: Path, doc: ImageDocument, extension: str, suffix: str) -
 def save_all(ctx, wm, docs: list[ImageDocument], signature: Signature, folder: Path, extension: str, quality: int,
              suffix: str, write_report: bool) -> SaveAllResult:
     """Embed (where needed), save each document at its own strength, read each back, and write a CSV report;
-    images that already carry a watermark the user did not agree to embed over are skipped."""
-    saved, rows, skipped = [], [], []
-    for i, doc in enumerate(docs):
-        ctx.progress(i, len(docs), f"Saving {i + 1} of {len(docs)}: {doc.name}")
+    images that already carry a watermark the user did not agree to embed over are skipped.  Documents are
+    worked on :func:`mbrs_engine.parallel.default_workers` at a time."""
+
+    def one(doc: ImageDocument):
         start = time.perf_counter()
         residual, preview = doc.residual, doc.preview
         if residual is None or doc.signature != signature:
             try:
                 result = embed(ctx, wm, doc, signature)
             except AlreadyMarked as exc:
-                skipped.append((doc.key, exc.message))
-                continue
+                return exc
             residual, preview = result.residual, result.preview
         ctx.check()
         target = output_path(folder, doc, extension, suffix)
@@ -346,12 +346,26 @@ def save_all(ctx, wm, docs: list[ImageDocument], signature: Signature, folder: P
         result = save_and_read_back(ctx, wm, doc, join_alpha(Image.fromarray(rgb, "RGB"), doc.alpha), target,
                                     quality, signature)
         ssim, sampled = residual.ssim(doc.strength)
-        rows.append({"input": str(doc.path), "output": str(target), "width": doc.size[0], "height": doc.size[1],
-                     "message": signature.text, "keyed": signature.key is not None, "strength": doc.strength,
-                     "psnr_db": round(residual.psnr(doc.strength), 3),
-                     "ssim": "" if math.isnan(ssim) else round(ssim, 5), "ssim_estimated": sampled,
-                     "reads_back": result.reads_back, "seconds": round(time.perf_counter() - start, 3)})
-        saved.append((doc.key, target, signature, doc.strength, residual, preview, result.reads_back))
+        row = {"input": str(doc.path), "output": str(target), "width": doc.size[0], "height": doc.size[1],
+               "message": signature.text, "keyed": signature.key is not None, "strength": doc.strength,
+               "psnr_db": round(residual.psnr(doc.strength), 3),
+               "ssim": "" if math.isnan(ssim) else round(ssim, 5), "ssim_estimated": sampled,
+               "reads_back": result.reads_back, "seconds": round(time.perf_counter() - start, 3)}
+        return row, (doc.key, target, signature, doc.strength, residual, preview, result.reads_back)
+
+    def done(count: int, i: int, outcome) -> None:
+        if isinstance(outcome, Exception) and not isinstance(outcome, AlreadyMarked):
+            raise outcome  # a failure or a cancel ends the whole run, as it did one image at a time
+        ctx.progress(count, len(docs), f"Saved {count} of {len(docs)}: {docs[i].name}")
+
+    ctx.progress(0, len(docs), f"Saving {len(docs)} images")
+    saved, rows, skipped = [], [], []
+    for doc, outcome in zip(docs, run_in_threads(docs, one, default_workers(), done)):
+        if isinstance(outcome, AlreadyMarked):
+            skipped.append((doc.key, outcome.message))
+        else:
+            rows.append(outcome[0])
+            saved.append(outcome[1])
     report = None
     if write_report:
         ctx.progress(len(docs), len(docs), "Writing the report")

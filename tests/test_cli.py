@@ -144,11 +144,23 @@ def test_a_folder_rerun_skips_what_was_done_and_ends_with_a_summary(tiny_model_p
                "--overwrite")[0] == 0
 
 
-def test_a_bad_file_in_a_folder_is_reported_and_the_rest_done(tiny_model_path, folder, tmp_path, capsys):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_bad_file_in_a_folder_is_reported_and_the_rest_done(tiny_model_path, folder, tmp_path, capsys, jobs):
     (folder / "broken.png").write_text("not a png")
-    code, out, err = run(capsys, "embed", folder, "-o", tmp_path / "out", "-m", "x", "--model", tiny_model_path)
+    code, out, err = run(capsys, "embed", folder, "-o", tmp_path / "out", "-m", "x", "--model", tiny_model_path,
+                         "--jobs", jobs)
     assert code == 2 and out.count("wrote") == 3
     assert "broken.png" in err and "not an image file" in err and "Traceback" not in err
+    code, out, _ = run(capsys, "decode", tmp_path / "out", "--model", tiny_model_path, "--json", "--jobs", jobs)
+    results = json.loads(out)
+    assert code == 0 and [Path(r["path"]).name for r in results] == sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert all(r["message"] == "x" for r in results)
+
+
+def test_jobs_must_be_a_positive_count(folder, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["embed", str(folder), "-o", str(tmp_path / "out"), "-m", "x", "--jobs", "0"])
+    assert exit_info.value.code == 2 and "jobs must be at least 1" in capsys.readouterr().err
 
 
 def test_attack_order_follows_the_command_line(photo, tmp_path, capsys):

@@ -102,7 +102,10 @@ def test_a_photo_is_measured_on_a_shrunk_copy_above_the_visibility_size(monkeypa
     residual = torch.randn(3, 48, 48, generator=torch.Generator().manual_seed(0)) * 0.03
     monkeypatch.setattr(perceptual, "VISIBILITY_PIXELS", 48 * 48)
     shrunk = residual_visibility(photo, residual)
+    small = photo.resize((48, 48), Image.Resampling.BOX)  # the photo at the residual's own size
+    expected = visibility_map(small, perceptual.add_residual(small, residual * 127.5))
     assert shrunk.shape == (48, 48) and float(shrunk.max()) > 0
+    assert torch.allclose(shrunk, torch.from_numpy(expected))
 
 
 def test_the_map_worked_out_in_bands_is_the_map_in_one_piece(monkeypatch):

@@ -14,7 +14,7 @@ from mbrs_engine.metrics import psnr
 from mbrs_engine.nets import NetworkConfig, build_from_config
 from mbrs_engine.pixels import pil_to_tensor
 from mbrs_engine.frames import CORNER_SEARCH, Frame, SearchConfig, frame_view
-from mbrs_engine.resampling import _add_exact, _add_fast, resize_matrix, to_model_size
+from mbrs_engine.resampling import _add_exact, _add_fast, add_residual_region, resize_matrix, to_model_size
 
 from tiny_model import random_crops
 
@@ -277,11 +277,14 @@ def test_resize_matrix_matches_pil_bicubic(out_size, in_size):
     assert np.abs(pil - ours).max() < 1e-4
 
 
-def test_fast_and_exact_residual_paths_agree():
+def test_fast_exact_and_region_residual_paths_agree():
     rng = np.random.default_rng(0)
     img = Image.fromarray(rng.integers(0, 256, (123, 201, 3), dtype=np.uint8))
     residual = torch.from_numpy(rng.normal(0, 8, (3, 32, 32)).astype(np.float32))
     assert np.array_equal(np.asarray(_add_fast(img, residual)), np.asarray(_add_exact(img, residual)))
+    box = (17, 5, 150, 99)
+    assert np.array_equal(np.asarray(add_residual_region(img, residual, box)),
+                          np.asarray(_add_fast(img, residual).crop(box)))
 
 
 def test_decode_with_any_finds_the_model_that_marked_and_keeps_the_bound(tiny_wm, sample_images):
