@@ -125,8 +125,7 @@ def _run_jobs(jobs: list[Job], work, on_error=None, workers: int = 1) -> tuple[i
 
     outcomes = run_in_threads(jobs, work, workers, done)
     progress.close()
-    results = [failed[i] if i in failed else outcome for i, outcome in enumerate(outcomes)
-               if i not in failed or on_error is not None]
+    results = [failed.get(i, outcome) for i, outcome in enumerate(outcomes) if i not in failed or on_error]
     return len(failed), results
 
 
@@ -214,7 +213,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
             _refuse_marked(wm, loaded.image, job, args.key)
         tiled = args.layout == "tiles"
         refining = wm.refine and not args.no_refine and wm.tile_size(loaded.image, tiled) is None
-        bar = ProgressBar(wm.refine.steps) if refining and sys.stderr.isatty() and args.jobs == 1 else None
+        bar = ProgressBar(wm.refine.steps) if refining and sys.stderr.isatty() and 1 in (len(jobs), args.jobs) \
+            else None  # one bar at a time
         progress = (lambda done, total: bar.update(done, f"refining {job.source.name}")) if bar else None
         marked = wm.embed(loaded.image, args.message, strength=args.strength, key=args.key, refine=not args.no_refine,
                           progress=progress, tiled=tiled)
