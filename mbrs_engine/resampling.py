@@ -59,15 +59,19 @@ def resize_matrix(out_size: int, in_size: int) -> torch.Tensor:
     return placement_matrix(out_size, in_size, 0.0, float(out_size), edge=True)
 
 
-def _upscaled_offsets(residual: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """round(resized residual) + 128 as uint8 (3, height, width); the residual is (3, h, w) in 8-bit levels.
+def _matrices(residual: torch.Tensor, width: int, height: int, box: tuple[int, int, int, int]):
+    """The rows of the (height, h) and (width, w) resampling matrices that land in ``box``."""
+    left, top, right, bottom = box
+    return (resize_matrix(height, residual.shape[1])[top:bottom],
+            resize_matrix(width, residual.shape[2])[left:right])
 
-    Separable resampling as two matrix products, the second one in blocks of
-    rows so that the float intermediate stays small.
-    """
-    rows = resize_matrix(height, residual.shape[1])
-    cols_t = resize_matrix(width, residual.shape[2]).t().contiguous()
-    partial = torch.matmul(rows, residual)  # (3, height, w)
+
+def _upscaled_offsets(residual: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """round(rows @ residual @ cols.T) + 128 as uint8 (3, out height, out width); the residual is (3, h, w) in
+    8-bit levels.  The second matrix product runs in blocks of rows, so the float intermediate stays small."""
+    height, width = rows.shape[0], cols.shape[0]
+    cols_t = cols.t().contiguous()
+    partial = torch.matmul(rows, residual.float())  # (3, height, w)
     out = torch.empty(3, height, width, dtype=torch.uint8)
     step = max(1, _ROW_BLOCK_ELEMENTS // (3 * width))
     for top in range(0, height, step):
@@ -76,42 +80,39 @@ def _upscaled_offsets(residual: torch.Tensor, width: int, height: int) -> torch.
     return out
 
 
-def _residual_bound(residual: torch.Tensor, width: int, height: int) -> float:
-    """An upper bound of |resized residual| (resampling overshoot included)."""
-    gain_rows = resize_matrix(height, residual.shape[1]).abs().sum(1).max()
-    gain_cols = resize_matrix(width, residual.shape[2]).abs().sum(1).max()
-    return float(residual.abs().max() * gain_rows * gain_cols)
+def _residual_bound(residual: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> float:
+    """An upper bound of |rows @ residual @ cols.T| (resampling overshoot included)."""
+    return float(residual.abs().max() * rows.abs().sum(1).max() * cols.abs().sum(1).max())
 
 
-def _add_fast(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
-    """rgb + round(resized residual), clipped, in PIL (the residual must stay within +-127 levels)."""
-    width, height = rgb.size
-    offsets = _upscaled_offsets(residual, width, height).numpy()
-    bands = [Image.frombuffer("L", (width, height), offsets[c], "raw", "L", 0, 1) for c in range(3)]
-    return ImageChops.add(rgb, Image.merge("RGB", bands), scale=1.0, offset=-128)
+def _add_fast(rgb: Image.Image, residual: torch.Tensor, box: tuple[int, int, int, int]) -> Image.Image:
+    """rgb + round(resized residual) over ``box``, clipped, in PIL (the residual must stay within +-127 levels)."""
+    rows, cols = _matrices(residual, rgb.width, rgb.height, box)
+    offsets = _upscaled_offsets(residual, rows, cols).numpy()
+    size = (cols.shape[0], rows.shape[0])
+    bands = [Image.frombuffer("L", size, offsets[c], "raw", "L", 0, 1) for c in range(3)]
+    part = rgb if box == (0, 0, rgb.width, rgb.height) else rgb.crop(box)
+    return ImageChops.add(part, Image.merge("RGB", bands), scale=1.0, offset=-128)
 
 
-def _add_exact(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
+def _add_exact(rgb: Image.Image, residual: torch.Tensor, box: tuple[int, int, int, int]) -> Image.Image:
     """The same sum in numpy for any residual size (slower)."""
-    return add_residual_region(rgb, residual, (0, 0, rgb.width, rgb.height))
+    rows, cols = _matrices(residual, rgb.width, rgb.height, box)
+    up = torch.matmul(torch.matmul(rows, residual.float()), cols.t()).round_().permute(1, 2, 0).numpy()
+    out = np.clip(np.asarray(rgb.crop(box), dtype=np.float32) + up, 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "RGB")
 
 
 def add_residual(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
     """``clip(rgb + round(resize(residual)))``: residual (3, h, w) float, in 8-bit levels, resized bicubically."""
-    width, height = rgb.size
-    if _residual_bound(residual, width, height) <= _FAST_RESIDUAL_LIMIT:
-        return _add_fast(rgb, residual)
-    return _add_exact(rgb, residual)
+    return add_residual_region(rgb, residual, (0, 0, rgb.width, rgb.height))
 
 
 def add_residual_region(rgb: Image.Image, residual: torch.Tensor, box: tuple[int, int, int, int]) -> Image.Image:
     """``add_residual(rgb, residual).crop(box)``, worked out for the box only (box: left, top, right, bottom)."""
-    left, top, right, bottom = box
-    rows = resize_matrix(rgb.height, residual.shape[1])[top:bottom]
-    cols = resize_matrix(rgb.width, residual.shape[2])[left:right]
-    up = torch.matmul(torch.matmul(rows, residual.float()), cols.t()).round_().permute(1, 2, 0).numpy()
-    out = np.clip(np.asarray(rgb.crop(box), dtype=np.float32) + up, 0, 255).astype(np.uint8)
-    return Image.fromarray(out, "RGB")
+    if _residual_bound(residual, *_matrices(residual, rgb.width, rgb.height, box)) <= _FAST_RESIDUAL_LIMIT:
+        return _add_fast(rgb, residual, box)
+    return _add_exact(rgb, residual, box)
 
 
 def upscale_residual(residual: torch.Tensor, width: int, height: int) -> torch.Tensor:
