@@ -150,6 +150,9 @@ class DecodeResult:
     erased_bits: int = 0  # code bits ignored as carrying nothing (outside the frame of a crop hypothesis)
     soft_decoded: bool = False  # found by soft-decision (ordered-statistics) decoding, not by BCH alone
     model: str | None = None  # the model that read it (set by Watermarker.decode)
+    # where in the image it was read (set by Watermarker.decode when detected): polygons of image pixels, the
+    # tiles of the lattice found (four corners each) or the image's own rectangle (the whole-frame layout)
+    outlines: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
     def describe_correction(self) -> str:

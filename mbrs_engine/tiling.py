@@ -72,6 +72,8 @@ CANDIDATES = 8
 MAX_TILES_READ = 4
 #: Tiles a side the phase and roll search looks at (the centre of the image).
 SEARCH_TILES = 2
+#: The most tile outlines a reading gives (:meth:`Candidate.tile_outlines`: what the app draws).
+MAX_OUTLINES = 2000
 #: The largest side (pixels) the autocorrelation runs on; larger images are shrunk first.
 AUTOCORRELATION_SIDE = 1024
 _PILOT_SEED = b"mbrs-studio tile pilot 1"
@@ -345,10 +347,39 @@ class Candidate:
     period: float  # the tile's side in image pixels
     offset: tuple[float, float]  # (x, y) image pixels of a tile's top-left corner (in the image turned back)
     angle: float = 0.0  # degrees the image was found rotated by
+    pivot: tuple[float, float] = (0.0, 0.0)  # the image point it was turned back about
+    mirrored: bool = False  # read from the image mirrored back (x counted from its right edge)
 
     def describe(self) -> str:
         text = f"tiles of {self.period:.0f} px at ({self.offset[0]:.0f}, {self.offset[1]:.0f})"
         return text + (f", rotated {self.angle:+.1f}°" if abs(self.angle) >= MIN_TURN else "")
+
+    def tile_outlines(self, width: int, height: int) -> list[tuple[tuple[float, float], ...]]:
+        """The tiles of this reading's lattice in a ``width`` x ``height`` image (those with a corner or their
+        centre inside it, at most :data:`MAX_OUTLINES`), as their four corners in the image's pixels, clockwise
+        from the tile's own top-left corner."""
+        turn = math.radians(self.angle) if abs(self.angle) >= MIN_TURN else 0.0
+        cos, sin = math.cos(turn), math.sin(turn)
+        (cx, cy), (ox, oy), p = self.pivot, self.offset, self.period
+
+        def to_image(x: float, y: float) -> tuple[float, float]:  # undo the turn back (PIL turns anticlockwise)
+            x, y = cx + cos * (x - cx) + sin * (y - cy), cy - sin * (x - cx) + cos * (y - cy)
+            return (width - x, y) if self.mirrored else (x, y)
+
+        reach = math.hypot(width, height) + p  # the image, turned back, lies within this of the pivot
+        first_x, first_y = math.floor((cx - reach - ox) / p), math.floor((cy - reach - oy) / p)
+        count_x, count_y = math.ceil((cx + reach - ox) / p) - first_x, math.ceil((cy + reach - oy) / p) - first_y
+        out = []
+        for j in range(first_y, first_y + count_y):
+            for i in range(first_x, first_x + count_x):
+                x, y = ox + i * p, oy + j * p
+                corners = tuple(to_image(a, b) for a, b in ((x, y), (x + p, y), (x + p, y + p), (x, y + p)))
+                centre = to_image(x + p / 2, y + p / 2)
+                if any(0 < a < width and 0 < b < height for a, b in corners + (centre,)):
+                    out.append(corners)
+                    if len(out) == MAX_OUTLINES:
+                        return out
+        return out
 
 
 def _region(rgb: Image.Image, period: float, config: NetworkConfig, tiles: int):
@@ -414,7 +445,7 @@ def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig, mirrored: bo
     work = working_copy(part, (max(1, round(part.width / sx)), max(1, round(part.height / sy))))
     maps = cell_map(decoder, work.to(next(decoder.parameters()).device))[None]
     found, _ = _readings(maps, [(0, 0)], config, 1, tile_pixels(config) * sx, sx, (0, 0), rolls=False)
-    return found[0]
+    return replace(found[0], mirrored=mirrored)
 
 
 def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: list[Lattice],
@@ -452,7 +483,8 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: list[Latt
                               for dy, dx in near])
             found += _readings(fine, near, config, count, lattice.period, scale, corner)[0]
         found.sort(key=lambda c: -c.pilot)
-        yield [replace(c, angle=lattice.angle) for c in found[:count]]
+        pivot = (left + centre.width / 2, top + centre.height / 2)  # PIL turns about the centre
+        yield [replace(c, angle=lattice.angle, pivot=pivot) for c in found[:count]]
 
 
 def _odd_neighbours(by_phase: dict, phases: int) -> list[tuple[int, int]]:

@@ -355,32 +355,39 @@ class Watermarker:
         if self.tiled:  # the tiles in place (and mirrored), then every hypothesis of the tile search
             count += 1 + mirrored + (tiling.hypotheses(self.config) if search else 0)
         first = None
-        for soft, where, erased, soft_decoding in self._readings(rgb, frames, config, bool(search), mirrored):
+        for soft, where, erased, soft_decoding, outlines in self._readings(rgb, frames, config, bool(search),
+                                                                         mirrored):
             result = payload.decode_payload(soft, key, hypotheses=count, threshold=threshold, erased=erased,
                                             soft_decoding=soft_decoding)
             result.frame, result.model = where, self.name
             if result.detected:
+                result.outlines = outlines(*rgb.size)
                 return result
             first = first or result
         return first
 
     def _readings(self, rgb: Image.Image, frames: list[Frame], config: SearchConfig, search: bool, mirrored: bool):
-        """(soft bits, where, erased bits, soft decoding) of every reading :meth:`decode` tests, cheapest first:
-        the full frame, the tiles in place (and mirrored back), the other frames, then the tile search."""
+        """(soft bits, where, erased bits, soft decoding, outlines) of every reading :meth:`decode` tests,
+        cheapest first: the full frame, the tiles in place (and mirrored back), the other frames, then the tile
+        search.  ``outlines(width, height)`` gives where the reading lies (:attr:`DecodeResult.outlines`)."""
+        def whole(width: int, height: int) -> list:
+            return [((0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height)))]
+
         batches = self._frame_batches(rgb, frames, config)
         full, batch = next(batches)
-        yield self._decode_batch(batch)[0], full[0].describe(), None, True
+        yield self._decode_batch(batch)[0], full[0].describe(), None, True, whole
         if self.tiled:
             for flip in (False, True)[:1 + mirrored]:
                 reading = tiling.read_in_place(self.decoder, rgb, self.config, mirrored=flip)
-                yield reading.soft, reading.describe() + (", mirrored" if flip else ""), None, True
+                yield (reading.soft, reading.describe() + (", mirrored" if flip else ""), None, True,
+                       reading.tile_outlines)
         for batch_frames, batch in batches:
             for frame, soft in zip(batch_frames, self._decode_batch(batch)):
-                yield soft, frame.describe(), self.erased_bits(frame), True
+                yield soft, frame.describe(), self.erased_bits(frame), True, whole
         if self.tiled and search:
             for readings in tiling.search(self.decoder, rgb, self.config, tiling.candidate_lattices(rgb, self.config)):
                 for c in readings:
-                    yield c.soft, c.describe(), None, c.pilot >= tiling.SOFT_DECODING_PILOT
+                    yield c.soft, c.describe(), None, c.pilot >= tiling.SOFT_DECODING_PILOT, c.tile_outlines
 
     def reads_back(self, img: Image.Image, text: str, key: str | None = None) -> bool:
         """Whether ``text`` reads back from ``img`` as it was saved: the check after every embedding.

@@ -158,12 +158,14 @@ def main() -> None:
     grab(window, "embed", out)
 
 
-    # Verify: the embedded image under JPEG 50 and a brightness change, decoded, and the sweep
+    # Verify: the embedded image cropped off-centre, turned and re-saved, decoded (the tiles found outlined on
+    # the attacked image), and the sweep
     embed.views.set_mode("side")
     embed.verify_button.click()
     verify = window.verify
-    verify.editor.add(Step("jpeg", (50,)))
-    verify.editor.add(Step("brightness", (0.05, 1.0)))
+    verify.editor.add(Step("crop", (0.6, 1.2, 0.8, 0.3)))
+    verify.editor.add(Step("rotate", (2.0,)))
+    verify.editor.add(Step("jpeg", (70,)))
     wait_until(lambda: idle(window))
     verify.decode()
     wait_until(lambda: idle(window))

@@ -129,6 +129,27 @@ def test_a_tiled_embedding_reads_in_place_and_says_where(shipped, marked_photo):
     assert searched.p_value == pytest.approx(min(1.0, result.p_value / 2 * searched.hypotheses))
 
 
+def test_a_reading_says_where_the_tiles_lie(shipped, marked_photo):
+    """In place: the rule's tiles from the top-left corner; after a crop: the original's tiles, moved by the
+    crop's offset; after a turn: tiles turned the same way (what the app's Verify lab draws)."""
+    _, marked = marked_photo  # 600 x 400: tiles of 600 / 408 * 136 = 200 px
+    outlines = shipped.decode(marked, search=False).outlines
+    assert len(outlines) == 6
+    assert {tuple(round(v) for v in corners[0]) for corners in outlines} == {(x, y) for x in (0, 200, 400)
+                                                                           for y in (0, 200)}
+    assert all(round(corners[2][0] - corners[0][0]) == 200 for corners in outlines)
+
+    cropped = shipped.decode(marked.crop((70, 50, 470, 350)))
+    assert cropped.message == "tiled 2026" and cropped.outlines, cropped.frame
+    for x, y in (corners[0] for corners in cropped.outlines):  # the original's corners at multiples of 200
+        assert min((x + 70) % 200, -(x + 70) % 200) < 6 and min((y + 50) % 200, -(y + 50) % 200) < 6, (x, y)
+
+    turned = shipped.decode(apply_chain(marked, parse_chain("rotate:3")))
+    assert turned.message == "tiled 2026" and "rotated +3" in turned.frame, turned.frame
+    for (x0, y0), (x1, y1), *_ in turned.outlines:  # the top edge rises to the right by 3 degrees
+        assert math.degrees(math.atan2(y0 - y1, x1 - x0)) == pytest.approx(3.0, abs=0.5)
+
+
 @pytest.mark.parametrize("edit", [
     "crop:0.6,1.25,0.9,0.15+jpeg:85",  # off-centre, aspect changed
     "crop:0.35,1,0.1,0.8",  # a third of the area, in a corner

@@ -348,6 +348,8 @@ class VerifyTab(FileDropTarget, QWidget, Tab):
     def _attacked(self, attacked: jobs.Attacked) -> None:
         if attacked.token != self._chain_token():
             return
+        if self.attacked is None or self.attacked.token != attacked.token:
+            self.attacked_view.set_outlines([])  # a new attacked image: the last reading's tiles are not on it
         self.attacked = attacked
         self.attacked_view.placeholder = "The attacked image appears here"
         self.attacked_view.set_images(attacked.preview, attacked.full, attacked.image.size)
@@ -379,6 +381,8 @@ class VerifyTab(FileDropTarget, QWidget, Tab):
         self.decoded = decoded
         if decoded.attacked.token == self._chain_token():
             self._attacked(decoded.attacked)
+            # where the decoder read it: the tiles of the lattice found (or the whole image)
+            self.attacked_view.set_outlines(decoded.result.outlines if decoded.result.detected else [])
         self._show_result()
 
     def _show_result(self) -> None:
@@ -400,7 +404,8 @@ class VerifyTab(FileDropTarget, QWidget, Tab):
         self.model_label.setText((r.model or "") + (f" (tried {len(tried)} models: {', '.join(tried)})"
                                                      if len(tried) > 1 else ""))
         self.p_label.setText(f"{r.p_value:.3g} (chance that an unmarked image passes; threshold {r.threshold:g})"
-                             + (f"; found as {r.frame}" if r.frame != "full" else ""))
+                             + (f"; found as {r.frame} (outlined on the attacked image)" if r.frame != "full"
+                                else ""))
         self.bch_label.setText(r.describe_correction())
         reference = decoded.expected
         if reference is not None:

@@ -8,8 +8,9 @@ moving.  Wheel: zoom around the cursor; drag: pan; double-click: fit.
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette, QTransform
-from PySide6.QtWidgets import QFrame, QGraphicsItem, QGraphicsScene, QGraphicsView, QStyleOptionGraphicsItem
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPalette, QPen, QPolygonF, QTransform
+from PySide6.QtWidgets import (QFrame, QGraphicsItem, QGraphicsPathItem, QGraphicsScene, QGraphicsView,
+                               QStyleOptionGraphicsItem)
 
 from .. import theme
 
@@ -72,6 +73,11 @@ class ImageView(QGraphicsView):
         self.setScene(QGraphicsScene(self))
         self.item = ImageItem()
         self.scene().addItem(self.item)
+        self.outlines = QGraphicsPathItem()  # polygons drawn over the image (set_outlines)
+        pen = QPen(QColor(255, 200, 0, 220), 2)
+        pen.setCosmetic(True)  # the same width at every zoom
+        self.outlines.setPen(pen)
+        self.scene().addItem(self.outlines)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
@@ -111,6 +117,16 @@ class ImageView(QGraphicsView):
 
     def clear(self) -> None:
         self.set_images(None)
+        self.set_outlines([])
+
+    def set_outlines(self, polygons) -> None:
+        """Draw these polygons (each a sequence of (x, y) image pixels) over the image; [] removes them."""
+        path = QPainterPath()
+        for corners in polygons:
+            path.addPolygon(QPolygonF([QPointF(x, y) for x, y in corners]))
+            path.closeSubpath()
+        self.outlines.setPath(path)
+        self.viewport().update()
 
     # ------------------------------------------------------------ zoom
 

@@ -33,6 +33,13 @@ def test_attack_with_jpeg_and_decode_the_message(qtbot, window, photo):
     assert tab.bits.soft is not None and len(tab.bits.soft) == 256
     assert tab.bits.errors() is not None
     assert float(tab.p_label.text().split()[0]) < 1e-6
+    found = tab.attacked_view.outlines.path().boundingRect()  # where it was read, drawn on the attacked image
+    image = tab.attacked_view.content_rect()
+    inside = found.intersected(image)
+    assert not found.isEmpty() and inside.width() * inside.height() >= 0.25 * image.width() * image.height()
+    row.spins[0].setValue(60)  # another attacked image: the outlines were for the last one
+    wait_idle(qtbot, window)
+    assert tab.attacked_view.outlines.path().isEmpty()
 
 
 def test_unmarked_image_is_not_detected(qtbot, window, photo):
@@ -44,6 +51,7 @@ def test_unmarked_image_is_not_detected(qtbot, window, photo):
     wait_idle(qtbot, window)
     assert tab.detected_label.text().startswith("Not detected")
     assert tab.message_label.text() == "(no message found)"
+    assert tab.attacked_view.outlines.path().isEmpty()  # nothing found, nothing drawn
 
 
 def test_robustness_sweep_plots_ber_against_jpeg_and_crop(qtbot, window, photo):
