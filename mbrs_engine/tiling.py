@@ -356,8 +356,8 @@ class Candidate:
 
     def tile_outlines(self, width: int, height: int) -> list[tuple[tuple[float, float], ...]]:
         """The tiles of this reading's lattice in a ``width`` x ``height`` image (those with a corner or their
-        centre inside it, at most :data:`MAX_OUTLINES`), as their four corners in the image's pixels, clockwise
-        from the tile's own top-left corner."""
+        centre inside it, at most :data:`MAX_OUTLINES`), as their four corners in the image's pixels, from the
+        tile's own top-left corner on (clockwise unless read mirrored)."""
         turn = math.radians(self.angle) if abs(self.angle) >= MIN_TURN else 0.0
         cos, sin = math.cos(turn), math.sin(turn)
         (cx, cy), (ox, oy), p = self.pivot, self.offset, self.period
