@@ -163,9 +163,9 @@ def main() -> None:
     embed.views.set_mode("side")
     embed.verify_button.click()
     verify = window.verify
-    verify.editor.add(Step("crop", (0.6, 1.2, 0.8, 0.3)))
+    verify.editor.add(Step("crop", (0.8, 1.2, 0.8, 0.3)))
     verify.editor.add(Step("rotate", (2.0,)))
-    verify.editor.add(Step("jpeg", (70,)))
+    verify.editor.add(Step("jpeg", (80,)))
     wait_until(lambda: idle(window))
     verify.decode()
     wait_until(lambda: idle(window))

@@ -218,7 +218,7 @@ def test_a_model_json_asking_for_4096_channels_is_refused_quickly_in_little_memo
     peak_mb = int(peak.read_text()) / 1024
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "channels 4096 is beyond the limit" in done.stderr
-    assert seconds < 10 and peak_mb < 2048
+    assert seconds < 30 and peak_mb < 2048  # building the network would take minutes and many GB (30 s: a busy CI)
 
 
 @pytest.mark.parametrize("change, message", [

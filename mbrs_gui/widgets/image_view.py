@@ -73,11 +73,11 @@ class ImageView(QGraphicsView):
         self.setScene(QGraphicsScene(self))
         self.item = ImageItem()
         self.scene().addItem(self.item)
-        self.outlines = QGraphicsPathItem()  # polygons drawn over the image (set_outlines)
+        self.outlines = QGraphicsPathItem(self.item)  # polygons drawn over the image (set_outlines), cut to it
+        self.item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape)
         pen = QPen(QColor(255, 200, 0, 220), 2)
         pen.setCosmetic(True)  # the same width at every zoom
         self.outlines.setPen(pen)
-        self.scene().addItem(self.outlines)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
