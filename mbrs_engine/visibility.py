@@ -139,11 +139,9 @@ def threshold(lab: torch.Tensor, model: VisibilityModel = DEFAULT_MODEL) -> torc
 def lab_difference(original, changed) -> tuple[torch.Tensor, torch.Tensor]:
     """(CIELAB of the original, CIELAB difference changed - original), each (1, 3, h, w), in one piece.  Both
     images: PIL images, RGB uint8 arrays or (3, h, w) tensors in [0, 1], the same size."""
-    a, b = _as_rgb(original), _as_rgb(changed)
-    if a.shape != b.shape:
-        raise ValueError(f"the images differ in size: {tuple(a.shape[-2:])} and {tuple(b.shape[-2:])}")
-    lab = to_lab(a)
-    return lab, to_lab(b) - lab
+    rows_a, rows_b, (_, height) = _paired_rows(original, changed)
+    lab = to_lab(rows_a(0, height))
+    return lab, to_lab(rows_b(0, height)) - lab
 
 
 def map_from_lab(lab: torch.Tensor, diff: torch.Tensor, model: VisibilityModel = DEFAULT_MODEL) -> torch.Tensor:
@@ -167,17 +165,21 @@ def _rows(image):
     return (lambda top, bottom: whole[..., top:bottom, :]), (whole.shape[-1], whole.shape[-2])
 
 
+def _paired_rows(original, changed):
+    """:func:`_rows` of both images and their (width, height); they must be the same size."""
+    (rows_a, size_a), (rows_b, size_b) = _rows(original), _rows(changed)
+    if size_a != size_b:
+        raise ValueError(f"the images differ in size: {size_a[0]}x{size_a[1]} and {size_b[0]}x{size_b[1]}")
+    return rows_a, rows_b, size_a
+
+
 def visibility_map(original, changed, model: VisibilityModel = DEFAULT_MODEL, check=None) -> np.ndarray:
     """How visible the change from ``original`` to ``changed`` is at each pixel (h, w), float32, in about
     just-noticeable differences.  Both: PIL images, RGB uint8 arrays or (3, h, w) tensors in [0, 1], same size.
 
     Worked out in bands of :data:`BAND_ROWS` rows (with a margin for the blurs, so the map is the same as in
     one piece); ``check()``, when given, is called between bands (a worker's cancel point)."""
-    rows_a, size_a = _rows(original)
-    rows_b, size_b = _rows(changed)
-    if size_a != size_b:
-        raise ValueError(f"the images differ in size: {size_a[0]}x{size_a[1]} and {size_b[0]}x{size_b[1]}")
-    width, height = size_a
+    rows_a, rows_b, (width, height) = _paired_rows(original, changed)
     margin = int(math.ceil(3.0 * (max(model.luma_blur, model.chroma_blur) + model.mask_sigma))) + 2
     out = np.empty((height, width), np.float32)
     with torch.no_grad():

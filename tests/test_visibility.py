@@ -123,7 +123,10 @@ def test_the_map_worked_out_in_bands_is_the_map_in_one_piece(monkeypatch):
     assert len(calls) == 5  # 70 rows in bands of 16
 
 
-def test_a_pil_image_is_read_in_bands_and_gives_the_same_map():
+def test_a_pil_image_is_read_in_bands_and_gives_the_same_map(monkeypatch):
+    import mbrs_engine.visibility as visibility
+
+    monkeypatch.setattr(visibility, "BAND_ROWS", 16)  # three bands of crops
     rng = np.random.default_rng(4)
     image = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
     changed = _plus(image, rng.integers(-3, 4, (40, 30, 3)))
