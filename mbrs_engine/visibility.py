@@ -144,12 +144,28 @@ def lab_difference(original, changed) -> tuple[torch.Tensor, torch.Tensor]:
     return lab, to_lab(rows_b(0, height)) - lab
 
 
-def map_from_lab(lab: torch.Tensor, diff: torch.Tensor, model: VisibilityModel = DEFAULT_MODEL) -> torch.Tensor:
-    """The visibility map (1, 1, h, w) of a CIELAB difference on an original (:func:`lab_difference`)."""
+def _squared_map(lab: torch.Tensor, diff: torch.Tensor, model: VisibilityModel) -> torch.Tensor:
+    """The square of the visibility map (no square root: differentiable where nothing changed)."""
     mask = threshold(lab, model)
     lum = gaussian_blur(diff[:, :1], model.luma_blur) / (model.luma_jnd * mask)
     chroma = gaussian_blur(diff[:, 1:], model.chroma_blur) / (model.chroma_jnd * mask)
-    return (lum.pow(2) + chroma.pow(2).sum(1, keepdim=True)).sqrt() * model.scale
+    return (lum.pow(2) + chroma.pow(2).sum(1, keepdim=True)) * model.scale ** 2
+
+
+def map_from_lab(lab: torch.Tensor, diff: torch.Tensor, model: VisibilityModel = DEFAULT_MODEL) -> torch.Tensor:
+    """The visibility map (n, 1, h, w) of a CIELAB difference on an original (:func:`lab_difference`)."""
+    return _squared_map(lab, diff, model).sqrt()
+
+
+def training_penalty(cover: torch.Tensor, encoded: torch.Tensor, model: VisibilityModel = DEFAULT_MODEL) \
+        -> torch.Tensor:
+    """A differentiable stand-in for the figure, for training: sqrt(mean(map^4)) over a batch of covers and
+    encoded images (n, 3, h, w) in the engine's [-1, 1] convention.  The fourth power weighs the worst spots
+    the way the figure (a high percentile) does, while every pixel still gets a gradient; computed in fp32."""
+    with torch.autocast(cover.device.type, enabled=False):
+        lab = to_lab((cover.float() + 1) / 2)
+        diff = to_lab((encoded.float() + 1) / 2) - lab
+        return _squared_map(lab, diff, model).pow(2).mean().sqrt()
 
 
 #: Rows of the image worked on at once by :func:`visibility_map` (the memory it needs is bounded by that).

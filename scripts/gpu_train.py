@@ -58,8 +58,8 @@ RUNS = {
     "table1": Run("paper-128-64", "", GPU_SETS),
     # a stronger default network (48 channels, 3 blocks, L = 256) from scratch
     "default": Run("gpu-default", "", GPU_SETS),
-    # today's default network, continued from the shipped model with its last stage's recipe
-    "continue": Run("default-model-resize", "assets/models/default.json", GPU_SETS),
+    # today's default network, continued from the shipped model for the tiles' reads (see the preset)
+    "continue": Run("default-model-gpu", "assets/models/default.json", GPU_SETS),
 }
 
 

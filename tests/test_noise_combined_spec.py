@@ -244,7 +244,7 @@ def test_parser_source_never_evaluates_code():
 def test_available_layers_describe_every_parseable_layer():
     layers = available_layers()
     expected = {"Identity", "JpegSim", "RealJpeg", "JpegMask", "JpegSS", "KorniaJpeg", "Crop", "Cropout",
-                "Dropout", "CropResize", "Resize", "GaussianBlur", "GaussianNoise", "BrightnessContrast",
+                "Dropout", "CropResize", "Resize", "Jitter", "GaussianBlur", "GaussianNoise", "BrightnessContrast",
                 "Combined"}
     assert set(layers) == expected
     for name, line in layers.items():

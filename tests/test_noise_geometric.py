@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mbrs_engine.noise import (GF, BrightnessContrast, Crop, CropResize, Cropout, Dropout, GaussianBlur,
-                               GaussianNoise, Resize)
+                               GaussianNoise, Jitter, Resize)
 
 N, H, W = 2, 37, 53
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -140,7 +140,7 @@ def test_crop_resize_keeps_size_and_zooms():
     assert (span > 0.5).all() and (span < 1.5).all()
 
 
-RANDOM_LAYERS = [Crop(0.2), Cropout(0.3), Dropout(0.3), CropResize(0.3), GaussianNoise(3)]
+RANDOM_LAYERS = [Crop(0.2), Cropout(0.3), Dropout(0.3), CropResize(0.3), GaussianNoise(3), Jitter()]
 ALL_LAYERS = RANDOM_LAYERS + [Resize(0.7), Resize(0.7, back=True), GaussianBlur(2), BrightnessContrast(0.1, 0.8)]
 
 
@@ -180,6 +180,8 @@ def test_shape_device_and_gradient(layer, device):
     (lambda: CropResize(0), "p must be"),
     (lambda: Resize(0), "scale must be"),
     (lambda: Resize(0.5, back="yes"), "back must be"),
+    (lambda: Jitter(angle=-1), "angle must be"),
+    (lambda: Jitter(scale=0.5), "scale must be"),
     (lambda: GaussianBlur(0), "sigma must be"),
     (lambda: GaussianBlur(2, kernel_size=4), "odd"),
     (lambda: GaussianBlur(2, kernel_size=2.5), "whole number"),
@@ -190,3 +192,36 @@ def test_shape_device_and_gradient(layer, device):
 def test_bad_parameters_raise_clear_value_errors(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_jitter_with_no_range_is_the_identity():
+    x = images(0)
+    assert torch.allclose(Jitter(0, 0, 0)(x), x, atol=1e-5)
+
+
+def _centroid(img: torch.Tensor) -> torch.Tensor:
+    """(x, y) of the brightness-weighted centre of each image of a (n, 1, h, w) batch, in pixels."""
+    w = (img + 1).clamp_min(0)[:, 0]
+    ys, xs = torch.meshgrid(torch.arange(w.shape[1]).float(), torch.arange(w.shape[2]).float(), indexing="ij")
+    return torch.stack([(w * xs).sum((1, 2)), (w * ys).sum((1, 2))], 1) / w.sum((1, 2))[:, None]
+
+
+@pytest.mark.parametrize("extreme", [0.0, 1.0])
+def test_jitter_moves_a_point_by_the_drawn_similarity_about_the_centre(monkeypatch, extreme):
+    """A blob 12 px right of the centre of a non-square image lands where the extreme draw (every range at
+    its end: rand() = 0 or 1) puts it, in pixels of both axes (the aspect is accounted for)."""
+    h, w = 41, 81
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    blob = (torch.exp(-((xs - cx - 12) ** 2 + (ys - cy) ** 2) / 4.0) * 2 - 1).expand(1, 3, h, w)
+    monkeypatch.setattr(torch, "rand", lambda n, device=None: torch.full((n,), extreme))
+    layer = Jitter(angle=10, shift=3, scale=0.2)
+    out = layer(blob)
+    sign = 2 * extreme - 1                     # every draw at +range (1) or -range (0)
+    turn, zoom, shift = math.radians(10) * sign, 1 + 0.2 * sign, 3 * sign
+    # the output samples the input at R(turn) p / zoom + shift: a feature at q appears at zoom R(-turn) (q - shift)
+    qx, qy = 12 - shift, -shift
+    px = zoom * (math.cos(turn) * qx + math.sin(turn) * qy)
+    py = zoom * (-math.sin(turn) * qx + math.cos(turn) * qy)
+    got = _centroid(out[:, :1]) - torch.tensor([cx, cy])
+    assert got[0].tolist() == pytest.approx([px, py], abs=0.25)

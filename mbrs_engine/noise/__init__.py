@@ -14,7 +14,8 @@ Layers:
 - ``JpegMask()``: the paper's JPEG-Mask (low DCT frequencies only).
 - ``JpegSS(quality)``: JPEG with Shin and Song's approximation of rounding.
 - ``KorniaJpeg(quality)``: kornia's differentiable JPEG.
-- ``Crop(p, fill=0.0)``, ``Cropout(p)``, ``Dropout(p)``, ``CropResize(p)``, ``Resize(scale, back=False)``.
+- ``Crop(p, fill=0.0)``, ``Cropout(p)``, ``Dropout(p)``, ``CropResize(p)``, ``Resize(scale, back=False)``,
+  ``Jitter(angle=1.0, shift=1.0, scale=0.02)``.
 - ``GaussianBlur(sigma, kernel_size=None)`` (alias ``GF``), ``GaussianNoise(std)``,
   ``BrightnessContrast(brightness=0.0, contrast=1.0)``.
 - ``Combined(layers, seed=None, weights=None)``: one layer per mini-batch (MBRS).
@@ -25,14 +26,14 @@ Layers:
 from .base import Identity, NoiseLayer
 from .combined import Combined
 from .filters import GF, BrightnessContrast, GaussianBlur, GaussianNoise
-from .geometric import Crop, CropResize, Cropout, Dropout, Resize
+from .geometric import Crop, CropResize, Cropout, Dropout, Jitter, Resize
 from .jpeg import Jpeg, JpegMask, JpegSim, JpegSS, KorniaJpeg, RealJpeg
 from .spec import NoiseSpecError, available_layers, canonical_spec, parse_noise, pool_layers
 
 __all__ = [
     "NoiseLayer", "Identity", "Combined",
     "Jpeg", "JpegSim", "RealJpeg", "JpegMask", "JpegSS", "KorniaJpeg",
-    "Crop", "Cropout", "Dropout", "CropResize", "Resize",
+    "Crop", "Cropout", "Dropout", "CropResize", "Resize", "Jitter",
     "GaussianBlur", "GF", "GaussianNoise", "BrightnessContrast",
     "parse_noise", "NoiseSpecError", "available_layers", "canonical_spec", "pool_layers",
 ]

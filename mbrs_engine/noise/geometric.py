@@ -1,4 +1,4 @@
-"""Geometric and mixing noise layers: Crop, Cropout, Dropout, CropResize, Resize.
+"""Geometric and mixing noise layers: Crop, Cropout, Dropout, CropResize, Resize, Jitter.
 
 All follow the engine's pixel convention (float ``(N, 3, H, W)`` RGB in
 ``[-1, 1]``), work on any ``H`` and ``W`` and draw their random rectangles and
@@ -158,3 +158,36 @@ class Resize(NoiseLayer):
 
     def spec(self) -> str:
         return call_spec("Resize", self.scale, **({"back": True} if self.back else {}))
+
+
+class Jitter(NoiseLayer):
+    """A small random similarity per image: a turn within +-``angle`` degrees, a scale within 1 +- ``scale``
+    and a shift within +-``shift`` pixels each way, about the centre, resampled bilinearly (edges repeated).
+
+    What the decoder sees once a geometric edit has been undone only approximately: the synchronisation
+    of a turned, cropped or resized photo is off by a fraction of a degree and of a pixel, and the
+    resampling softens the pattern.  All ranges 0 give the image back unchanged.
+    """
+
+    def __init__(self, angle: float = 1.0, shift: float = 1.0, scale: float = 0.02):
+        super().__init__()
+        self.angle = check_number("Jitter", "angle", angle, 0.0, 45.0)
+        self.shift = check_number("Jitter", "shift", shift, 0.0, 64.0)
+        self.scale = check_number("Jitter", "scale", scale, 0.0, 0.5, high_open=True)
+
+    def forward(self, encoded: torch.Tensor, cover: torch.Tensor | None = None) -> torch.Tensor:
+        n, _, h, w = encoded.shape
+
+        def uniform(half: float) -> torch.Tensor:
+            return (torch.rand(n, device=encoded.device) * 2 - 1) * half
+        turn = uniform(math.radians(self.angle))
+        zoom = 1.0 + uniform(self.scale)
+        cos, sin = torch.cos(turn) / zoom, torch.sin(turn) / zoom
+        # output pixel -> input pixel, about the centre, written in grid_sample's [-1, 1] coordinates
+        theta = torch.stack([torch.stack([cos, -sin * h / w, uniform(self.shift) * 2 / w], 1),
+                             torch.stack([sin * w / h, cos, uniform(self.shift) * 2 / h], 1)], 1)
+        grid = F.affine_grid(theta.to(encoded.dtype), [n, 3, h, w], align_corners=False)
+        return F.grid_sample(encoded, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    def spec(self) -> str:
+        return call_spec("Jitter", self.angle, self.shift, self.scale)

@@ -30,7 +30,7 @@ from ._util import check_number
 from .base import Identity, NoiseLayer
 from .combined import Combined
 from .filters import BrightnessContrast, GaussianBlur, GaussianNoise
-from .geometric import Crop, CropResize, Cropout, Dropout, Resize
+from .geometric import Crop, CropResize, Cropout, Dropout, Jitter, Resize
 from .jpeg import JpegMask, JpegSim, JpegSS, KorniaJpeg, RealJpeg
 
 MAX_LENGTH = 10_000
@@ -92,6 +92,7 @@ _ENTRIES = (
     _Entry("Dropout", Dropout, "each pixel encoded with probability p, else the cover's"),
     _Entry("CropResize", CropResize, "cut a random rectangle of area ratio p and resize it to full size"),
     _Entry("Resize", Resize, "resize by a factor (back=True: and back to the original size)"),
+    _Entry("Jitter", Jitter, "a small random turn (degrees), shift (pixels) and scale, resampled"),
     _Entry("GaussianBlur", GaussianBlur, "Gaussian filter of standard deviation sigma pixels", ("GF",)),
     _Entry("GaussianNoise", GaussianNoise, "additive Gaussian noise, std in 8-bit levels", ("Noise",)),
     _Entry("BrightnessContrast", BrightnessContrast, "out = x * contrast + 2 * brightness, clamped"),

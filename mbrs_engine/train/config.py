@@ -22,11 +22,14 @@ SCHEDULES = ("constant", "cosine", "onecycle")
 
 @dataclass
 class LossConfig:
-    """Loss weights of the paper: lambda_E (image MSE), lambda_D (message MSE), lambda_A (adversary)."""
+    """Loss weights of the paper: lambda_E (image MSE), lambda_D (message MSE), lambda_A (adversary); and
+    ``visibility``, the weight of the engine's visibility measure (``visibility.training_penalty``; 0: off,
+    as the paper)."""
 
     image: float = 1.0
     message: float = 10.0
     adversary: float = 1e-4
+    visibility: float = 0.0
 
 
 @dataclass

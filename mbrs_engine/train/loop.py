@@ -11,7 +11,7 @@ Per step (method ``mbrs``, as the paper):
 2. noised = N(encoded, cover) with N drawn from the pool for this mini-batch
    (real libjpeg stops the gradient, or passes it straight through);
 3. decoded = D(noised);  L = lambda_E MSE(encoded, cover) + lambda_D MSE(decoded, m)
-   + lambda_A BCE(A(encoded), cover), for the encoder and decoder;
+   + lambda_A BCE(A(encoded), cover) [+ lambda_V visibility penalty], for the encoder and decoder;
 4. the adversary learns to tell covers (1) from encoded images (0).
 Two-stage methods (``tsr``, ``tsr-s``) train the pair with the pool in stage 1
 (Identity for TSR, the simulated JPEG for TSR-S) and then the decoder alone
@@ -43,6 +43,7 @@ from .data import ImageSource, StreamSampler, TrainImages, train_val_paths, vali
 from .distributed import World, any_rank, init_world, shutdown, wrap
 from ..metrics import residual_scale_for_psnr
 from .validation import fixed_messages, validate
+from ..visibility import training_penalty
 
 
 @dataclass
@@ -298,6 +299,7 @@ class Trainer:
             encoded, decoded = self.pipeline(cover, message, noise, self._target_psnr(self.step),
                                              train_encoder=not stage2)
             loss_msg = F.mse_loss(decoded.float(), message)
+            loss_vis = torch.zeros((), device=self.device)
             if stage2:
                 loss_img = loss_adv = torch.zeros((), device=self.device)
                 loss = loss_msg
@@ -306,6 +308,9 @@ class Trainer:
                 fooled = self.adversary(encoded).float()     # unwrapped: these adversary grads are discarded
                 loss_adv = F.binary_cross_entropy_with_logits(fooled, torch.ones_like(fooled))
                 loss = w.image * loss_img + w.message * loss_msg + w.adversary * loss_adv
+                if w.visibility:
+                    loss_vis = training_penalty(cover, encoded)
+                    loss = loss + w.visibility * loss_vis
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt_g)
@@ -323,7 +328,7 @@ class Trainer:
         self.step += 1
         self._last_batch = (cover[:4].detach(), encoded[:4].detach().float())
         return {"loss": loss.item(), "image_mse": loss_img.item(), "message_mse": loss_msg.item(),
-                "adversary_g": loss_adv.item(), "adversary_d": loss_a.item(),
+                "adversary_g": loss_adv.item(), "adversary_d": loss_a.item(), "visibility": loss_vis.item(),
                 "noise": type(getattr(noise, "last_layer", noise)).__name__}
 
     # ------------------------------------------------------------------ loop
