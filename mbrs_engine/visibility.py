@@ -165,7 +165,7 @@ def training_penalty(cover: torch.Tensor, encoded: torch.Tensor, model: Visibili
     with torch.autocast(cover.device.type, enabled=False):
         lab = to_lab((cover.float() + 1) / 2)
         diff = to_lab((encoded.float() + 1) / 2) - lab
-        return _squared_map(lab, diff, model).pow(2).mean().sqrt()
+        return _squared_map(lab, diff, model).pow(2).mean().clamp_min(1e-12).sqrt()
 
 
 #: Rows of the image worked on at once by :func:`visibility_map` (the memory it needs is bounded by that).

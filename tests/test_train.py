@@ -116,6 +116,23 @@ def test_tiny_model_learns_identity_channel(photo_dir, tmp_path):
     assert (tmp_path / "run" / "best.ckpt").exists() and (tmp_path / "run" / "config.json").exists()
 
 
+def test_the_visibility_penalty_enters_the_loss_when_weighted(photo_dir, tmp_path):
+    """loss.visibility adds the engine's visibility measure: reported, and the step's loss grows by its weight
+    times it (same networks, batch and noise)."""
+    losses = {}
+    for weight in (0.0, 0.5):
+        torch.manual_seed(0)
+        cfg = tiny_config(photo_dir, steps=1)
+        cfg.loss.visibility = weight
+        trainer = Trainer(cfg, tmp_path / f"run{weight}")
+        trainer._build()
+        batch = next(trainer._loader(0))
+        torch.manual_seed(1)
+        losses[weight] = trainer.train_step(batch)
+    assert losses[0.0]["visibility"] == 0.0 and losses[0.5]["visibility"] > 0
+    assert losses[0.5]["loss"] == pytest.approx(losses[0.0]["loss"] + 0.5 * losses[0.5]["visibility"], rel=1e-4)
+
+
 def test_resume_is_bit_exact(photo_dir, tmp_path):
     warnings.simplefilter("ignore")
     pool = "Combined([JpegMask(),RealJpeg(50),Crop(0.5),Dropout(0.7),Identity()])"

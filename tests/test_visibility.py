@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from mbrs_engine.perceptual import Shaping, cap_gain, residual_visibility
-from mbrs_engine.visibility import VisibilityModel, gaussian_blur, to_lab, visibility, visibility_map
+from mbrs_engine.visibility import (VisibilityModel, gaussian_blur, to_lab, training_penalty, visibility,
+                                   visibility_map)
 
 
 def _flat(value=128, size=64) -> np.ndarray:
@@ -134,3 +135,30 @@ def test_a_pil_image_is_read_in_bands_and_gives_the_same_map(monkeypatch):
                                visibility_map(image, changed), rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="differ in size"):
         visibility_map(Image.fromarray(image), changed[:-1])
+
+
+def _signed(image: np.ndarray) -> torch.Tensor:
+    """An RGB uint8 array as a (1, 3, h, w) batch in the engine's [-1, 1] convention."""
+    return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+def test_the_training_penalty_is_the_fourth_power_mean_of_the_map_and_differentiable_at_no_change():
+    rng = np.random.default_rng(3)
+    cover = _textured(48)
+    changed = _plus(cover, rng.integers(-4, 5, cover.shape))
+    seen = visibility_map(cover, changed)
+    expected = float(np.sqrt(np.mean(seen.astype(np.float64) ** 4)))
+    assert float(training_penalty(_signed(cover), _signed(changed))) == pytest.approx(expected, rel=1e-3)
+
+    encoded = _signed(cover).requires_grad_(True)     # nothing changed: zero, with a finite gradient
+    penalty = training_penalty(_signed(cover), encoded)
+    penalty.backward()
+    assert float(penalty) < 1e-5 and torch.isfinite(encoded.grad).all()
+
+
+def test_the_training_penalty_weighs_a_change_on_a_flat_patch_more_than_on_texture():
+    change = np.random.default_rng(4).integers(-3, 4, (64, 64, 3))
+    flat, textured = _flat(), _textured()
+    on_flat = float(training_penalty(_signed(flat), _signed(_plus(flat, change))))
+    on_texture = float(training_penalty(_signed(textured), _signed(_plus(textured, change))))
+    assert on_flat > 2 * on_texture > 0
