@@ -59,37 +59,65 @@ def resize_matrix(out_size: int, in_size: int) -> torch.Tensor:
     return placement_matrix(out_size, in_size, 0.0, float(out_size), edge=True)
 
 
-def _matrices(residual: torch.Tensor, width: int, height: int, box: tuple[int, int, int, int]):
-    """The rows of the (height, h) and (width, w) resampling matrices that land in ``box``."""
+@lru_cache(maxsize=32)
+def _resize_band(out_size: int, in_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`resize_matrix` as a band: for each output pixel the k input pixels of its kernel (out, k) and their
+    weights (out, k), k the widest kernel (4 when enlarging).  Applying it costs k multiply-adds per output
+    pixel instead of ``in_size``: the same sums without the zeros."""
+    matrix = resize_matrix(out_size, in_size)
+    nonzero = matrix != 0
+    first = nonzero.float().argmax(1)
+    last = in_size - 1 - nonzero.flip(1).float().argmax(1)
+    k = int((last - first).max()) + 1
+    taps = first.clamp(max=in_size - k)[:, None] + torch.arange(k)
+    return taps, matrix.gather(1, taps)
+
+
+def _bands(residual: torch.Tensor, width: int, height: int, box: tuple[int, int, int, int]):
+    """The bands of the (height, h) and (width, w) resampling that land in ``box``."""
     left, top, right, bottom = box
-    return (resize_matrix(height, residual.shape[1])[top:bottom],
-            resize_matrix(width, residual.shape[2])[left:right])
+    rows, cols = _resize_band(height, residual.shape[1]), _resize_band(width, residual.shape[2])
+    return tuple(t[top:bottom] for t in rows), tuple(t[left:right] for t in cols)
 
 
-def _upscaled_offsets(residual: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """round(rows @ residual @ cols.T) + 128 as uint8 (3, out height, out width); the residual is (3, h, w) in
-    8-bit levels.  The second matrix product runs in blocks of rows, so the float intermediate stays small."""
-    height, width = rows.shape[0], cols.shape[0]
-    cols_t = cols.t().contiguous()
-    partial = torch.matmul(rows, residual.float())  # (3, height, w)
+def _along_width(x: torch.Tensor, band: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """x (..., n) resampled along its last axis by a band: (..., out)."""
+    taps, weights = band
+    out = x.index_select(-1, taps[:, 0]) * weights[:, 0]
+    for t in range(1, taps.shape[1]):
+        out = out.addcmul_(x.index_select(-1, taps[:, t]), weights[:, t])
+    return out
+
+
+def _along_height(x: torch.Tensor, band: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """x (c, n, w) resampled along its rows by a band: (c, out, w)."""
+    return _along_width(x.transpose(1, 2), band).transpose(1, 2).contiguous()
+
+
+def _upscaled_offsets(residual: torch.Tensor, rows, cols) -> torch.Tensor:
+    """round(resampled residual) + 128 as uint8 (3, out height, out width); the residual is (3, h, w) in 8-bit
+    levels, ``rows`` and ``cols`` the bands.  The second pass runs in blocks of rows, so the float intermediate
+    stays small (each value is the same sum as in one piece)."""
+    height, width = rows[0].shape[0], cols[0].shape[0]
+    partial = _along_height(residual.float(), rows)  # (3, height, w)
     out = torch.empty(3, height, width, dtype=torch.uint8)
     step = max(1, _ROW_BLOCK_ELEMENTS // (3 * width))
     for top in range(0, height, step):
-        block = torch.matmul(partial[:, top:top + step], cols_t)
+        block = _along_width(partial[:, top:top + step], cols)
         out[:, top:top + step] = block.round_().add_(128.0).clamp_(0.0, 255.0)
     return out
 
 
-def _residual_bound(residual: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> float:
-    """An upper bound of |rows @ residual @ cols.T| (resampling overshoot included)."""
-    return float(residual.abs().max() * rows.abs().sum(1).max() * cols.abs().sum(1).max())
+def _residual_bound(residual: torch.Tensor, rows, cols) -> float:
+    """An upper bound of the resampled residual's magnitude (overshoot included), from the bands."""
+    return float(residual.abs().max() * rows[1].abs().sum(1).max() * cols[1].abs().sum(1).max())
 
 
 def _add_fast(rgb: Image.Image, residual: torch.Tensor, box: tuple[int, int, int, int]) -> Image.Image:
     """rgb + round(resized residual) over ``box``, clipped, in PIL (the residual must stay within +-127 levels)."""
-    rows, cols = _matrices(residual, rgb.width, rgb.height, box)
+    rows, cols = _bands(residual, rgb.width, rgb.height, box)
     offsets = _upscaled_offsets(residual, rows, cols).numpy()
-    size = (cols.shape[0], rows.shape[0])
+    size = (cols[0].shape[0], rows[0].shape[0])
     bands = [Image.frombuffer("L", size, offsets[c], "raw", "L", 0, 1) for c in range(3)]
     part = rgb if box == (0, 0, rgb.width, rgb.height) else rgb.crop(box)
     return ImageChops.add(part, Image.merge("RGB", bands), scale=1.0, offset=-128)
@@ -97,8 +125,8 @@ def _add_fast(rgb: Image.Image, residual: torch.Tensor, box: tuple[int, int, int
 
 def _add_exact(rgb: Image.Image, residual: torch.Tensor, box: tuple[int, int, int, int]) -> Image.Image:
     """The same sum in numpy for any residual size (slower)."""
-    rows, cols = _matrices(residual, rgb.width, rgb.height, box)
-    up = torch.matmul(torch.matmul(rows, residual.float()), cols.t()).round_().permute(1, 2, 0).numpy()
+    rows, cols = _bands(residual, rgb.width, rgb.height, box)
+    up = _along_width(_along_height(residual.float(), rows), cols).round_().permute(1, 2, 0).numpy()
     out = np.clip(np.asarray(rgb.crop(box), dtype=np.float32) + up, 0, 255).astype(np.uint8)
     return Image.fromarray(out, "RGB")
 
@@ -110,12 +138,12 @@ def add_residual(rgb: Image.Image, residual: torch.Tensor) -> Image.Image:
 
 def add_residual_region(rgb: Image.Image, residual: torch.Tensor, box: tuple[int, int, int, int]) -> Image.Image:
     """``add_residual(rgb, residual).crop(box)``, worked out for the box only (box: left, top, right, bottom)."""
-    if _residual_bound(residual, *_matrices(residual, rgb.width, rgb.height, box)) <= _FAST_RESIDUAL_LIMIT:
+    if _residual_bound(residual, *_bands(residual, rgb.width, rgb.height, box)) <= _FAST_RESIDUAL_LIMIT:
         return _add_fast(rgb, residual, box)
     return _add_exact(rgb, residual, box)
 
 
 def upscale_residual(residual: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """The residual (3, h, w) resampled to (3, height, width), in float and differentiable."""
-    return torch.matmul(torch.matmul(resize_matrix(height, residual.shape[1]), residual),
-                        resize_matrix(width, residual.shape[2]).t())
+    rows, cols = _bands(residual, width, height, (0, 0, width, height))
+    return _along_width(_along_height(residual, rows), cols)
