@@ -2,9 +2,11 @@
 
 The networks see an antialiased H x H view of any image (:func:`to_model_size`,
 PIL bicubic).  The residual the encoder gives at H x H is brought to the
-photo's size by the same bicubic kernel written as two matrix products
-(:func:`resize_matrix`), which keeps it exact, fast at 12 MP, and
-differentiable (:func:`upscale_residual`, used by embed-time refinement).
+photo's size by the same bicubic kernel, written as a matrix per axis
+(:func:`resize_matrix`) and applied as a band (the kernel's few taps per
+output pixel, not the whole row of zeros), which keeps it exact, fast at
+12 MP, and differentiable (:func:`upscale_residual`, used by embed-time
+refinement).
 """
 from __future__ import annotations
 

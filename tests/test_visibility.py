@@ -153,7 +153,7 @@ def test_the_training_penalty_is_the_fourth_power_mean_of_the_map_and_differenti
     encoded = _signed(cover).requires_grad_(True)     # nothing changed: zero, with a finite gradient
     penalty = training_penalty(_signed(cover), encoded)
     penalty.backward()
-    assert float(penalty) < 1e-5 and torch.isfinite(encoded.grad).all()
+    assert float(penalty.detach()) < 1e-5 and torch.isfinite(encoded.grad).all()
 
 
 def test_the_training_penalty_weighs_a_change_on_a_flat_patch_more_than_on_texture():
