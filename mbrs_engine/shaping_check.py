@@ -44,7 +44,7 @@ CAPPED_CHECK_QUALITY = 30
 #: The most wrong message bits a shaping may read with after the check (half of what the default payload's
 #: BCH code corrects).
 CHECK_ERRORS = 7
-#: Tiles a side of the photo's region the check re-saves and reads: as many as a reading in place reads.
+#: Tiles a side of the photo's region the check re-saves and reads: as many as the fuller reading in place reads.
 CHECK_TILES = MAX_TILES_READ
 
 

@@ -354,7 +354,8 @@ class Watermarker:
         mirrored = bool(search) and config.mirrored
         count = len(frames)
         if self.tiled:  # the tiles in place (and mirrored), then every hypothesis of the tile search
-            count += 1 + mirrored + (tiling.hypotheses(self.config) if search else 0)
+            in_place = len(tiling.in_place_tiles(*rgb.size, self.config))
+            count += in_place * (1 + mirrored) + (tiling.hypotheses(self.config) if search else 0)
         first = None
         for soft, where, erased, soft_decoding, outlines in self._readings(rgb, frames, config, bool(search),
                                                                          mirrored):
@@ -379,9 +380,10 @@ class Watermarker:
         yield self._decode_batch(batch)[0], full[0].describe(), None, True, whole
         if self.tiled:
             for flip in (False, True)[:1 + mirrored]:
-                reading = tiling.read_in_place(self.decoder, rgb, self.config, mirrored=flip)
-                yield (reading.soft, reading.describe() + (", mirrored" if flip else ""), None, True,
-                       reading.tile_outlines)
+                for tiles in tiling.in_place_tiles(*rgb.size, self.config):
+                    reading = tiling.read_in_place(self.decoder, rgb, self.config, mirrored=flip, tiles=tiles)
+                    yield (reading.soft, reading.describe() + (", mirrored" if flip else ""), None, True,
+                           reading.tile_outlines)
         for batch_frames, batch in batches:
             for frame, soft in zip(batch_frames, self._decode_batch(batch)):
                 yield soft, frame.describe(), self.erased_bits(frame), True, whole

@@ -76,8 +76,9 @@ def test_embed_attack_decode(tiny_model_path, photo, tmp_path, capsys):
     result = json.loads(out)
     assert result["detected"] and result["message"] == "Grüße, Jane" and result["p_value"] < 1e-6
     config = Watermarker.from_pretrained(tiny_model_path).config
-    # 10 frames, the tiles in place and mirrored, and the tile search, however far the decoder went
-    assert len(result["bits"]) == 256 and result["hypotheses"] == 12 + tiling.hypotheses(config)
+    # 10 frames, the tiles in place (2 x 2, then 4 x 4) and mirrored, and the tile search, however far it went
+    in_place = len(tiling.in_place_tiles(192, 144, config))
+    assert len(result["bits"]) == 256 and result["hypotheses"] == 10 + 2 * in_place + tiling.hypotheses(config)
 
 
 def test_embed_no_refine_is_the_networks_alone(tiny_model_path, photo, tmp_path, capsys):
@@ -103,8 +104,10 @@ def test_decode_without_watermark_exits_1(tiny_model_path, photo, capsys):
     code, out, _ = run(capsys, "decode", photo, "--model", tiny_model_path)
     assert code == 1 and "no watermark found" in out
     code, out, _ = run(capsys, "decode", photo, "--model", tiny_model_path, "--json", "--no-search")
-    # without a search: the whole frame and the tiles in place
-    assert code == 1 and json.loads(out)["detected"] is False and json.loads(out)["hypotheses"] == 2
+    # without a search: the whole frame and the tiles in place (2 x 2, then 4 x 4)
+    from mbrs_engine.imageio import open_image
+    in_place = len(tiling.in_place_tiles(*open_image(photo).size, Watermarker.from_pretrained(tiny_model_path).config))
+    assert code == 1 and json.loads(out)["detected"] is False and json.loads(out)["hypotheses"] == 1 + in_place
 
 
 def test_key(tiny_model_path, photo, tmp_path, capsys):

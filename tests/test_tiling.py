@@ -122,11 +122,13 @@ def test_a_tiled_embedding_reads_in_place_and_says_where(shipped, marked_photo):
     photo, marked = marked_photo
     assert shipped.tile_size(photo) is not None
     result = shipped.decode(marked, search=False)
-    assert result.message == "tiled 2026" and result.frame.startswith("tiles of") and result.hypotheses == 2
+    # the whole frame, then the tiles in place: 2 x 2 of them, then 4 x 4 (the photo holds 3 across)
+    assert tiling.in_place_tiles(*marked.size, shipped.config) == (2, 4)
+    assert result.message == "tiled 2026" and result.frame.startswith("tiles of") and result.hypotheses == 3
     # the p-value is the payload test's, times every hypothesis of the search
     searched = shipped.decode(marked)
-    assert searched.hypotheses == 10 + 2 + tiling.hypotheses(shipped.config)
-    assert searched.p_value == pytest.approx(min(1.0, result.p_value / 2 * searched.hypotheses))
+    assert searched.hypotheses == 10 + 2 * 2 + tiling.hypotheses(shipped.config)
+    assert searched.p_value == pytest.approx(min(1.0, result.p_value / 3 * searched.hypotheses))
 
 
 def test_a_reading_says_where_the_tiles_lie(shipped, marked_photo):
