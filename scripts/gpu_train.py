@@ -28,7 +28,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import mbrs_engine  # noqa: F401  (sets the OpenMP wait policy before torch)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the lent machine runs it uninstalled
+
+import mbrs_engine  # noqa: E402,F401  (sets the OpenMP wait policy before torch)
 import numpy as np
 import torch
 from PIL import Image
