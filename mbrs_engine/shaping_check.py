@@ -14,7 +14,7 @@ read in place by one decoder pass, the cells folded onto one tile.  A rung
 passes when its message has at most :data:`CHECK_ERRORS` wrong bits.  The
 ladder is searched by bisection (a rung that fails is taken to mean the less
 visible ones before it fail too), so a ladder of n rungs costs at most
-log2(n + 1) checks, rounded up (3 for 6 rungs); the passing rung found is kept, else the one tried that
+log2(n + 1) checks, rounded up (3 for the 7 rungs); the passing rung found is kept, else the one tried that
 read with the fewest wrong bits (uncapped rungs only, when it tried any).
 
 The check re-saves the photo at its real size, as people do: a JPEG of the
