@@ -353,12 +353,12 @@ class Watermarker:
         frames = config.frames() if search else [Frame()]
         mirrored = bool(search) and config.mirrored
         count = len(frames)
+        in_place = tiling.in_place_tiles(*rgb.size, self.config) if self.tiled else ()
         if self.tiled:  # the tiles in place (and mirrored), then every hypothesis of the tile search
-            in_place = len(tiling.in_place_tiles(*rgb.size, self.config))
-            count += in_place * (1 + mirrored) + (tiling.hypotheses(self.config) if search else 0)
+            count += len(in_place) * (1 + mirrored) + (tiling.hypotheses(self.config) if search else 0)
         first = None
         for soft, where, erased, soft_decoding, outlines in self._readings(rgb, frames, config, bool(search),
-                                                                         mirrored):
+                                                                         mirrored, in_place):
             result = payload.decode_payload(soft, key, hypotheses=count, threshold=threshold, erased=erased,
                                             soft_decoding=soft_decoding)
             result.frame, result.model = where, self.name
@@ -368,10 +368,12 @@ class Watermarker:
             first = first or result
         return first
 
-    def _readings(self, rgb: Image.Image, frames: list[Frame], config: SearchConfig, search: bool, mirrored: bool):
+    def _readings(self, rgb: Image.Image, frames: list[Frame], config: SearchConfig, search: bool, mirrored: bool,
+                  in_place: tuple[int, ...]):
         """(soft bits, where, erased bits, soft decoding, outlines) of every reading :meth:`decode` tests,
-        cheapest first: the full frame, the tiles in place (and mirrored back), the other frames, then the tile
-        search.  ``outlines(width, height)`` gives where the reading lies (:attr:`DecodeResult.outlines`)."""
+        cheapest first: the full frame, the tiles in place (``in_place``: tiles a side of each reading; and
+        mirrored back), the other frames, then the tile search.  ``outlines(width, height)`` gives where the
+        reading lies (:attr:`DecodeResult.outlines`)."""
         def whole(width: int, height: int) -> list:
             return [((0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height)))]
 
@@ -380,7 +382,7 @@ class Watermarker:
         yield self._decode_batch(batch)[0], full[0].describe(), None, True, whole
         if self.tiled:
             for flip in (False, True)[:1 + mirrored]:
-                for tiles in tiling.in_place_tiles(*rgb.size, self.config):
+                for tiles in in_place:
                     reading = tiling.read_in_place(self.decoder, rgb, self.config, mirrored=flip, tiles=tiles)
                     yield (reading.soft, reading.describe() + (", mirrored" if flip else ""), None, True,
                            reading.tile_outlines)

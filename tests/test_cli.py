@@ -77,8 +77,8 @@ def test_embed_attack_decode(tiny_model_path, photo, tmp_path, capsys):
     assert result["detected"] and result["message"] == "Grüße, Jane" and result["p_value"] < 1e-6
     config = Watermarker.from_pretrained(tiny_model_path).config
     # 10 frames, the tiles in place (2 x 2, then 4 x 4) and mirrored, and the tile search, however far it went
-    in_place = len(tiling.in_place_tiles(192, 144, config))
-    assert len(result["bits"]) == 256 and result["hypotheses"] == 10 + 2 * in_place + tiling.hypotheses(config)
+    assert tiling.in_place_tiles(192, 144, config) == (2, 4)
+    assert len(result["bits"]) == 256 and result["hypotheses"] == 10 + 2 * 2 + tiling.hypotheses(config)
 
 
 def test_embed_no_refine_is_the_networks_alone(tiny_model_path, photo, tmp_path, capsys):
@@ -104,10 +104,9 @@ def test_decode_without_watermark_exits_1(tiny_model_path, photo, capsys):
     code, out, _ = run(capsys, "decode", photo, "--model", tiny_model_path)
     assert code == 1 and "no watermark found" in out
     code, out, _ = run(capsys, "decode", photo, "--model", tiny_model_path, "--json", "--no-search")
-    # without a search: the whole frame and the tiles in place (2 x 2, then 4 x 4)
-    from mbrs_engine.imageio import open_image
-    in_place = len(tiling.in_place_tiles(*open_image(photo).size, Watermarker.from_pretrained(tiny_model_path).config))
-    assert code == 1 and json.loads(out)["detected"] is False and json.loads(out)["hypotheses"] == 1 + in_place
+    # without a search: the whole frame and the tiles in place (2 x 2, then 4 x 4: the photo holds more than 2)
+    assert tiling.in_place_tiles(240, 180, Watermarker.from_pretrained(tiny_model_path).config) == (2, 4)
+    assert code == 1 and json.loads(out)["detected"] is False and json.loads(out)["hypotheses"] == 3
 
 
 def test_key(tiny_model_path, photo, tmp_path, capsys):
