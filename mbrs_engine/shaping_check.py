@@ -11,7 +11,8 @@ size over a region of :data:`CHECK_TILES` x :data:`CHECK_TILES` whole tiles
 in its centre, re-saved as JPEG (libjpeg through Pillow) at
 :data:`CAPPED_CHECK_QUALITY` when capped, else at :data:`CHECK_QUALITY`, and
 read in place by one decoder pass, the cells folded onto one tile.  A rung
-passes when its message has at most :data:`CHECK_ERRORS` wrong bits.  The
+passes when its message has at most :data:`CAPPED_CHECK_ERRORS` wrong bits (capped) or
+:data:`CHECK_ERRORS` (uncapped).  The
 ladder is searched by bisection (a rung that fails is taken to mean the less
 visible ones before it fail too), so a ladder of n rungs costs at most
 log2(n + 1) checks, rounded up (3 for the 7 rungs); the passing rung found is kept, else the one tried that
@@ -41,9 +42,14 @@ CHECK_QUALITY = 50
 #: only takes energy away, so it may take it only where the mark still reads after that; at 50, small photos lost
 #: JPEG 30 and some crops: docs/watermarking.md, "Visibility").
 CAPPED_CHECK_QUALITY = 30
-#: The most wrong message bits a shaping may read with after the check (half of what the default payload's
-#: BCH code corrects).
+#: The most wrong message bits an uncapped shaping may read with after the check at :data:`CHECK_QUALITY` (half
+#: of what the default payload's BCH code corrects).
 CHECK_ERRORS = 7
+#: The most wrong message bits a capped shaping may read with after the check at :data:`CAPPED_CHECK_QUALITY`:
+#: what the default payload's BCH code corrects by itself (the full reading folds more tiles and decodes softly
+#: beyond it; at 7 the check's noise of a few bits sent photos that read after JPEG 30 with a cap of 0.7 to the
+#: uncapped rungs: docs/watermarking.md, "Visibility").
+CAPPED_CHECK_ERRORS = 14
 #: Tiles a side of the photo's region the check re-saves and reads: as many as the fuller reading in place reads.
 CHECK_TILES = MAX_TILES_READ
 
@@ -119,12 +125,13 @@ def choose_shaping(decoder, raw: torch.Tensor, grid: torch.Tensor, T: int, g: in
         capped = shaping is not None and shaping.cap is not None
         errors = wrong_bits_after_jpeg(decoder, rgb, residual, grid, T, g,
                                        CAPPED_CHECK_QUALITY if capped else CHECK_QUALITY)
-        tried[middle] = errors, residual
-        if errors <= CHECK_ERRORS:
+        passes = errors <= (CAPPED_CHECK_ERRORS if capped else CHECK_ERRORS)
+        tried[middle] = errors, residual, passes
+        if passes:
             high = middle - 1
         else:
             low = middle + 1
-    passed = [i for i, (errors, _) in tried.items() if errors <= CHECK_ERRORS]
+    passed = [i for i, (_, _, passes) in tried.items() if passes]
     if passed:
         return tried[min(passed)][1]
     # none passed (the search then tried the last rungs): the uncapped rung tried with the fewest wrong bits (a

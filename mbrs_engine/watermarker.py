@@ -49,6 +49,7 @@ from .frames import (CENTRAL_SEARCH, CORNER_SEARCH, SEARCH_OVERSAMPLING, Frame, 
 from .imageio import join_alpha, split_alpha
 from .metrics import image_psnr, psnr_to_mse, residual_scale_for_psnr
 from .nets import NetworkConfig
+from .nets.folding import fold_batchnorm
 from .payload import DEFAULT_THRESHOLD, DecodeResult
 from .perceptual import LADDER, Shaping
 from .shaping_check import choose_shaping
@@ -101,8 +102,8 @@ class Watermarker:
 
     ``Watermarker(encoder, decoder, config)`` wraps networks in memory (for
     example a freshly trained model); :meth:`from_pretrained` loads a model
-    file.  The networks run in eval mode (BatchNorm running statistics) under
-    ``torch.inference_mode``.
+    file.  The networks run in eval mode under ``torch.inference_mode``, as copies with their BatchNorms
+    folded into the convolutions (:mod:`mbrs_engine.nets.folding`); :attr:`networks` keeps them as given.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, config: NetworkConfig | None = None, *,
@@ -114,9 +115,12 @@ class Watermarker:
         if not isinstance(self.config, NetworkConfig):
             raise ValueError("pass the model's NetworkConfig (the encoder does not carry one)")
         self.device = torch.device(device)
-        # channels-last weights: about 1.3x faster convolutions on a CPU (oneDNN), equal to float rounding
-        self.encoder = encoder.to(self.device, memory_format=torch.channels_last).eval()
-        self.decoder = decoder.to(self.device, memory_format=torch.channels_last).eval()
+        #: the networks as given (with their BatchNorms): what :meth:`save` writes
+        self.networks = (encoder, decoder)
+        # the networks that run: BatchNorm folded into the convolutions (about 1.2x faster) and channels-last
+        # weights (about 1.3x faster convolutions on a CPU, oneDNN), equal to float rounding
+        self.encoder = fold_batchnorm(encoder).to(self.device, memory_format=torch.channels_last)
+        self.decoder = fold_batchnorm(decoder).to(self.device, memory_format=torch.channels_last)
         self.name = name
         self.metadata = metadata or {}
         self.search = search or SearchConfig()
@@ -148,7 +152,7 @@ class Watermarker:
         """Write this model's files (see :func:`mbrs_engine.model_files.save_model`)."""
         from .model_files import save_model
 
-        return save_model(path, self.encoder, self.decoder, self.config, metadata, fp16=fp16)
+        return save_model(path, *self.networks, self.config, metadata, fp16=fp16)
 
     # ------------------------------------------------------------ properties
 
@@ -371,21 +375,28 @@ class Watermarker:
     def _readings(self, rgb: Image.Image, frames: list[Frame], config: SearchConfig, search: bool, mirrored: bool,
                   in_place: tuple[int, ...]):
         """(soft bits, where, erased bits, soft decoding, outlines) of every reading :meth:`decode` tests,
-        cheapest first: the full frame, the tiles in place (``in_place``: tiles a side of each reading; and
-        mirrored back), the other frames, then the tile search.  ``outlines(width, height)`` gives where the
+        likeliest and cheapest first: the full frame and the tiles in place (``in_place``: tiles a side of each
+        reading; and mirrored back), the tiles first when an image of this size is embedded in tiles; the other
+        frames, then the tile search.  ``outlines(width, height)`` gives where the
         reading lies (:attr:`DecodeResult.outlines`)."""
         def whole(width: int, height: int) -> list:
             return [((0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height)))]
 
-        batches = self._frame_batches(rgb, frames, config)
-        full, batch = next(batches)
-        yield self._decode_batch(batch)[0], full[0].describe(), None, True, whole
-        if self.tiled:
+        def tiles_in_place():
             for flip in (False, True)[:1 + mirrored]:
                 for tiles in in_place:
                     reading = tiling.read_in_place(self.decoder, rgb, self.config, mirrored=flip, tiles=tiles)
                     yield (reading.soft, reading.describe() + (", mirrored" if flip else ""), None, True,
                            reading.tile_outlines)
+
+        tiled_here = self.tiled and self.tile_size(rgb) is not None  # how embed lays out an image of this size
+        if tiled_here:
+            yield from tiles_in_place()
+        batches = self._frame_batches(rgb, frames, config)
+        full, batch = next(batches)
+        yield self._decode_batch(batch)[0], full[0].describe(), None, True, whole
+        if self.tiled and not tiled_here:
+            yield from tiles_in_place()
         for batch_frames, batch in batches:
             for frame, soft in zip(batch_frames, self._decode_batch(batch)):
                 yield soft, frame.describe(), self.erased_bits(frame), True, whole

@@ -86,3 +86,30 @@ def test_config_dict_round_trip():
     assert NetworkConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ArchitectureError, match="unknown"):
         NetworkConfig.from_dict({**cfg.to_dict(), "colour": 3})
+
+
+# ---------------------------------------------------------------- BatchNorm folding
+
+
+def test_fold_batchnorm_equals_eval_network_and_leaves_the_original():
+    from mbrs_engine.nets.folding import fold_batchnorm
+
+    torch.manual_seed(0)
+    config = NetworkConfig(image_size=32, message_length=16, channels=16, blocks=2)
+    encoder, decoder, _ = build_from_config(config)
+    for net in (encoder, decoder):  # running statistics that are not the identity
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.data.uniform_(0.5, 1.5)
+                module.bias.data.uniform_(-0.2, 0.2)
+    x, bits = torch.rand(2, 3, 32, 32) * 2 - 1, torch.randint(0, 2, (2, 16)).float()
+    folded_encoder, folded_decoder = fold_batchnorm(encoder), fold_batchnorm(decoder)
+    with torch.no_grad():
+        assert torch.allclose(folded_encoder(x, bits), encoder.eval()(x, bits), atol=1e-5)
+        assert torch.allclose(folded_decoder(x), decoder.eval()(x), atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded_decoder.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded_encoder.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in decoder.modules())  # the original keeps them
+    assert set(build_from_config(config)[1].state_dict()) == set(decoder.state_dict())

@@ -247,7 +247,8 @@ def test_wraps_networks_in_memory_and_raw_bits_models():
     config = NetworkConfig(image_size=32, message_length=16, channels=16, blocks=1)
     encoder, decoder, _ = build_from_config(config)
     wm = Watermarker(encoder, decoder)
-    assert wm.config == config and not encoder.training
+    assert wm.config == config and not wm.encoder.training and not wm.decoder.training
+    assert wm.networks == (encoder, decoder)  # kept as given (to save), the running copies folded
     img = Image.new("RGB", (50, 40), (100, 100, 100))
     assert wm.embed_bits(img, random_bits(16, 0), strength=0.1).size == (50, 40)
     assert wm.decode_bits(img).shape == (16,)
