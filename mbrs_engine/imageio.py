@@ -154,8 +154,8 @@ def _open_checked(path: Path, max_pixels: int) -> Image.Image:
     twice that; the limit here is ``max_pixels`` alone (Pillow's refusal is
     lifted for the call when ``max_pixels`` is higher).
     """
-    pillow_limit = Image.MAX_IMAGE_PIXELS
-    with warnings.catch_warnings(), _PILLOW_LIMIT:
+    with warnings.catch_warnings(), _PILLOW_LIMIT:  # read and restore under the lock: threads open files at once
+        pillow_limit = Image.MAX_IMAGE_PIXELS
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         if pillow_limit is not None and max_pixels >= 2 * pillow_limit:
             Image.MAX_IMAGE_PIXELS = max_pixels

@@ -37,7 +37,7 @@ from .attacks import Attack, apply_chain
 from .frames import Frame, decoder_input, decoder_input_stand_in
 from .metrics import image_psnr, psnr_to_mse
 from .pixels import pil_to_tensor
-from .resampling import REDUCING_GAP, add_residual, upscale_residual
+from .resampling import REDUCING_GAP, add_residual, add_residual_region, upscale_residual
 
 #: The attack families a refinement step can draw one view from.
 ATTACK_FAMILIES = ("identity", "jpeg", "resize", "crop")
@@ -200,6 +200,34 @@ def refine_residual(wm, rgb: Image.Image, bits: torch.Tensor, residual: torch.Te
     return budget.apply(param)[0].detach()
 
 
+#: Photos of more pixels than this have the rescaling estimated on :data:`SAMPLE_STRIPS` strips of rows first
+#: (an eighth of the photo), so that the whole photo is rendered once or twice instead of three or four times.
+SAMPLED_PSNR_PIXELS = 2_000_000
+SAMPLE_STRIPS = 16
+
+
+def _sampled_factor(rgb: Image.Image, residual: torch.Tensor, target: float, tolerance: float) -> float:
+    """The factor that puts ``add_residual(rgb, factor * residual)`` in the PSNR window, estimated on strips of
+    rows spread over a large photo (1 for a photo of at most :data:`SAMPLED_PSNR_PIXELS`: no estimate)."""
+    if rgb.width * rgb.height <= SAMPLED_PSNR_PIXELS:
+        return 1.0
+    rows = max(1, rgb.height // (8 * SAMPLE_STRIPS))
+    boxes = [(0, top, rgb.width, top + rows)
+             for top in np.linspace(0, rgb.height - rows, SAMPLE_STRIPS).round().astype(int).tolist()]
+    factor = 1.0
+    for _ in range(6):
+        errors = sum(np.square(np.asarray(add_residual_region(rgb, residual * factor, box), np.int32)
+                               - np.asarray(rgb.crop(box), np.int32)).sum(dtype=np.int64) for box in boxes)
+        if errors == 0:  # nothing left after rounding: louder
+            factor *= 2.0
+            continue
+        measured = 10.0 * math.log10(255.0 ** 2 * 3 * rows * rgb.width * len(boxes) / errors)
+        if abs(measured - target - tolerance / 2) <= tolerance / 4:  # the middle of the window: the whole
+            break                                                       # photo measures a little differently
+        factor *= 10.0 ** ((measured - target - tolerance / 2) / 20.0)
+    return factor
+
+
 def render_at_psnr(rgb: Image.Image, residual: torch.Tensor, target: float, tolerance: float = 0.1) -> Image.Image:
     """``add_residual(rgb, c * residual)``, c chosen so that the 8-bit result's PSNR is in [target, target + tolerance].
 
@@ -208,7 +236,7 @@ def render_at_psnr(rgb: Image.Image, residual: torch.Tensor, target: float, tole
     rescalings on the real image bring it back.  The result never falls below
     ``target``; if the window is not reached, the closest image above it is kept.
     """
-    factor, best = 1.0, None
+    factor, best = _sampled_factor(rgb, residual, target, tolerance), None
     for _ in range(12):
         marked = add_residual(rgb, residual * factor)
         measured = image_psnr(rgb, marked)

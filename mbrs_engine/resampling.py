@@ -92,8 +92,27 @@ def _along_width(x: torch.Tensor, band: tuple[torch.Tensor, torch.Tensor]) -> to
 
 
 def _along_height(x: torch.Tensor, band: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """x (c, n, w) resampled along its rows by a band: (c, out, w)."""
-    return _along_width(x.transpose(1, 2), band).transpose(1, 2).contiguous()
+    """x (c, n, w) resampled along its rows by a band: (c, out, w) (whole rows gathered: contiguous copies)."""
+    taps, weights = band
+    out = x.index_select(-2, taps[:, 0]) * weights[:, :1]
+    for t in range(1, taps.shape[1]):
+        out = out.addcmul_(x.index_select(-2, taps[:, t]), weights[:, t:t + 1])
+    return out
+
+
+def _used_rows(residual: torch.Tensor, rows) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The residual's rows the band ``rows`` reads, and the band renumbered for them (a strip of the output
+    reads a strip of the residual)."""
+    taps, weights = rows
+    first, last = int(taps.min()), int(taps.max())
+    return residual[:, first:last + 1], (taps - first, weights)
+
+
+def _upscale(residual: torch.Tensor, rows, cols) -> torch.Tensor:
+    """The residual (c, h, w) resampled by the bands: along the width first, on the few rows it reads, then
+    along the height, which gathers whole rows (the cheap way round when enlarging)."""
+    residual, rows = _used_rows(residual, rows)
+    return _along_height(_along_width(residual, cols), rows)
 
 
 def _upscaled_offsets(residual: torch.Tensor, rows, cols) -> torch.Tensor:
@@ -101,11 +120,12 @@ def _upscaled_offsets(residual: torch.Tensor, rows, cols) -> torch.Tensor:
     levels, ``rows`` and ``cols`` the bands.  The second pass runs in blocks of rows, so the float intermediate
     stays small (each value is the same sum as in one piece)."""
     height, width = rows[0].shape[0], cols[0].shape[0]
-    partial = _along_height(residual.float(), rows)  # (3, height, w)
+    residual, rows = _used_rows(residual, rows)
+    partial = _along_width(residual.float(), cols)  # (3, rows read, width)
     out = torch.empty(3, height, width, dtype=torch.uint8)
     step = max(1, _ROW_BLOCK_ELEMENTS // (3 * width))
     for top in range(0, height, step):
-        block = _along_width(partial[:, top:top + step], cols)
+        block = _along_height(partial, (rows[0][top:top + step], rows[1][top:top + step]))
         out[:, top:top + step] = block.round_().add_(128.0).clamp_(0.0, 255.0)
     return out
 
@@ -128,7 +148,7 @@ def _add_fast(rgb: Image.Image, residual: torch.Tensor, box: tuple[int, int, int
 def _add_exact(rgb: Image.Image, residual: torch.Tensor, box: tuple[int, int, int, int]) -> Image.Image:
     """The same sum in numpy for any residual size (slower)."""
     rows, cols = _bands(residual, rgb.width, rgb.height, box)
-    up = _along_width(_along_height(residual.float(), rows), cols).round_().permute(1, 2, 0).numpy()
+    up = _upscale(residual.float(), rows, cols).round_().permute(1, 2, 0).numpy()
     out = np.clip(np.asarray(rgb.crop(box), dtype=np.float32) + up, 0, 255).astype(np.uint8)
     return Image.fromarray(out, "RGB")
 
@@ -148,4 +168,4 @@ def add_residual_region(rgb: Image.Image, residual: torch.Tensor, box: tuple[int
 def upscale_residual(residual: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """The residual (3, h, w) resampled to (3, height, width), in float and differentiable."""
     rows, cols = _bands(residual, width, height, (0, 0, width, height))
-    return _along_width(_along_height(residual, rows), cols)
+    return _upscale(residual, rows, cols)

@@ -105,6 +105,19 @@ def test_render_at_psnr_never_goes_below_the_target(photo):
     assert np.array_equal(np.asarray(silent), np.asarray(photo.convert("RGB")))
 
 
+def test_render_at_psnr_on_a_large_photo_estimates_on_strips_and_lands_in_the_window():
+    from mbrs_engine import refinement
+
+    rng = np.random.default_rng(3)
+    small = rng.integers(40, 216, (50, 105, 3), dtype=np.uint8)
+    big = Image.fromarray(small).resize((2100, 1000), Image.Resampling.BICUBIC)  # 2.1 MP: above the sample limit
+    assert big.width * big.height > refinement.SAMPLED_PSNR_PIXELS
+    residual = torch.randn(3, 40, 84) * 4.0
+    for target in (36.0, 42.0):
+        measured = float(psnr(big, render_at_psnr(big, residual, target))[0])
+        assert target <= measured <= target + 0.1, (target, measured)
+
+
 @pytest.mark.parametrize("kwargs", [dict(steps=0), dict(steps=2.5), dict(learning_rate=0.0), dict(margin=0.5),
                                     dict(attacks=()), dict(attacks=("blur",)), dict(jpeg_quality=(90, 40)),
                                     dict(resize_scale=(0.05, 0.5)), dict(patience=0), dict(work_side=10),
