@@ -15,7 +15,7 @@ passes when its message has at most :data:`CAPPED_CHECK_ERRORS` wrong bits (capp
 :data:`CHECK_ERRORS` (uncapped).  The
 ladder is searched by bisection (a rung that fails is taken to mean the less
 visible ones before it fail too), so a ladder of n rungs costs at most
-log2(n + 1) checks, rounded up (3 for the 7 rungs); the passing rung found is kept, else the one tried that
+log2(n + 1) checks, rounded up (3 for the 6 rungs); the passing rung found is kept, else the one tried that
 read with the fewest wrong bits (uncapped rungs only, when it tried any).
 
 The check re-saves the photo at its real size, as people do: a JPEG of the
