@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--large", action="store_true", help="also time one unmarked 12 MP photo")
     args = parser.parse_args()
     warnings.simplefilter("ignore", ModeWarning)  # grey sample photos become RGB: said once per photo otherwise
-    photos = [open_image(p) for folder in args.photos if folder.is_dir() for p in list_images(folder)]
+    photos = [open_image(p).convert("RGB") for folder in args.photos if folder.is_dir() for p in list_images(folder)]
     photos = [p for p in photos if min(p.size) >= 64]
     wm = Watermarker.from_pretrained()
     detections, worst_p, times, hypotheses = [], 1.0, [], []

@@ -92,12 +92,14 @@ def _along_width(x: torch.Tensor, band: tuple[torch.Tensor, torch.Tensor]) -> to
 
 
 def _along_height(x: torch.Tensor, band: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """x (c, n, w) resampled along its rows by a band: (c, out, w) (whole rows gathered: contiguous copies)."""
+    """x (c, n, w) resampled along its rows by a band: (c, out, w), as one matrix product with the band written
+    out densely over the input rows it reads only (a block of output rows reads a few input rows, so the product
+    is small, and it reads each of them once instead of gathering a copy per tap)."""
     taps, weights = band
-    out = x.index_select(-2, taps[:, 0]) * weights[:, :1]
-    for t in range(1, taps.shape[1]):
-        out = out.addcmul_(x.index_select(-2, taps[:, t]), weights[:, t:t + 1])
-    return out
+    first, last = int(taps.min()), int(taps.max())
+    dense = torch.zeros(taps.shape[0], last - first + 1, dtype=x.dtype)
+    dense.scatter_add_(1, taps - first, weights.to(x.dtype))
+    return torch.matmul(dense, x[..., first:last + 1, :])
 
 
 def _used_rows(residual: torch.Tensor, rows) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
