@@ -206,6 +206,13 @@ SAMPLED_PSNR_PIXELS = 2_000_000
 SAMPLE_STRIPS = 16
 
 
+def _toward_window(factor: float, measured: float, target: float, tolerance: float) -> float:
+    """The factor rescaled so that a render measured at ``measured`` dB lands in the window's middle."""
+    if not math.isfinite(measured):  # nothing left after rounding: louder
+        return factor * 2.0
+    return factor * 10.0 ** ((measured - target - tolerance / 2) / 20.0)
+
+
 def _sampled_factor(rgb: Image.Image, residual: torch.Tensor, target: float, tolerance: float) -> float:
     """The factor that puts ``add_residual(rgb, factor * residual)`` in the PSNR window, estimated on strips of
     rows spread over a large photo (1 for a photo of at most :data:`SAMPLED_PSNR_PIXELS`: no estimate)."""
@@ -214,17 +221,17 @@ def _sampled_factor(rgb: Image.Image, residual: torch.Tensor, target: float, tol
     rows = max(1, rgb.height // (8 * SAMPLE_STRIPS))
     boxes = [(0, top, rgb.width, top + rows)
              for top in np.linspace(0, rgb.height - rows, SAMPLE_STRIPS).round().astype(int).tolist()]
-    factor = 1.0
+
+    def strips(pick) -> Image.Image:
+        return Image.fromarray(np.concatenate([np.asarray(pick(box)) for box in boxes]))
+
+    original, factor = strips(rgb.crop), 1.0
     for _ in range(6):
-        errors = sum(np.square(np.asarray(add_residual_region(rgb, residual * factor, box), np.int32)
-                               - np.asarray(rgb.crop(box), np.int32)).sum(dtype=np.int64) for box in boxes)
-        if errors == 0:  # nothing left after rounding: louder
-            factor *= 2.0
-            continue
-        measured = 10.0 * math.log10(255.0 ** 2 * 3 * rows * rgb.width * len(boxes) / errors)
-        if abs(measured - target - tolerance / 2) <= tolerance / 4:  # the middle of the window: the whole
-            break                                                       # photo measures a little differently
-        factor *= 10.0 ** ((measured - target - tolerance / 2) / 20.0)
+        measured = image_psnr(original, strips(lambda box: add_residual_region(rgb, residual * factor, box)))
+        # the middle of the window: the whole photo measures a little differently
+        if abs(measured - target - tolerance / 2) <= tolerance / 4:
+            break
+        factor = _toward_window(factor, measured, target, tolerance)
     return factor
 
 
@@ -244,8 +251,5 @@ def render_at_psnr(rgb: Image.Image, residual: torch.Tensor, target: float, tole
             best = marked
             if measured <= target + tolerance:
                 break
-        if not math.isfinite(measured):  # nothing left after rounding: louder
-            factor *= 2.0
-            continue
-        factor *= 10.0 ** ((measured - target - tolerance / 2) / 20.0)
+        factor = _toward_window(factor, measured, target, tolerance)
     return best if best is not None else add_residual(rgb, residual * 0.0)

@@ -95,19 +95,18 @@ def _along_height(x: torch.Tensor, band: tuple[torch.Tensor, torch.Tensor]) -> t
     """x (c, n, w) resampled along its rows by a band: (c, out, w), as one matrix product with the band written
     out densely over the input rows it reads only (a block of output rows reads a few input rows, so the product
     is small, and it reads each of them once instead of gathering a copy per tap)."""
-    taps, weights = band
-    first, last = int(taps.min()), int(taps.max())
-    dense = torch.zeros(taps.shape[0], last - first + 1, dtype=x.dtype)
-    dense.scatter_add_(1, taps - first, weights.to(x.dtype))
-    return torch.matmul(dense, x[..., first:last + 1, :])
+    x, (taps, weights) = _used_rows(x, band)
+    dense = torch.zeros(taps.shape[0], x.shape[-2], dtype=x.dtype)
+    dense.scatter_add_(1, taps, weights.to(x.dtype))
+    return torch.matmul(dense, x)
 
 
 def _used_rows(residual: torch.Tensor, rows) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """The residual's rows the band ``rows`` reads, and the band renumbered for them (a strip of the output
-    reads a strip of the residual)."""
+    """The residual's rows (second-last axis) the band ``rows`` reads, and the band renumbered for them (a strip
+    of the output reads a strip of the residual)."""
     taps, weights = rows
     first, last = int(taps.min()), int(taps.max())
-    return residual[:, first:last + 1], (taps - first, weights)
+    return residual[..., first:last + 1, :], (taps - first, weights)
 
 
 def _upscale(residual: torch.Tensor, rows, cols) -> torch.Tensor:

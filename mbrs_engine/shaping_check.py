@@ -47,8 +47,8 @@ CAPPED_CHECK_QUALITY = 30
 CHECK_ERRORS = 7
 #: The most wrong message bits a capped shaping may read with after the check at :data:`CAPPED_CHECK_QUALITY`:
 #: what the default payload's BCH code corrects by itself (the full reading folds more tiles and decodes softly
-#: beyond it; at 7 the check's noise of a few bits sent photos that read after JPEG 30 with a cap of 0.7 to the
-#: uncapped rungs: docs/watermarking.md, "Visibility").
+#: beyond it; at 7, photos whose full reading survives JPEG 30 with a cap of 0.7 or 1 were sent to the uncapped
+#: rungs: docs/watermarking.md, "Visibility").
 CAPPED_CHECK_ERRORS = 14
 #: Tiles a side of the photo's region the check re-saves and reads: as many as the fuller reading in place reads.
 CHECK_TILES = MAX_TILES_READ

@@ -389,13 +389,13 @@ class Watermarker:
                     yield (reading.soft, reading.describe() + (", mirrored" if flip else ""), None, True,
                            reading.tile_outlines)
 
-        tiled_here = self.tiled and self.tile_size(rgb) is not None  # how embed lays out an image of this size
+        tiled_here = self.tile_size(rgb) is not None  # how embed lays out an image of this size
         if tiled_here:
             yield from tiles_in_place()
         batches = self._frame_batches(rgb, frames, config)
         full, batch = next(batches)
         yield self._decode_batch(batch)[0], full[0].describe(), None, True, whole
-        if self.tiled and not tiled_here:
+        if not tiled_here:  # (none when this watermarker does not tile: ``in_place`` is empty)
             yield from tiles_in_place()
         for batch_frames, batch in batches:
             for frame, soft in zip(batch_frames, self._decode_batch(batch)):

@@ -12,6 +12,7 @@ from mbrs_engine import Watermarker
 from mbrs_engine.attacks import apply_chain, parse_chain
 from mbrs_engine.metrics import psnr
 from mbrs_engine.refinement import RefineConfig, render_at_psnr, work_copy
+from mbrs_engine.resampling import add_residual
 
 from tiny_model import random_crops
 
@@ -112,10 +113,14 @@ def test_render_at_psnr_on_a_large_photo_estimates_on_strips_and_lands_in_the_wi
     small = rng.integers(40, 216, (50, 105, 3), dtype=np.uint8)
     big = Image.fromarray(small).resize((2100, 1000), Image.Resampling.BICUBIC)  # 2.1 MP: above the sample limit
     assert big.width * big.height > refinement.SAMPLED_PSNR_PIXELS
-    residual = torch.randn(3, 40, 84) * 4.0
+    residual = torch.randn(3, 40, 84, generator=torch.Generator().manual_seed(3)) * 4.0
     for target in (36.0, 42.0):
         measured = float(psnr(big, render_at_psnr(big, residual, target))[0])
         assert target <= measured <= target + 0.1, (target, measured)
+        # the strips' estimate alone already puts the whole photo near the window, the factor 1 far from it
+        factor = refinement._sampled_factor(big, residual, target, 0.1)
+        assert abs(float(psnr(big, add_residual(big, residual * factor))[0]) - (target + 0.05)) < 0.4
+        assert abs(float(psnr(big, add_residual(big, residual))[0]) - (target + 0.05)) > 1.5
 
 
 @pytest.mark.parametrize("kwargs", [dict(steps=0), dict(steps=2.5), dict(learning_rate=0.0), dict(margin=0.5),
