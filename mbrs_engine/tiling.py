@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from .attacks import inner_rectangle
 from .nets import NetworkConfig
 from .pixels import pil_to_tensor
 from .resampling import REDUCING_GAP
@@ -57,6 +58,9 @@ MIN_TILE_SCALE = 2.0
 WORK_PIXELS = 400_000
 #: The smallest and largest period (image pixels) looked for after a crop or resize.
 MIN_PERIOD, MAX_PERIOD_SHARE = 40, 0.9
+#: The most the tiles' height and width may differ (the embedding's whole cells: up to half a cell over a side of
+#: two tiles).
+MAX_ASPECT_CHANGE = 0.02
 #: Autocorrelation peaks tried besides the embedding rule's period.
 PERIOD_PEAKS = 2
 #: Readings whose pilot agrees less than this get hard-decision decoding only (clean images score about
@@ -152,15 +156,29 @@ def working_size(width: int, height: int, config: NetworkConfig) -> tuple[int, i
 
 
 def rule_period(width: int, height: int, config: NetworkConfig) -> float | None:
-    """The period (image pixels) the embedding rule gives an image of this size (None: it is not tiled)."""
+    """The period across (image pixels) the embedding rule gives an image of this size (None: it is not tiled)."""
+    lattice = rule_lattice(width, height, config)
+    return None if lattice is None else lattice.period
+
+
+def rule_lattice(width: int, height: int, config: NetworkConfig) -> "Lattice | None":
+    """The tiles the embedding rule lays over an image of this size, upright (None: it is not tiled).  The
+    working copy has whole cells, so the tiles are up to about 1.5 % taller than wide or wider than tall."""
     size = working_size(width, height, config)
-    return None if size is None else tile_pixels(config) * width / size[0]
+    if size is None:
+        return None
+    return Lattice(tile_pixels(config) * width / size[0], 0.0, height * size[0] / (size[1] * width))
 
 
-def working_copy(rgb: Image.Image, size: tuple[int, int]) -> torch.Tensor:
-    """The antialiased working copy (1, 3, h, w) in [-1, 1]."""
-    if rgb.size != size:
-        rgb = rgb.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
+def working_copy(rgb: Image.Image, size: tuple[int, int], scale: tuple[float, float] | None = None
+                 ) -> torch.Tensor:
+    """The antialiased working copy (1, 3, h, w) in [-1, 1]: the whole image resized to ``size``, or at exactly
+    ``scale`` (image pixels per working pixel across and down) from its top-left corner: rounding the copy's
+    sides would change the scale by up to half a pixel over the copy, and the decoder reads a tile only
+    within about a pixel."""
+    box = None if scale is None else (0.0, 0.0, size[0] * scale[0], size[1] * scale[1])
+    if rgb.size != size or box is not None:
+        rgb = rgb.resize(size, Image.Resampling.BICUBIC, box=box, reducing_gap=REDUCING_GAP)
     return pil_to_tensor(rgb)
 
 
@@ -191,19 +209,21 @@ def phase_maps(decoder, x: torch.Tensor, skip: int = 0) -> tuple[torch.Tensor, l
     last ReLU.  Instead of one pass per phase, the batch is split into the four
     pixel phases at each stride-2 layer but the first ``skip`` ones, so the
     layers before a split are shared: ``skip=0`` gives all 64 phases of the
-    default model (the time of about 16 passes: the deep layers have the most
-    channels), ``skip=1`` the 16 even ones (about 3 passes).
+    default model in the time of about 4.5 passes, ``skip=1`` the 16 even ones
+    in about 1.5 (measured on a 280 x 280 region).
     """
     offsets = [(0, 0)]
     stride, seen = 1, 0
     body = decoder.body
     last_conv, last_norm, _ = body[-1]
+    x = x.contiguous(memory_format=torch.channels_last)  # a cut-out is neither: convolutions ran 2x slower
     for module in body[:-1]:
         if _stride(module) == 2:
             if seen >= skip:
                 n, c, h, w = x.shape
                 hh, ww = (h - 1) // 2 * 2, (w - 1) // 2 * 2
                 x = torch.cat([x[:, :, a:a + hh, b:b + ww] for a in (0, 1) for b in (0, 1)])
+                x = x.contiguous(memory_format=torch.channels_last)
                 offsets = [(dy + a * stride, dx + b * stride) for a in (0, 1) for b in (0, 1) for dy, dx in offsets]
             seen += 1
             stride *= 2
@@ -247,11 +267,14 @@ def pilot_scores(folded: torch.Tensor, config: NetworkConfig) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Lattice:
-    """One guess at the tiles' geometry in an image: their side (image pixels) and the angle (degrees,
-    anticlockwise as :meth:`PIL.Image.Image.rotate` turns) the image was rotated by."""
+    """One guess at the tiles' geometry in an image: their width (image pixels), the angle (degrees,
+    anticlockwise as :meth:`PIL.Image.Image.rotate` turns) the image was rotated by, and their height over
+    their width (the embedding's whole cells make it up to about 1.5 % off 1, and a decoder reading a tile
+    only within about a pixel needs it)."""
 
     period: float
     angle: float = 0.0
+    aspect: float = 1.0
 
     def near(self, other: "Lattice") -> bool:
         return abs(self.period - other.period) <= 0.02 * other.period and abs(self.angle - other.angle) < 0.5
@@ -261,14 +284,14 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig) -> list[Lattice]
     """Tile geometries to search: the autocorrelation's peaks, best first, then the embedding rule's period
     for this size, upright (right for an image cut along its longer side only)."""
     found: list[Lattice] = []
-    rule = rule_period(*rgb.size, config)
-    for lattice in autocorrelation_peaks(rgb) + ([Lattice(rule)] if rule is not None else []):
+    rule = rule_lattice(*rgb.size, config)
+    for lattice in autocorrelation_peaks(rgb) + ([rule] if rule is not None else []):
         if not any(lattice.near(f) for f in found):
             found.append(lattice)
     return found
 
 
-def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[Lattice]:
+def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS, coarser: int = 1) -> list[Lattice]:
     """Where the image's fine detail best repeats: the tiles' side and the image's rotation, best first.
 
     The luma's high-pass (the image less a 5 x 5 mean), softly clipped so
@@ -280,13 +303,14 @@ def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[L
     are returned with the angle dy / L gives, refined between neighbouring
     pixels by a parabola.
     """
-    shrink = max(1.0, max(rgb.size) / AUTOCORRELATION_SIDE)
+    shrink = max(1.0, max(rgb.size) / AUTOCORRELATION_SIDE) * coarser
     grey = rgb.convert("L")
     if shrink > 1.0:
         grey = grey.resize((max(1, round(rgb.width / shrink)), max(1, round(rgb.height / shrink))),
                            Image.Resampling.BOX)
     x = torch.from_numpy(np.asarray(grey, np.float32))
     h, w = x.shape
+    across_scale, down_scale = rgb.width / w, rgb.height / h  # the shrink, exactly
     lo, hi = max(2, math.ceil(MIN_PERIOD / shrink)), int(min(h, w) * MAX_PERIOD_SHARE)
     if hi <= lo + 2:
         return []
@@ -295,17 +319,21 @@ def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[L
     detail = detail - detail.mean()
     spectrum = torch.fft.rfft2(detail, s=(2 * h, 2 * w))
     auto = torch.fft.irfft2(spectrum * spectrum.conj(), s=(2 * h, 2 * w))
+    # z-scores: the correlation over its overlap is the signal, its noise falls as 1 / sqrt(overlap)
+    def across(lag, dy: torch.Tensor) -> torch.Tensor:  # the vector (lag, dy)
+        return auto[dy % (2 * h), lag] / ((h - dy.abs()) * (w - lag)).float().sqrt()
+
+    def down(lag, dy: torch.Tensor) -> torch.Tensor:  # the vector (-dy, lag)
+        return auto[lag, (-dy) % (2 * w)] / ((h - lag) * (w - dy.abs())).float().sqrt()
+
     slope = math.tan(math.radians(MAX_ANGLE))
-    best = []  # (value, lag, dy) per lag
+    best = []  # (value, lag, dy, whole dy) per lag
     for lag in range(lo, hi):
         m = math.ceil(slope * lag)
         dy = torch.arange(-m, m + 1)
-        # z-scores: the correlation over its overlap is the signal, its noise falls as 1 / sqrt(overlap)
-        across = auto[dy % (2 * h), lag] / ((h - dy.abs()) * (w - lag)).float().sqrt()  # the vector (lag, dy)
-        down = auto[lag, (-dy) % (2 * w)] / ((h - lag) * (w - dy.abs())).float().sqrt()  # the vector (-dy, lag)
-        pair = across + down
+        pair = across(lag, dy) + down(lag, dy)
         k = int(pair.argmax())
-        best.append((float(pair[k]), lag, float(dy[k] + _vertex(pair, k))))
+        best.append((float(pair[k]), lag, float(dy[k] + _vertex(pair, k)), dy[k:k + 1]))
     values = [b[0] for b in best]
     peaks = [i for i in range(1, len(best) - 1) if values[i - 1] < values[i] >= values[i + 1]]
     # a repeat of the tiles is a sharp peak; the image's own textures make broad ones: rank by the height
@@ -317,11 +345,24 @@ def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[L
         return values[i] - (float(around.max()) if around.numel() else 0.0)
 
     peaks.sort(key=lambda i: -sharpness(i))
+    def refined(vector, lag: int, whole_dy: torch.Tensor) -> float:
+        """One vector's own peak near ``lag`` (its highest local maximum within :data:`MAX_ASPECT_CHANGE`: a
+        higher value at the window's edge is the slope of another peak, such as JPEG's blocks make every 8
+        pixels), between pixels."""
+        reach = math.ceil(MAX_ASPECT_CHANGE * lag) + 1
+        lags = range(max(1, lag - reach), min(lag + reach + 1, h - 1, w - 1))
+        values = torch.cat([vector(j, whole_dy) for j in lags])
+        tops = [k for k in range(1, len(lags) - 1) if values[k - 1] < values[k] >= values[k + 1]]
+        k = max(tops, key=lambda k: float(values[k])) if tops else lags.index(lag)
+        return lags[k] + _vertex(values, k)
+
     found = []
     for i in peaks[:count + 3]:
-        lag = best[i][1] + _vertex(ring, i)
-        dy = best[i][2]
-        found.append(Lattice(math.hypot(lag, dy) * shrink, -math.degrees(math.atan2(dy, lag))))
+        _, lag, dy, whole_dy = best[i]
+        # the two vectors separately: the tiles can be a little taller than wide, or wider than tall
+        wide, tall = (math.hypot(refined(vector, lag, whole_dy), dy) for vector in (across, down))
+        wide, tall = wide * across_scale, tall * down_scale
+        found.append(Lattice(wide, -math.degrees(math.atan2(dy, lag)), tall / wide))
     # a pattern repeating every P also repeats every 2P and 3P: keep the fundamental, drop its multiples
     return [f for f in found if not any(f.near(Lattice(k * g.period, g.angle)) for g in found for k in (2, 3))][:count]
 
@@ -336,9 +377,10 @@ def _vertex(values: torch.Tensor, i: int) -> float:
 
 
 def hypotheses(config: NetworkConfig) -> int:
-    """Synchronisation hypotheses behind a tiled search: every (lattice, phase, roll) of the most lattices
-    :func:`candidate_lattices` gives (a bound known before looking at the image)."""
-    return (PERIOD_PEAKS + 1) * cell_pixels(config) ** 2 * cells(config) ** 2
+    """Readings behind a tiled search: every (lattice, phase, roll) of the most lattices
+    :func:`candidate_lattices` gives, each read over the search's tiles and over every tile around them (a bound
+    known before looking at the image)."""
+    return (PERIOD_PEAKS + 1) * cell_pixels(config) ** 2 * cells(config) ** 2 * 2
 
 
 @dataclass(frozen=True)
@@ -347,11 +389,12 @@ class Candidate:
 
     soft: np.ndarray
     pilot: float  # the pilot's agreement, in [-1, 1]
-    period: float  # the tile's side in image pixels
+    period: float  # the tile's width in image pixels
     offset: tuple[float, float]  # (x, y) image pixels of a tile's top-left corner (in the image turned back)
     angle: float = 0.0  # degrees the image was found rotated by
     pivot: tuple[float, float] = (0.0, 0.0)  # the image point it was turned back about
     mirrored: bool = False  # read from the image mirrored back (x counted from its right edge)
+    aspect: float = 1.0  # the tile's height over its width
 
     def describe(self) -> str:
         text = f"tiles of {self.period:.0f} px at ({self.offset[0]:.0f}, {self.offset[1]:.0f})"
@@ -363,21 +406,21 @@ class Candidate:
         tile's own top-left corner on (clockwise unless read mirrored)."""
         turn = math.radians(self.angle) if abs(self.angle) >= MIN_TURN else 0.0
         cos, sin = math.cos(turn), math.sin(turn)
-        (cx, cy), (ox, oy), p = self.pivot, self.offset, self.period
+        (cx, cy), (ox, oy), p, q = self.pivot, self.offset, self.period, self.period * self.aspect
 
         def to_image(x: float, y: float) -> tuple[float, float]:  # undo the turn back (PIL turns anticlockwise)
             x, y = cx + cos * (x - cx) + sin * (y - cy), cy - sin * (x - cx) + cos * (y - cy)
             return (width - x, y) if self.mirrored else (x, y)
 
-        reach = math.hypot(width, height) + p  # the image, turned back, lies within this of the pivot
-        first_x, first_y = math.floor((cx - reach - ox) / p), math.floor((cy - reach - oy) / p)
-        count_x, count_y = math.ceil((cx + reach - ox) / p) - first_x, math.ceil((cy + reach - oy) / p) - first_y
+        reach = math.hypot(width, height) + max(p, q)  # the image, turned back, lies within this of the pivot
+        first_x, first_y = math.floor((cx - reach - ox) / p), math.floor((cy - reach - oy) / q)
+        count_x, count_y = math.ceil((cx + reach - ox) / p) - first_x, math.ceil((cy + reach - oy) / q) - first_y
         out = []
         for j in range(first_y, first_y + count_y):
             for i in range(first_x, first_x + count_x):
-                x, y = ox + i * p, oy + j * p
-                corners = tuple(to_image(a, b) for a, b in ((x, y), (x + p, y), (x + p, y + p), (x, y + p)))
-                centre = to_image(x + p / 2, y + p / 2)
+                x, y = ox + i * p, oy + j * q
+                corners = tuple(to_image(a, b) for a, b in ((x, y), (x + p, y), (x + p, y + q), (x, y + q)))
+                centre = to_image(x + p / 2, y + q / 2)
                 if any(0 < a < width and 0 < b < height for a, b in corners + (centre,)):
                     out.append(corners)
                     if len(out) == MAX_OUTLINES:
@@ -385,24 +428,27 @@ class Candidate:
         return out
 
 
-def _region(rgb: Image.Image, period: float, config: NetworkConfig, tiles: int):
-    """The working copy at ``period`` cut to ``tiles`` tiles a side around its centre, with its scale and
-    top-left corner (working pixels); None when it does not hold one whole tile."""
+def _region(rgb: Image.Image, lattice: Lattice, config: NetworkConfig, tiles: int):
+    """The working copy at the lattice's scale cut to ``tiles`` tiles a side around its centre, with its scale
+    (image pixels per working pixel, across and down) and top-left corner (working pixels); None when it does
+    not hold one whole tile."""
     size = tile_pixels(config)
-    scale = period / size  # image pixels per working pixel
-    width, height = max(1, round(rgb.width / scale)), max(1, round(rgb.height / scale))
+    sx, sy = lattice.period / size, lattice.period * lattice.aspect / size
+    width, height = math.floor(rgb.width / sx), math.floor(rgb.height / sy)
     if min(width, height) < size + cell_pixels(config):
         return None
-    work = working_copy(rgb, (width, height))
     limit = tiles * size + cell_pixels(config)
-    top, left = max(0, (height - limit) // 2), max(0, (width - limit) // 2)
-    return work[:, :, top:top + limit, left:left + limit], scale, (left, top)
+    left, top = max(0, (width - limit) // 2), max(0, (height - limit) // 2)
+    cut = (min(limit, width), min(limit, height))
+    box = (left * sx, top * sy, (left + cut[0]) * sx, (top + cut[1]) * sy)
+    work = pil_to_tensor(rgb.resize(cut, Image.Resampling.BICUBIC, box=box, reducing_gap=REDUCING_GAP))
+    return work, (sx, sy), (left, top)
 
 
-def _readings(maps: torch.Tensor, offsets, config: NetworkConfig, count: int, period: float, scale: float,
-              corner: tuple[int, int], rolls: bool = True) -> tuple[list[Candidate], dict]:
-    """The ``count`` best (phase, roll) readings of score maps (n, rows, cols) taken at ``offsets``, and each
-    phase's best pilot agreement."""
+def _readings(maps: torch.Tensor, offsets, config: NetworkConfig, count: int, lattice: Lattice,
+              scale: tuple[float, float], corner: tuple[float, float], rolls: bool = True) -> list[Candidate]:
+    """The ``count`` best (phase, roll) readings of score maps (n, rows, cols) taken at ``offsets``, best
+    first."""
     T, g, cell = cells(config), config.grid_size, cell_pixels(config)
     folded = fold(maps.float().cpu(), T)
     scores = pilot_scores(folded, config)
@@ -416,10 +462,10 @@ def _readings(maps: torch.Tensor, offsets, config: NetworkConfig, count: int, pe
         oy, ox = divmod(rest, width)
         rolled = torch.roll(folded[k], (-oy, -ox), (0, 1))[:g, :g]
         dy, dx = offsets[k]
-        origin = ((corner[0] + dx + ox * cell) * scale, (corner[1] + dy + oy * cell) * scale)
+        origin = ((corner[0] + dx + ox * cell) * scale[0], (corner[1] + dy + oy * cell) * scale[1])
         out.append(Candidate((rolled.reshape(-1) + 0.5).clamp(0.0, 1.0).numpy(), float(flat[k, rest]),
-                             float(period), origin))
-    return out, dict(zip(offsets, flat.max(1).values.tolist()))
+                             float(lattice.period), origin, aspect=lattice.aspect))
+    return out
 
 
 def _in_place_size(width: int, height: int, config: NetworkConfig) -> tuple[int, int]:
@@ -460,9 +506,10 @@ def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig, mirrored: bo
     width, height = min(rgb.width, round(reach * sx)), min(rgb.height, round(reach * sy))
     part = ImageOps.mirror(rgb.crop((rgb.width - width, 0, rgb.width, height))) if mirrored else \
         rgb.crop((0, 0, width, height))
-    work = working_copy(part, (max(1, round(part.width / sx)), max(1, round(part.height / sy))))
+    work = working_copy(part, (max(1, math.floor(part.width / sx)), max(1, math.floor(part.height / sy))), (sx, sy))
     maps = cell_map(decoder, work.to(next(decoder.parameters()).device))[None]
-    found, _ = _readings(maps, [(0, 0)], config, 1, tile_pixels(config) * sx, sx, (0, 0), rolls=False)
+    lattice = Lattice(tile_pixels(config) * sx, 0.0, sy / sx)
+    found = _readings(maps, [(0, 0)], config, 1, lattice, (sx, sy), (0.0, 0.0), rolls=False)
     return replace(found[0], mirrored=mirrored)
 
 
@@ -472,50 +519,69 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: list[Latt
     and roll (a generator of lists: the caller stops as soon as one reads).
 
     A rotated image is first turned back by the lattice's angle.  Then, over
-    :data:`SEARCH_TILES` tiles a side around the centre: the even phases at
-    once (:func:`phase_maps` with the first split skipped: 16 of the default
-    model's 64), and the three odd phases between the best even one and its
-    better neighbours (one pass each); every roll of each.
+    :data:`SEARCH_TILES` tiles a side around the centre: every phase at once
+    (:func:`phase_maps`: the 64 of the default model, in the time of about
+    4.5 passes) and every roll of each.  The likeliest reading is then read
+    again over every tile of the centre, up to :data:`MAX_TILES_READ` a side
+    (:func:`_read_around`), and tried first when its pilot agrees well.
     """
     device = next(decoder.parameters()).device
-    passes, phases = len(_strided(decoder)), cell_pixels(config)
     for lattice in lattices:
         # only the centre is read: cut it out first (with room for the turn), then turn it back
-        side = math.ceil((SEARCH_TILES + 1.5) * lattice.period)
+        side = math.ceil((MAX_TILES_READ + 1) * lattice.period)
         left, top = max(0, (rgb.width - side) // 2), max(0, (rgb.height - side) // 2)
         centre = rgb.crop((left, top, min(rgb.width, left + side), min(rgb.height, top + side)))
         if abs(lattice.angle) >= MIN_TURN:
             centre = centre.rotate(-lattice.angle, Image.Resampling.BICUBIC)
         with torch.no_grad():
-            region = _region(centre, lattice.period, config, SEARCH_TILES)
+            region = _region(centre, lattice, config, SEARCH_TILES)
             if region is None:
                 continue
             work, scale, corner = region
-            corner = (corner[0] + left / scale, corner[1] + top / scale)
-            work = work.to(device)
-            maps, offsets = phase_maps(decoder, work, skip=1)
-            found, by_phase = _readings(maps, offsets, config, count, lattice.period, scale, corner)
-            near = _odd_neighbours(by_phase, phases)
-            rows, cols = work.shape[2] - phases, work.shape[3] - phases
-            fine = torch.cat([phase_maps(decoder, work[:, :, dy:dy + rows, dx:dx + cols], skip=passes)[0]
-                              for dy, dx in near])
-            found += _readings(fine, near, config, count, lattice.period, scale, corner)[0]
-        found.sort(key=lambda c: -c.pilot)
+            corner = (corner[0] + left / scale[0], corner[1] + top / scale[1])
+            maps, offsets = phase_maps(decoder, work.to(device))
+            found = _readings(maps, offsets, config, count, lattice, scale, corner)
+        if found and found[0].pilot >= SOFT_DECODING_PILOT:
+            # the likeliest reading over every tile, first: the most confident of the readings whose pilot agrees
+            # (a phase a pixel off can have the better pilot, but reads its message cells less surely)
+            agreeing = [c for c in found if c.pilot >= SOFT_DECODING_PILOT]
+            likeliest = max(agreeing, key=lambda c: float(np.abs(c.soft - 0.5).mean()))
+            whole = _read_around(decoder, centre, likeliest, lattice, config, (left, top))
+            found = [whole] + found if whole is not None else found
         pivot = (left + centre.width / 2, top + centre.height / 2)  # PIL turns about the centre
-        yield [replace(c, angle=lattice.angle, pivot=pivot) for c in found[:count]]
+        yield [replace(c, angle=lattice.angle, pivot=pivot) for c in found]
 
 
-def _odd_neighbours(by_phase: dict, phases: int) -> list[tuple[int, int]]:
-    """The three odd phases next to the best even one, towards its better even neighbour on each axis (the true
-    phase lies between the two even phases that read best)."""
-    dy, dx = max(by_phase, key=by_phase.get)
-
-    def toward(a: tuple[int, int], b: tuple[int, int]) -> int:
-        return 1 if by_phase.get(a, -2.0) >= by_phase.get(b, -2.0) else -1
-
-    sy = toward(((dy + 2) % phases, dx), ((dy - 2) % phases, dx))
-    sx = toward((dy, (dx + 2) % phases), (dy, (dx - 2) % phases))
-    return [((dy + sy) % phases, dx), (dy, (dx + sx) % phases), ((dy + sy) % phases, (dx + sx) % phases)]
+@torch.no_grad()
+def _read_around(decoder, centre: Image.Image, found: Candidate, lattice: Lattice, config: NetworkConfig,
+                 corner: tuple[int, int]) -> Candidate | None:
+    """``found`` read again over up to :data:`MAX_TILES_READ` tiles a side of ``centre`` (the image turned back,
+    its top-left ``corner`` pixels into it) instead of :data:`SEARCH_TILES`: the same lattice, phase and roll,
+    from the first whole cell in the part the turn left whole; None when that part is no larger than the search's.
+    """
+    size, cell, T, g = tile_pixels(config), cell_pixels(config), cells(config), config.grid_size
+    sx, sy = lattice.period / size, lattice.period * lattice.aspect / size
+    inner = inner_rectangle(centre.width, centre.height, lattice.angle) if abs(lattice.angle) >= MIN_TURN \
+        else centre.size
+    x_lo, y_lo = (centre.width - inner[0]) / 2, (centre.height - inner[1]) / 2
+    # the first cell corner inside, and how many cells after a tile's corner it is
+    first = []
+    for start, low, step in ((found.offset[0] - corner[0], x_lo, cell * sx),
+                             (found.offset[1] - corner[1], y_lo, cell * sy)):
+        m = math.ceil((low - start) / step)
+        first.append((start + m * step, m % T))
+    (x0, mx), (y0, my) = first
+    limit = MAX_TILES_READ * size + cell
+    width = min(limit, math.floor((x_lo + inner[0] - x0) / sx))
+    height = min(limit, math.floor((y_lo + inner[1] - y0) / sy))
+    if min(width, height) < size or max(width, height) <= SEARCH_TILES * size + cell:
+        return None
+    work = pil_to_tensor(centre.resize((width, height), Image.Resampling.BICUBIC,
+                                       box=(x0, y0, x0 + width * sx, y0 + height * sy), reducing_gap=REDUCING_GAP))
+    folded = fold(cell_map(decoder, work.to(next(decoder.parameters()).device))[None].float().cpu(), T)
+    pilot = float(pilot_scores(folded, config)[0, -my % T, -mx % T])
+    rolled = torch.roll(folded[0], (my, mx), (0, 1))[:g, :g]
+    return replace(found, soft=(rolled.reshape(-1) + 0.5).clamp(0.0, 1.0).numpy(), pilot=pilot)
 
 
 def _strided(decoder) -> list:
