@@ -136,8 +136,10 @@ def load_folder(folder: str | Path, limit: int | None = None) -> list[tuple[str,
 # ---------------------------------------------------------------- measuring
 
 
-def _message(wm, rng: np.random.Generator, key: str | None) -> tuple[np.ndarray, str | None]:
-    """(bits, text) to embed: capacity-filling random text, or random raw bits without a text layout."""
+def image_message(wm, seed: int, index: int, key: str | None = None) -> tuple[np.ndarray, str | None]:
+    """(bits, text) image ``index`` gets: capacity-filling random text, or random raw bits without a text
+    layout."""
+    rng = np.random.default_rng([seed, index])
     try:
         capacity = wm.capacity
     except payload.PayloadError:
@@ -152,19 +154,22 @@ def _quality(cover: Image.Image, marked: Image.Image) -> tuple[float, float]:
     return p, s
 
 
-def _attack_seed(seed: int, index: int, attack_index: int) -> int:
-    return int(np.random.default_rng([seed, index, attack_index]).integers(2**31))
+def attacked_image(marked: Image.Image, cover: Image.Image, template: str, seed: int, index: int,
+                   attack_index: int) -> tuple[Image.Image, tuple]:
+    """Image ``index`` marked, after attack ``attack_index`` of the run (``template``, its ranges drawn for this
+    image), and the chain drawn: what :func:`evaluate` decodes."""
+    chain = draw_chain(template, np.random.default_rng([seed, index, attack_index, 1]))
+    noise_seed = int(np.random.default_rng([seed, index, attack_index]).integers(2**31))
+    return apply_chain(marked, chain, noise_seed, original=cover), chain
 
 
 def _measure_image(wm, index: int, cover: Image.Image, config: EvalConfig, samples) -> None:
-    rng = np.random.default_rng([config.seed, index])
-    bits, text = _message(wm, rng, config.key)
+    bits, text = image_message(wm, config.seed, index, config.key)
     for strength in config.strengths:
         marked = wm.embed_bits(cover, bits, strength, refine=config.refined)
         quality = _quality(cover, marked)
         for a, template in enumerate(config.attacks):
-            chain = draw_chain(template, np.random.default_rng([config.seed, index, a, 1]))
-            attacked = apply_chain(marked, chain, _attack_seed(config.seed, index, a), original=cover)
+            attacked, _ = attacked_image(marked, cover, template, config.seed, index, a)
             bucket = samples[(a, strength)]
             bucket.ber.append(bit_errors(wm.decode_bits(attacked), bits) / bits.size)
             bucket.psnr.append(quality[0])
