@@ -44,8 +44,9 @@ def true_lattice(chain, cover: Image.Image, marked: Image.Image, attacked: Image
     return tiling.Lattice(period, angle, rule.aspect)
 
 
-def reads_with(wm, attacked: Image.Image, lattice, text: str) -> bool:
-    count = 10 + 4 + tiling.hypotheses(wm.config)
+def reads_with(wm, attacked: Image.Image, lattice, text: str, count: int) -> bool:
+    """Whether the search handed ``lattice`` reads ``text``, tested as :meth:`Watermarker.decode` tested its
+    ``count`` hypotheses."""
     for readings in tiling.search(wm.decoder, attacked, wm.config, [lattice]):
         for c in readings:
             result = payload.decode_payload(c.soft, hypotheses=count,
@@ -80,7 +81,8 @@ def main() -> None:
             template = GEOMETRIC_SUITE[a]
             attacked, chain = attacked_image(marked, cover, template, 0, index, a)
             start = time.perf_counter()
-            ok = wm.decode(attacked).message == text
+            result = wm.decode(attacked)
+            ok = result.message == text
             seconds = time.perf_counter() - start
             truth = true_lattice(chain, cover, marked, attacked, wm.config)
             row = {"photo": name, "edit": template, "read": ok, "seconds": round(seconds, 2),
@@ -89,7 +91,7 @@ def main() -> None:
                    "found": [[round(f.period, 1), round(f.angle, 2)]
                              for f in tiling.candidate_lattices(attacked, wm.config)]}
             if not ok and truth is not None:
-                row["true_lattice_reads"] = reads_with(wm, attacked, truth, text)
+                row["true_lattice_reads"] = reads_with(wm, attacked, truth, text, result.hypotheses)
             print(json.dumps(row), flush=True)
             read.setdefault(template, []).append(ok)
     for template, oks in read.items():

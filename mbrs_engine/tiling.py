@@ -155,12 +155,6 @@ def working_size(width: int, height: int, config: NetworkConfig) -> tuple[int, i
     return (max(cell, round(width / scale / cell) * cell), max(cell, round(height / scale / cell) * cell))
 
 
-def rule_period(width: int, height: int, config: NetworkConfig) -> float | None:
-    """The period across (image pixels) the embedding rule gives an image of this size (None: it is not tiled)."""
-    lattice = rule_lattice(width, height, config)
-    return None if lattice is None else lattice.period
-
-
 def rule_lattice(width: int, height: int, config: NetworkConfig) -> "Lattice | None":
     """The tiles the embedding rule lays over an image of this size, upright (None: it is not tiled).  The
     working copy has whole cells, so the tiles are up to about 1.5 % taller than wide or wider than tall."""
@@ -170,13 +164,14 @@ def rule_lattice(width: int, height: int, config: NetworkConfig) -> "Lattice | N
     return Lattice(tile_pixels(config) * width / size[0], 0.0, height * size[0] / (size[1] * width))
 
 
-def working_copy(rgb: Image.Image, size: tuple[int, int], scale: tuple[float, float] | None = None
-                 ) -> torch.Tensor:
+def working_copy(rgb: Image.Image, size: tuple[int, int], scale: tuple[float, float] | None = None,
+                 origin: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
     """The antialiased working copy (1, 3, h, w) in [-1, 1]: the whole image resized to ``size``, or at exactly
-    ``scale`` (image pixels per working pixel across and down) from its top-left corner: rounding the copy's
-    sides would change the scale by up to half a pixel over the copy, and the decoder reads a tile only
+    ``scale`` (image pixels per working pixel across and down) from the image point ``origin``: rounding the
+    copy's sides would change the scale by up to half a pixel over the copy, and the decoder reads a tile only
     within about a pixel."""
-    box = None if scale is None else (0.0, 0.0, size[0] * scale[0], size[1] * scale[1])
+    box = None if scale is None else (origin[0], origin[1], origin[0] + size[0] * scale[0],
+                                      origin[1] + size[1] * scale[1])
     if rgb.size != size or box is not None:
         rgb = rgb.resize(size, Image.Resampling.BICUBIC, box=box, reducing_gap=REDUCING_GAP)
     return pil_to_tensor(rgb)
@@ -442,9 +437,7 @@ def _region(rgb: Image.Image, lattice: Lattice, config: NetworkConfig, tiles: in
         return None
     limit = tiles * size + cell_pixels(config)
     left, top = max(0, (width - limit) // 2), max(0, (height - limit) // 2)
-    cut = (min(limit, width), min(limit, height))
-    box = (left * sx, top * sy, (left + cut[0]) * sx, (top + cut[1]) * sy)
-    work = pil_to_tensor(rgb.resize(cut, Image.Resampling.BICUBIC, box=box, reducing_gap=REDUCING_GAP))
+    work = working_copy(rgb, (min(limit, width), min(limit, height)), (sx, sy), (left * sx, top * sy))
     return work, (sx, sy), (left, top)
 
 
@@ -463,12 +456,16 @@ def _readings(maps: torch.Tensor, offsets, config: NetworkConfig, count: int, la
     for index in torch.argsort(flat.reshape(-1), descending=True)[:count].tolist():
         k, rest = divmod(index, width * width)
         oy, ox = divmod(rest, width)
-        rolled = torch.roll(folded[k], (-oy, -ox), (0, 1))[:g, :g]
         dy, dx = offsets[k]
         origin = ((corner[0] + dx + ox * cell) * scale[0], (corner[1] + dy + oy * cell) * scale[1])
-        out.append(Candidate((rolled.reshape(-1) + 0.5).clamp(0.0, 1.0).numpy(), float(flat[k, rest]),
-                             float(lattice.period), origin, aspect=lattice.aspect, phase=(dy, dx)))
+        out.append(Candidate(_tile_bits(folded[k], (oy, ox), g), float(flat[k, rest]), float(lattice.period),
+                             origin, aspect=lattice.aspect, phase=(dy, dx)))
     return out
+
+
+def _tile_bits(folded: torch.Tensor, roll: tuple[int, int], g: int) -> np.ndarray:
+    """The L soft bits in [0, 1] of a folded (T, T) map whose tile starts at cell ``roll``."""
+    return (torch.roll(folded, (-roll[0], -roll[1]), (0, 1))[:g, :g].reshape(-1) + 0.5).clamp(0.0, 1.0).numpy()
 
 
 def _in_place_size(width: int, height: int, config: NetworkConfig) -> tuple[int, int]:
@@ -562,7 +559,7 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: list[Latt
                               for dy, dx in near])
             found = sorted(found + _readings(fine, near, config, count, lattice, scale, corner),
                            key=lambda c: -c.pilot)[:count]
-        if found and found[0].pilot >= SOFT_DECODING_PILOT:
+        if found[0].pilot >= SOFT_DECODING_PILOT:
             # the likeliest reading over every tile, first: the most confident of the readings whose pilot agrees
             # (a phase a pixel off can have the better pilot, but reads its message cells less surely)
             agreeing = [c for c in found if c.pilot >= SOFT_DECODING_PILOT]
@@ -597,12 +594,10 @@ def _read_around(decoder, centre: Image.Image, found: Candidate, lattice: Lattic
     height = min(limit, math.floor((y_lo + inner[1] - y0) / sy))
     if min(width, height) < size or max(width, height) <= SEARCH_TILES * size + cell:
         return None
-    work = pil_to_tensor(centre.resize((width, height), Image.Resampling.BICUBIC,
-                                       box=(x0, y0, x0 + width * sx, y0 + height * sy), reducing_gap=REDUCING_GAP))
+    work = working_copy(centre, (width, height), (sx, sy), (x0, y0))
     folded = fold(cell_map(decoder, work.to(next(decoder.parameters()).device))[None].float().cpu(), T)
-    pilot = float(pilot_scores(folded, config)[0, -my % T, -mx % T])
-    rolled = torch.roll(folded[0], (my, mx), (0, 1))[:g, :g]
-    return replace(found, soft=(rolled.reshape(-1) + 0.5).clamp(0.0, 1.0).numpy(), pilot=pilot)
+    roll = (-my % T, -mx % T)  # the tile's first cell in the folded map
+    return replace(found, soft=_tile_bits(folded[0], roll, g), pilot=float(pilot_scores(folded, config)[0][roll]))
 
 
 def _strided(decoder) -> list:

@@ -41,7 +41,7 @@ def test_working_sizes_tile_large_photos_finely_and_leave_small_ones_whole():
         assert scale >= 1.0 and abs(height / h - scale) < 0.03 * scale  # square tiles, never upscaled
         assert min(w, h) >= 2 * 136 - 8  # at least two tiles across
         assert w * h <= 1.5 * tiling.WORK_PIXELS or scale <= tiling.MIN_TILE_SCALE + 1  # the encoder's budget
-        assert tiling.rule_period(width, height, DEFAULT) == pytest.approx(136 * scale)
+        assert tiling.rule_lattice(width, height, DEFAULT).period == pytest.approx(136 * scale)
     # a large photo gets more, finer tiles than two across
     w, h = tiling.working_size(4000, 3000, DEFAULT)
     assert h // 136 >= 3
@@ -165,17 +165,17 @@ def test_a_reading_says_where_the_tiles_lie(shipped, marked_photo):
 
 def test_the_search_reads_its_likeliest_reading_again_over_every_tile_around(shipped):
     """Found over 2 x 2 tiles, the likeliest (phase, roll) is read again over every tile the crop holds (3 x 3
-    here), tried first: after JPEG 40 it has far fewer wrong bits."""
+    here), tried first: after JPEG 35 it has far fewer wrong bits."""
     import skimage.data
 
     photo = Image.fromarray(skimage.data.astronaut()).resize((1400, 1400), Image.Resampling.BICUBIC)
     bits = np.random.default_rng(5).integers(0, 2, 256)
-    attacked = apply_chain(shipped.embed_bits(photo, bits).crop((130, 77, 1330, 1237)), parse_chain("jpeg:40"))
+    attacked = apply_chain(shipped.embed_bits(photo, bits).crop((130, 77, 1330, 1237)), parse_chain("jpeg:35"))
     lattice = tiling.rule_lattice(1400, 1400, shipped.config)  # a crop keeps the tiles' size: 350 px
     readings = next(tiling.search(shipped.decoder, attacked, shipped.config, [lattice]))
     assert len(readings) == tiling.CANDIDATES + 1 and readings[0].offset in [r.offset for r in readings[1:]]
     wrong = [int(((r.soft > 0.5) != bits).sum()) for r in readings]
-    assert wrong[0] <= 2 and min(wrong[1:]) >= 4, wrong  # measured: 1, and 5 at best
+    assert wrong[0] <= 3 and min(wrong[1:]) >= 8, wrong  # measured: 1, and 11 at best
 
 
 @pytest.mark.parametrize("edit", [
