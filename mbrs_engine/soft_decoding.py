@@ -137,7 +137,7 @@ def _matching_patterns(row_sig: np.ndarray, need: int, k: int, order: int) -> np
     # keeps the right halves that lie above it.
     mask = (1 << table_bits) - 1
     bucket = (left_sig[right] & mask).astype(np.int32)
-    by_bucket = right[np.argsort(bucket)]
+    by_bucket = right[_grouped(bucket)]
     size = np.bincount(bucket, minlength=mask + 1)
     start = np.cumsum(size) - size
     want = (left_sig[full] ^ need) & mask
@@ -146,6 +146,13 @@ def _matching_patterns(row_sig: np.ndarray, need: int, k: int, order: int) -> np
     ri = by_bucket[np.repeat(start[want] - np.cumsum(count) + count, count) + np.arange(count.sum())]
     keep = (left[ri, 0] > left[li, -1]) & ((left_sig[li] ^ left_sig[ri]) == need)   # above; all check bits
     return np.concatenate([alone, np.concatenate([left[li[keep]], left[ri[keep], :right_size]], axis=1)])
+
+
+def _grouped(values: np.ndarray) -> np.ndarray:
+    """The order that sorts non-negative ints below 2^32: a radix sort in two 16-bit passes (numpy's stable sort
+    of 16-bit keys is a radix sort, about 10x faster than its sorts of wider ones)."""
+    low = np.argsort((values & 0xFFFF).astype(np.uint16), kind="stable")
+    return low[np.argsort((values[low] >> 16).astype(np.uint16), kind="stable")]
 
 
 def osd_candidates(soft: np.ndarray, generator: np.ndarray, checks: np.ndarray, target: np.ndarray,

@@ -75,14 +75,24 @@ CANDIDATES = 8
 #: The most tiles a side read in place (a larger image is read in its centre).
 MAX_TILES_READ = 4
 #: Tiles a side read in place first: a marked photo as saved reads from its top-left 2 x 2 tiles in a quarter
-#: of the work (and the resizing) of 4 x 4; only when that does not read are 4 x 4 read.
+#: of the work (and the resizing) of 4 x 4; only when that does not read, and its pilot agrees, are 4 x 4 read.
 FIRST_TILES_READ = 2
+#: A reading in place whose pilot agrees less than this is not read again over more tiles and gets hard-decision
+#: decoding only (measured over 35 photos, each clean and after JPEG 50: clean ones at most 0.19; marked ones
+#: that read, after 13 edits that keep the tiles in place: 0.47 and more).
+IN_PLACE_PILOT = 0.3
 #: Tiles a side the phase and roll search looks at (the centre of the image).
 SEARCH_TILES = 2
 #: The most tile outlines a reading gives (:meth:`Candidate.tile_outlines`: what the app draws).
 MAX_OUTLINES = 2000
+#: A turned image is turned back at this many times the working copy's resolution (not at its own: turning the
+#: centre of a 12 MP photo took 0.6 s a lattice).
+TURN_RESOLUTION = 2.0
 #: The largest side (pixels) the autocorrelation runs on; larger images are shrunk first.
 AUTOCORRELATION_SIDE = 1024
+#: Periods (pixels of the autocorrelation's copy) from this on are looked for in a copy shrunk by half more: their
+#: cells (26 px and more, as after a small photo's crop is enlarged) are too coarse for the 5 x 5 high-pass.
+COARSE_PERIOD = 450
 _PILOT_SEED = b"mbrs-studio tile pilot 1"
 
 
@@ -197,39 +207,52 @@ def tiled_residual(encoder, work: torch.Tensor, bits: torch.Tensor, config: Netw
 # ---------------------------------------------------------------- reading
 
 
-def phase_maps(decoder, x: torch.Tensor, skip: int = 0) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """Cell score maps of ``x`` (1, 3, h, w) at sub-cell phases: (n, rows, cols) and the (dy, dx) of each.
+def shared_features(decoder, x: torch.Tensor) -> torch.Tensor:
+    """The decoder's full-resolution layers (those before its first stride-2 one) on ``x`` (1, 3, h, w),
+    channels-last: every phase :func:`phase_maps` reads from them shares them (a third of a pass's time)."""
+    x = x.contiguous(memory_format=torch.channels_last)  # a cut-out is neither: convolutions ran 2x slower
+    for module in decoder.body[:_first_strided(decoder)]:
+        x = module(x)
+    return x
+
+
+def phase_maps(decoder, features: torch.Tensor, skip: int = 0,
+               shifts: tuple[tuple[int, int], ...] = ((0, 0),)) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Cell score maps at sub-cell phases, from :func:`shared_features` of an image x: (n, rows, cols) and the
+    (dy, dx) of each.
 
     Map k is (nearly) the decoder's output for ``x[:, :, dy:, dx:]`` before its
-    last ReLU.  Instead of one pass per phase, the batch is split into the four
-    pixel phases at each stride-2 layer but the first ``skip`` ones, so the
-    layers before a split are shared: ``skip=0`` gives all 64 phases of the
-    default model in the time of about 16 passes (split, the deep layers keep
-    every pixel), ``skip=1`` the 16 even ones in about 3.7 (measured on a
-    280 x 280 region: 1.25 s and 0.29 s against 0.08 s for one pass).
+    last ReLU.  Each of ``shifts`` (pixels, down and across) is read; instead
+    of one pass per phase, the batch is then split into the four pixel phases
+    at each stride-2 layer but the first ``skip`` ones, so the layers before a
+    split are shared: ``skip=0`` gives all 64 phases of the default model in
+    the time of about 16 passes (split, the deep layers keep every pixel),
+    ``skip=1`` the 16 even ones in about 3.7 (measured on a 280 x 280 region:
+    1.25 s and 0.29 s against 0.08 s for one pass).
     """
-    offsets = [(0, 0)]
+    reach = max(max(shift) for shift in shifts)
+    _, _, h, w = features.shape
+    x = torch.cat([features[:, :, a:h - reach + a, b:w - reach + b] for a, b in shifts])
+    offsets = list(shifts)
     stride, seen = 1, 0
     body = decoder.body
     last_conv, last_norm, _ = body[-1]
-    x = x.contiguous(memory_format=torch.channels_last)  # a cut-out is neither: convolutions ran 2x slower
-    for module in body[:-1]:
+    for module in body[_first_strided(decoder):-1]:
         if _stride(module) == 2:
             if seen >= skip:
                 n, c, h, w = x.shape
                 hh, ww = (h - 1) // 2 * 2, (w - 1) // 2 * 2
                 x = torch.cat([x[:, :, a:a + hh, b:b + ww] for a in (0, 1) for b in (0, 1)])
-                x = x.contiguous(memory_format=torch.channels_last)
                 offsets = [(dy + a * stride, dx + b * stride) for a in (0, 1) for b in (0, 1) for dy, dx in offsets]
             seen += 1
             stride *= 2
-        x = module(x)
+        x = module(x.contiguous(memory_format=torch.channels_last))
     return last_norm(last_conv(x))[:, 0].float(), offsets
 
 
 def cell_map(decoder, x: torch.Tensor) -> torch.Tensor:
     """The decoder's cell scores (rows, cols) of ``x`` (1, 3, h, w) at phase 0 (a bit reads as > 0.5)."""
-    return phase_maps(decoder, x, skip=len(_strided(decoder)))[0][0]
+    return phase_maps(decoder, shared_features(decoder, x), skip=len(_strided(decoder)))[0][0]
 
 
 def _stride(module) -> int:
@@ -298,17 +321,37 @@ def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[L
     tan(:data:`MAX_ANGLE`) L, is kept; the lags whose pair is a local maximum
     are returned with the angle dy / L gives, refined between neighbouring
     pixels by a parabola, and each vector's own peak near L as the tiles'
-    width and height.
+    width and height.  Lags from :data:`COARSE_PERIOD` on are looked for the
+    same way in a copy shrunk by half more, and the peaks of both are ranked
+    together by their sharpness (the lags of a 512-pixel photo's crop enlarged
+    to 1080 pixels: 27 of 48 such crops found among the first two peaks
+    without it, 36 with it; no other edit of the geometric suite lost one).
     """
     shrink = max(1.0, max(rgb.size) / AUTOCORRELATION_SIDE)
     grey = rgb.convert("L")
-    if shrink > 1.0:
-        grey = grey.resize((max(1, round(rgb.width / shrink)), max(1, round(rgb.height / shrink))),
-                           Image.Resampling.BOX)
-    x = torch.from_numpy(np.asarray(grey, np.float32))
+    lo, hi = max(2, math.ceil(MIN_PERIOD / shrink)), int(min(rgb.size) / shrink * MAX_PERIOD_SHARE)
+    found = []
+    for factor, low, high in ((shrink, lo, min(hi, COARSE_PERIOD)), (2 * shrink, COARSE_PERIOD / 2, hi / 2)):
+        if high <= low + 2:
+            continue
+        small = grey
+        if factor > 1.0:
+            small = grey.resize((max(1, round(rgb.width / factor)), max(1, round(rgb.height / factor))),
+                                Image.Resampling.BOX)
+        found += _lattice_peaks(np.asarray(small, np.float32), math.ceil(low), int(high), count,
+                                (rgb.width / small.width, rgb.height / small.height))
+    found = [lattice for _, lattice in sorted(found, key=lambda f: -f[0])]
+    # a pattern repeating every P also repeats every 2P and 3P: keep the fundamental, drop its multiples
+    return [f for f in found if not any(f.near(Lattice(k * g.period, g.angle)) for g in found for k in (2, 3))][:count]
+
+
+def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
+                   scale: tuple[float, float]) -> list[tuple[float, Lattice]]:
+    """The ``count`` + 3 sharpest (sharpness, lattice) of :func:`autocorrelation_peaks` with lags from ``lo`` to
+    ``hi`` of ``grey`` (h, w), whose pixels are ``scale`` image pixels across and down."""
+    x = torch.from_numpy(grey)
     h, w = x.shape
-    across_scale, down_scale = rgb.width / w, rgb.height / h  # the shrink, exactly
-    lo, hi = max(2, math.ceil(MIN_PERIOD / shrink)), int(min(h, w) * MAX_PERIOD_SHARE)
+    hi = min(hi, int(min(h, w) * MAX_PERIOD_SHARE))
     if hi <= lo + 2:
         return []
     detail = x - F.avg_pool2d(x[None, None], 5, 1, 2, count_include_pad=False)[0, 0]
@@ -358,10 +401,9 @@ def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[L
         _, lag, dy, whole_dy = best[i]
         # the two vectors separately: the tiles can be a little taller than wide, or wider than tall
         wide, tall = (math.hypot(refined(vector, lag, whole_dy), dy) for vector in (across, down))
-        wide, tall = wide * across_scale, tall * down_scale
-        found.append(Lattice(wide, -math.degrees(math.atan2(dy, lag)), tall / wide))
-    # a pattern repeating every P also repeats every 2P and 3P: keep the fundamental, drop its multiples
-    return [f for f in found if not any(f.near(Lattice(k * g.period, g.angle)) for g in found for k in (2, 3))][:count]
+        wide, tall = wide * scale[0], tall * scale[1]
+        found.append((sharpness(i), Lattice(wide, -math.degrees(math.atan2(dy, lag)), tall / wide)))
+    return found
 
 
 def _vertex(values: torch.Tensor, i: int) -> float:
@@ -518,16 +560,20 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: list[Latt
     """For each lattice in turn, its ``count`` readings of ``rgb`` with the best pilot agreement over every phase
     and roll (a generator of lists: the caller stops as soon as one reads).
 
-    A rotated image is first turned back by the lattice's angle.  Then, over
-    :data:`SEARCH_TILES` tiles a side around the centre: the 16 even phases
-    at once (:func:`phase_maps` with the first split skipped), the same for
-    the 16 odd ones (both coordinates odd: every phase is then within a pixel
-    of one read), and the four phases a pixel across and down from the best
-    (one pass each): 36 of the default model's 64 phases in the time of about
-    11 passes, against 16 for all 64 at once; every roll of each.  The
-    likeliest reading is then read again over every tile of the centre, up to
-    :data:`MAX_TILES_READ` a side (:func:`_read_around`), and tried first
-    when its pilot agrees well.
+    A rotated image is first turned back by the lattice's angle (a copy at
+    :data:`TURN_RESOLUTION` times the working copy's resolution).  Then, over
+    :data:`SEARCH_TILES` tiles a side around the centre, from one run of the
+    decoder's full-resolution layers (:func:`shared_features`): the 16 even
+    phases and the 16 odd ones (both coordinates odd: every phase is then
+    within a pixel of one read) at once (:func:`phase_maps`, the first split
+    skipped), every roll of each: 0.56 s on the AMD EPYC of 2026-12-05, against
+    1.25 s for all 64 phases.  When the best pilot agrees (at least
+    :data:`SOFT_DECODING_PILOT`), the four phases a pixel across and down from
+    it are read too (0.22 s; on the geometric suite's samples they raised the
+    best pilot in 35 of 142 searches, but none below 0.6 to 0.6 or more), and
+    the likeliest reading is read again over every tile of the
+    centre, up to :data:`MAX_TILES_READ` a side (:func:`_read_around`), and
+    tried first.
     """
     device = next(decoder.parameters()).device
     passes, phases = len(_strided(decoder)), cell_pixels(config)
@@ -536,46 +582,47 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: list[Latt
         side = math.ceil((MAX_TILES_READ + 1) * lattice.period)
         left, top = max(0, (rgb.width - side) // 2), max(0, (rgb.height - side) // 2)
         centre = rgb.crop((left, top, min(rgb.width, left + side), min(rgb.height, top + side)))
+        shrink = 1.0  # image pixels per pixel of the centre
         if abs(lattice.angle) >= MIN_TURN:
+            centre, shrink = _shrunk(centre, lattice.period / tile_pixels(config) / TURN_RESOLUTION)
             centre = centre.rotate(-lattice.angle, Image.Resampling.BICUBIC)
+        here = replace(lattice, period=lattice.period / shrink)  # the lattice in the centre's pixels
         with torch.no_grad():
-            region = _region(centre, lattice, config, SEARCH_TILES)
+            region = _region(centre, here, config, SEARCH_TILES)
             if region is None:
                 continue
             work, scale, corner = region
+            scale = (scale[0] * shrink, scale[1] * shrink)  # image pixels per working pixel
             corner = (corner[0] + left / scale[0], corner[1] + top / scale[1])
-            work = work.to(device)
-            found = []
-            for shift in (0, 1):  # the 16 even phases, then the 16 odd ones (both coordinates odd)
-                maps, offsets = phase_maps(decoder, work[:, :, shift:, shift:], skip=1)
-                found += _readings(maps, [(dy + shift, dx + shift) for dy, dx in offsets], config, count, lattice,
-                                   scale, corner)
-            # the four phases a pixel across or down from the best (each phase is within a pixel of one read)
-            best = max(found, key=lambda c: c.pilot)
-            rows, cols = work.shape[2] - phases, work.shape[3] - phases
-            near = [((best.phase[0] + dy) % phases, (best.phase[1] + dx) % phases)
-                    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))]
-            fine = torch.cat([phase_maps(decoder, work[:, :, dy:dy + rows, dx:dx + cols], skip=passes)[0]
-                              for dy, dx in near])
-            found = sorted(found + _readings(fine, near, config, count, lattice, scale, corner),
-                           key=lambda c: -c.pilot)[:count]
+            features = shared_features(decoder, work.to(device))
+            # the 16 even phases and the 16 odd ones (both coordinates odd), from the same full-resolution layers
+            maps, offsets = phase_maps(decoder, features, skip=1, shifts=((0, 0), (1, 1)))
+            found = _readings(maps, offsets, config, count, lattice, scale, corner)
+            if found[0].pilot >= SOFT_DECODING_PILOT:  # the four phases a pixel across or down from the best
+                best = found[0]
+                near = tuple(((best.phase[0] + dy) % phases, (best.phase[1] + dx) % phases)
+                             for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)))
+                fine, _ = phase_maps(decoder, features, skip=passes, shifts=near)
+                found = sorted(found + _readings(fine, near, config, count, lattice, scale, corner),
+                               key=lambda c: -c.pilot)[:count]
         if found[0].pilot >= SOFT_DECODING_PILOT:
             # the likeliest reading over every tile, first: the most confident of the readings whose pilot agrees
             # (a phase a pixel off can have the better pilot, but reads its message cells less surely)
             agreeing = [c for c in found if c.pilot >= SOFT_DECODING_PILOT]
             likeliest = max(agreeing, key=lambda c: float(np.abs(c.soft - 0.5).mean()))
-            whole = _read_around(decoder, centre, likeliest, lattice, config, (left, top))
+            whole = _read_around(decoder, centre, likeliest, here, config, (left, top), shrink)
             found = [whole] + found if whole is not None else found
-        pivot = (left + centre.width / 2, top + centre.height / 2)  # PIL turns about the centre
+        pivot = (left + centre.width * shrink / 2, top + centre.height * shrink / 2)  # PIL turns about the centre
         yield [replace(c, angle=lattice.angle, pivot=pivot) for c in found]
 
 
 @torch.no_grad()
 def _read_around(decoder, centre: Image.Image, found: Candidate, lattice: Lattice, config: NetworkConfig,
-                 corner: tuple[int, int]) -> Candidate | None:
+                 corner: tuple[int, int], shrink: float = 1.0) -> Candidate | None:
     """``found`` read again over up to :data:`MAX_TILES_READ` tiles a side of ``centre`` (the image turned back,
-    its top-left ``corner`` pixels into it) instead of :data:`SEARCH_TILES`: the same lattice, phase and roll,
-    from the first whole cell in the part the turn left whole; None when that part is no larger than the search's.
+    its top-left ``corner`` pixels into it, ``shrink`` of the image's pixels to each of its own; ``lattice`` in
+    its pixels) instead of :data:`SEARCH_TILES`: the same lattice, phase and roll, from the first whole cell in
+    the part the turn left whole; None when that part is no larger than the search's.
     """
     size, cell, T, g = tile_pixels(config), cell_pixels(config), cells(config), config.grid_size
     sx, sy = lattice.period / size, lattice.period * lattice.aspect / size
@@ -584,8 +631,8 @@ def _read_around(decoder, centre: Image.Image, found: Candidate, lattice: Lattic
     x_lo, y_lo = (centre.width - inner[0]) / 2, (centre.height - inner[1]) / 2
     # the first cell corner inside, and how many cells after a tile's corner it is
     first = []
-    for start, low, step in ((found.offset[0] - corner[0], x_lo, cell * sx),
-                             (found.offset[1] - corner[1], y_lo, cell * sy)):
+    for start, low, step in (((found.offset[0] - corner[0]) / shrink, x_lo, cell * sx),
+                             ((found.offset[1] - corner[1]) / shrink, y_lo, cell * sy)):
         m = math.ceil((low - start) / step)
         first.append((start + m * step, m % T))
     (x0, mx), (y0, my) = first
@@ -600,5 +647,19 @@ def _read_around(decoder, centre: Image.Image, found: Candidate, lattice: Lattic
     return replace(found, soft=_tile_bits(folded[0], roll, g), pilot=float(pilot_scores(folded, config)[0][roll]))
 
 
+def _shrunk(image: Image.Image, factor: float) -> tuple[Image.Image, float]:
+    """``image`` shrunk by exactly ``factor`` (its whole pixels that fit), and the factor; as it is when
+    ``factor`` is 1 or less."""
+    if factor <= 1.0:
+        return image, 1.0
+    size = (max(1, math.floor(image.width / factor)), max(1, math.floor(image.height / factor)))
+    box = (0.0, 0.0, size[0] * factor, size[1] * factor)
+    return image.resize(size, Image.Resampling.BICUBIC, box=box, reducing_gap=REDUCING_GAP), factor
+
+
 def _strided(decoder) -> list:
     return [m for m in decoder.body[:-1] if _stride(m) == 2]
+
+
+def _first_strided(decoder) -> int:
+    return next(i for i, m in enumerate(decoder.body) if _stride(m) == 2)

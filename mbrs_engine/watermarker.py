@@ -376,8 +376,10 @@ class Watermarker:
                   in_place: tuple[int, ...]):
         """(soft bits, where, erased bits, soft decoding, outlines) of every reading :meth:`decode` tests,
         likeliest and cheapest first: the full frame and the tiles in place (``in_place``: tiles a side of each
-        reading; and mirrored back), the tiles first when an image of this size is embedded in tiles; the other
-        frames, then the tile search.  ``outlines(width, height)`` gives where the
+        reading; and mirrored back), then the other frames and the tile search.  When an image of this size is
+        embedded in tiles, the tiles come first: in place before the full frame, the search before the other
+        frames (an edit of a tiled photo is likelier than a cropped whole-frame mark, and a search that reads
+        skips the frames' 0.3-0.5 s).  ``outlines(width, height)`` gives where the
         reading lies (:attr:`DecodeResult.outlines`)."""
         def whole(width: int, height: int) -> list:
             return [((0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height)))]
@@ -386,8 +388,11 @@ class Watermarker:
             for flip in (False, True)[:1 + mirrored]:
                 for tiles in in_place:
                     reading = tiling.read_in_place(self.decoder, rgb, self.config, mirrored=flip, tiles=tiles)
-                    yield (reading.soft, reading.describe() + (", mirrored" if flip else ""), None, True,
+                    agrees = reading.pilot >= tiling.IN_PLACE_PILOT
+                    yield (reading.soft, reading.describe() + (", mirrored" if flip else ""), None, agrees,
                            reading.tile_outlines)
+                    if not agrees:  # no tiles where the rule puts them: reading more of them is no use
+                        break
 
         tiled_here = self.tile_size(rgb) is not None  # how embed lays out an image of this size
         if tiled_here:
@@ -397,13 +402,21 @@ class Watermarker:
         yield self._decode_batch(batch)[0], full[0].describe(), None, True, whole
         if not tiled_here:  # (none when this watermarker does not tile: ``in_place`` is empty)
             yield from tiles_in_place()
-        for batch_frames, batch in batches:
-            for frame, soft in zip(batch_frames, self._decode_batch(batch)):
-                yield soft, frame.describe(), self.erased_bits(frame), True, whole
-        if self.tiled and search:
-            for readings in tiling.search(self.decoder, rgb, self.config, tiling.candidate_lattices(rgb, self.config)):
-                for c in readings:
-                    yield c.soft, c.describe(), None, c.pilot >= tiling.SOFT_DECODING_PILOT, c.tile_outlines
+
+        def other_frames():
+            for batch_frames, batch in batches:
+                for frame, soft in zip(batch_frames, self._decode_batch(batch)):
+                    yield soft, frame.describe(), self.erased_bits(frame), True, whole
+
+        def tile_search():
+            if self.tiled and search:
+                for readings in tiling.search(self.decoder, rgb, self.config,
+                                              tiling.candidate_lattices(rgb, self.config)):
+                    for c in readings:
+                        yield c.soft, c.describe(), None, c.pilot >= tiling.SOFT_DECODING_PILOT, c.tile_outlines
+
+        for readings in (tile_search, other_frames) if tiled_here else (other_frames, tile_search):
+            yield from readings()
 
     def reads_back(self, img: Image.Image, text: str, key: str | None = None) -> bool:
         """Whether ``text`` reads back from ``img`` as it was saved: the check after every embedding.

@@ -9,7 +9,7 @@ import pytest
 
 from mbrs_engine import payload as P
 from mbrs_engine.nets import NetworkConfig
-from mbrs_engine.soft_decoding import _matching_patterns, generator_matrix, osd_candidates
+from mbrs_engine.soft_decoding import _grouped, _matching_patterns, generator_matrix, osd_candidates
 from mbrs_engine.frames import Frame, erased_cells
 
 LAYOUT = P.layout_for(256)
@@ -78,6 +78,12 @@ def test_flip_patterns_are_every_matching_set_once(order):
     patterns = _matching_patterns(row_sig, need, k, order)
     found = [tuple(int(i) for i in sorted(row) if i < k) for row in patterns]
     assert len(found) == len(set(found)) and set(found) == expected and expected
+
+
+def test_grouping_sorts_wide_keys():
+    values = np.random.default_rng(3).integers(0, 1 << 20, 5000)
+    order = _grouped(values)
+    assert sorted(order.tolist()) == list(range(5000)) and np.all(np.diff(values[order]) >= 0)
 
 
 def test_six_errors_among_the_trusted_bits_are_found():

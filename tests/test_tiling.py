@@ -52,8 +52,9 @@ def test_phase_maps_are_the_decoder_on_shifted_images(tiny_wm):
     x = torch.rand(1, 3, 70, 90) * 2 - 1
     conv, norm, _ = decoder.body[-1]
     with torch.no_grad():
-        maps, offsets = tiling.phase_maps(decoder, x)
-        assert sorted(offsets) == [(dy, dx) for dy in range(2) for dx in range(2)]  # every phase of a 2-px cell
+        maps, offsets = tiling.phase_maps(decoder, tiling.shared_features(decoder, x), shifts=((0, 0), (1, 1)))
+        # every phase of a 2-px cell, from each shift of the full-resolution layers
+        assert sorted(offsets) == sorted([(dy + s, dx + s) for dy in range(2) for dx in range(2) for s in range(2)])
         for k, (dy, dx) in enumerate(offsets):
             shifted = norm(conv(decoder.body[:-1](x[:, :, dy:, dx:])))[0, 0]
             rows, cols = min(shifted.shape[0], maps.shape[1]), min(shifted.shape[1], maps.shape[2])
