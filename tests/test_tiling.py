@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from mbrs_engine import Watermarker, payload, tiling
-from mbrs_engine.attacks import apply_chain, parse_chain
+from mbrs_engine.attacks import apply_chain, inner_rectangle, parse_chain
 from mbrs_engine.nets import NetworkConfig
 
 from tiny_model import random_crops
@@ -177,6 +177,41 @@ def test_the_search_reads_its_likeliest_reading_again_over_every_tile_around(shi
     assert len(readings) == tiling.CANDIDATES + 1 and readings[0].offset in [r.offset for r in readings[1:]]
     wrong = [int(((r.soft > 0.5) != bits).sum()) for r in readings]
     assert wrong[0] <= 3 and min(wrong[1:]) >= 8, wrong  # measured: 1, and 11 at best
+
+
+def test_a_small_photo_s_crop_enlarged_is_found_from_a_coarser_copy(shipped):
+    """A 512-px photo's crop brought to 1080 px: tiles of 604 px whose cells are 36 px, too coarse for the
+    autocorrelation's high-pass at the image's scale (found neither first nor second without the coarser copy)."""
+    import skimage.data
+
+    photo = Image.fromarray(skimage.data.camera()).convert("RGB")
+    crop = apply_chain(shipped.embed(photo, "enlarged 2026"), parse_chain("crop:0.8,1,0.9,0.1"))
+    enlarged = apply_chain(crop, parse_chain("fit:1080+jpeg:80"))
+    period = tiling.rule_lattice(*photo.size, shipped.config).period * enlarged.width / crop.width
+    assert tiling.autocorrelation_peaks(enlarged)[0].period == pytest.approx(period, rel=0.01)
+    assert shipped.decode(enlarged).message == "enlarged 2026"
+
+
+def test_a_large_photo_turned_is_read_from_a_shrunk_copy(shipped):
+    """Tiles of 400 px: the search turns a copy of the centre at twice the working resolution, not the photo;
+    the reading, and where it says the tiles lie, are the photo's."""
+    import skimage.data
+
+    photo = Image.fromarray(skimage.data.astronaut()).resize((1600, 1600), Image.Resampling.BICUBIC)
+    period = tiling.rule_lattice(*photo.size, shipped.config).period
+    assert period / tiling.tile_pixels(shipped.config) > tiling.TURN_RESOLUTION  # the copy turned is smaller
+    turned = shipped.decode(apply_chain(shipped.embed(photo, "turned 2026"), parse_chain("rotate:-3+jpeg:85")))
+    assert turned.message == "turned 2026" and "rotated -3" in turned.frame, turned.frame
+    inner = inner_rectangle(1600, 1600, -3.0)
+    left, top = (1600 - inner[0]) // 2, (1600 - inner[1]) // 2  # where the rotation attack trimmed
+    cos, sin = math.cos(math.radians(-3.0)), math.sin(math.radians(-3.0))
+    for (x0, y0), (x1, y1), *_ in turned.outlines:  # the top edge falls to the right by 3 degrees, 400 px long
+        assert math.degrees(math.atan2(y0 - y1, x1 - x0)) == pytest.approx(-3.0, abs=0.5)
+        assert math.hypot(x1 - x0, y1 - y0) == pytest.approx(period, rel=0.01)
+        # turned back about the photo's centre, each tile's corner is one of the embedded tiles' corners
+        dx, dy = x0 + left - 800, y0 + top - 800
+        x, y = 800 + cos * dx - sin * dy, 800 + sin * dx + cos * dy
+        assert min(x % period, -x % period) < 6 and min(y % period, -y % period) < 6, (x, y)
 
 
 @pytest.mark.parametrize("edit", [
