@@ -166,6 +166,14 @@ def add_residual_region(rgb: Image.Image, residual: torch.Tensor, box: tuple[int
     return _add_exact(rgb, residual, box)
 
 
+def upscaled_rows(residual: torch.Tensor, width: int, height: int, rows: torch.Tensor) -> torch.Tensor:
+    """The rows ``rows`` (n, width, 3) of the residual (3, h, w) resampled to width x height, in float: each row
+    reads its kernel's few residual rows, so rows spread over a large photo cost what they hold."""
+    (taps, weights), cols = _bands(residual, width, height, (0, 0, width, height))
+    partial = _along_width(residual.float(), cols)  # (3, h, width)
+    return (partial[:, taps[rows]] * weights[rows][None, :, :, None]).sum(2).permute(1, 2, 0)
+
+
 def upscale_residual(residual: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """The residual (3, h, w) resampled to (3, height, width), in float and differentiable."""
     rows, cols = _bands(residual, width, height, (0, 0, width, height))

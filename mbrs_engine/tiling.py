@@ -207,7 +207,7 @@ def tiled_residual(encoder, work: torch.Tensor, bits: torch.Tensor, config: Netw
     cell = cell_pixels(config)
     _, _, h, w = work.shape
     grid = message_grid(bits.reshape(-1).float(), config, h // cell, w // cell).to(work.device, work.dtype)
-    return (encoder.encode_grid(work, grid) - work)[0].float().cpu()
+    return (encoder.encode_grid(work, grid, cells(config)) - work)[0].float().cpu()
 
 
 # ---------------------------------------------------------------- reading

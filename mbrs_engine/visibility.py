@@ -102,14 +102,21 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
     if radius < 1:
         return x
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    c = x.shape[1]
-    x = F.pad(x, (radius, radius, 0, 0), mode="reflect")
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    x = F.pad(x, (0, 0, radius, radius), mode="reflect")
-    return F.conv2d(x, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    weights = (kernel / kernel.sum()).tolist()
+    return _blur_along(_blur_along(x, weights, -1), weights, -2)
+
+
+def _blur_along(x: torch.Tensor, weights: list[float], dim: int) -> torch.Tensor:
+    """x filtered along ``dim`` (-1 or -2) by the taps ``weights`` (2r + 1), edges reflected, as a sum of shifted
+    copies: a depthwise convolution took 5-35 times as long on a CPU, and its time jumped with the width."""
+    radius, size = len(weights) // 2, x.shape[dim]
+    padded = F.pad(x, (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius), mode="reflect")
+    out = padded.narrow(dim, 0, size) * weights[0]
+    for i in range(1, len(weights)):
+        out = out.add_(padded.narrow(dim, i, size), alpha=weights[i])
+    return out
 
 
 def _as_rgb(image) -> torch.Tensor:

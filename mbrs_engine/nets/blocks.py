@@ -44,8 +44,10 @@ class SqueezeExcitation(nn.Module):
             nn.Sigmoid(),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(x)
+    def forward(self, x: torch.Tensor, pool=None) -> torch.Tensor:
+        """``pool``: a function giving the per-channel average (N, C, 1, 1) to gate by in place of x's own (the
+        average of a full map of which x is a compact part: :mod:`mbrs_engine.nets.periodic`)."""
+        return x * (self.gate(x) if pool is None else self.gate[1:](pool(x)))
 
 
 class SEBottleneck(nn.Module):
@@ -73,8 +75,10 @@ class SEBottleneck(nn.Module):
             self.shortcut = nn.Identity()
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.body(x) + self.shortcut(x))
+    def forward(self, x: torch.Tensor, pool=None) -> torch.Tensor:
+        """``pool``: as :meth:`SqueezeExcitation.forward`."""
+        body = self.body(x) if pool is None else self.body[-1](self.body[:-1](x), pool)
+        return self.relu(body + self.shortcut(x))
 
 
 def se_stack(channels: int, count: int) -> nn.Sequential:

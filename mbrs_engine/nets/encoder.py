@@ -11,6 +11,7 @@ from torch import nn
 
 from .blocks import ConvBNReLU, ConvTBNReLU, se_stack
 from .config import NetworkConfig
+from .periodic import periodic_features
 
 
 class MessageProcessor(nn.Module):
@@ -20,6 +21,7 @@ class MessageProcessor(nn.Module):
         super().__init__()
         C, k, g = cfg.channels, cfg.upsamplings, cfg.grid_size
         self.grid = g
+        self.cell = cfg.image_size // g  # pixels of a cell at the model's scale
         # Diffusion block: a fully connected layer spreads every bit over the whole grid.
         self.diffuse = nn.Linear(cfg.message_length, g * g) if cfg.diffusion else None
         first_stack = 1 if cfg.diffusion else max(cfg.blocks - k, 1)
@@ -35,11 +37,15 @@ class MessageProcessor(nn.Module):
             message = self.diffuse(message)
         return self.body(message.reshape(-1, 1, self.grid, self.grid))
 
-    def grid_features(self, grid: torch.Tensor) -> torch.Tensor:
-        """Features of bits already laid out on a grid of cells (N, 1, rows, cols) of any size (plain model only)."""
+    def grid_features(self, grid: torch.Tensor, period: int | None = None) -> torch.Tensor:
+        """Features of bits already laid out on a grid of cells (N, 1, rows, cols) of any size (plain model only).
+        ``period``: the grid repeats every ``period`` cells down and across from its top-left corner; the
+        features are then worked out on one period and the borders (:mod:`mbrs_engine.nets.periodic`)."""
         if self.diffuse is not None:
             raise ValueError("the diffusion block does not lay bits out on a grid")
-        return self.body(grid)
+        if period is None:
+            return self.body(grid)
+        return periodic_features(self.body, grid, period, self.cell)
 
 
 class Encoder(nn.Module):
@@ -57,10 +63,11 @@ class Encoder(nn.Module):
     def forward(self, image: torch.Tensor, message: torch.Tensor) -> torch.Tensor:
         return self._combine(image, self.message_processor(message.to(image.dtype)))
 
-    def encode_grid(self, image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    def encode_grid(self, image: torch.Tensor, grid: torch.Tensor, period: int | None = None) -> torch.Tensor:
         """The encoded image for an image (N, 3, h, w) of any size whose message is laid out on a grid of cells
-        (N, 1, h / c, w / c), c = H / g: how :mod:`mbrs_engine.tiling` repeats a message over a photo."""
-        return self._combine(image, self.message_processor.grid_features(grid.to(image.dtype)))
+        (N, 1, h / c, w / c), c = H / g: how :mod:`mbrs_engine.tiling` repeats a message over a photo
+        (``period``: as :meth:`MessageProcessor.grid_features`)."""
+        return self._combine(image, self.message_processor.grid_features(grid.to(image.dtype), period))
 
     def _combine(self, image: torch.Tensor, message_features: torch.Tensor) -> torch.Tensor:
         features = torch.cat([self.image_branch(image), message_features], dim=1)
