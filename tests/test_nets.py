@@ -113,3 +113,68 @@ def test_fold_batchnorm_equals_eval_network_and_leaves_the_original():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded_encoder.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in decoder.modules())  # the original keeps them
     assert set(build_from_config(config)[1].state_dict()) == set(decoder.state_dict())
+
+
+# ---------------------------------------------------------------- periodic grids (the tiled layout)
+
+
+def _processor_with_statistics():
+    """A message processor in eval mode whose BatchNorms are not the identity: 4 x 4 cells of 8 pixels, 16
+    channels (so that each squeeze-excitation gate has two hidden units: with one, a negative one gates by a
+    constant)."""
+    torch.manual_seed(0)
+    config = NetworkConfig(image_size=32, message_length=16, channels=16, blocks=2)
+    processor = build_from_config(config)[0].message_processor.eval()
+    for module in processor.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return processor
+
+
+def _periodic_grid(period: int, rows: int, cols: int) -> torch.Tensor:
+    one = torch.randint(0, 2, (period, period), generator=torch.Generator().manual_seed(1)).float()
+    return one.repeat(-(-rows // period), -(-cols // period))[:rows, :cols][None, None]
+
+
+def test_compact_axis_stands_each_pixel_in_for_one_of_the_same_phase_and_keeps_the_borders():
+    from mbrs_engine.nets.periodic import compact_axis
+
+    for n, period, margin in [(200, 40, 11), (544, 136, 11), (728, 136, 11), (90, 40, 11), (57, 40, 9)]:
+        m, index, counts = compact_axis(n, period, margin)
+        assert m == n if n <= period + 2 * margin else (period + 2 * margin <= m < 2 * period + 2 * margin)
+        assert (m - n) % period == 0 and int(counts.sum()) == n and int(index.max()) < m
+        assert torch.equal(index % period, torch.arange(n) % period)
+        assert torch.equal(index[:margin], torch.arange(margin))  # the first border is itself
+        assert torch.equal(index[n - margin:], torch.arange(m - margin, m))  # the last border is the compact one's
+
+
+@pytest.mark.parametrize("rows, cols", [(3, 3), (10, 13), (17, 9), (25, 40), (26, 43)])
+def test_a_periodic_grid_s_features_from_one_period_and_the_borders_are_the_full_ones(rows, cols):
+    processor, grid = _processor_with_statistics(), _periodic_grid(5, rows, cols)
+    with torch.no_grad():
+        full, periodic = processor.grid_features(grid), processor.grid_features(grid, period=5)
+    assert periodic.shape == full.shape == (1, 16, rows * 8, cols * 8)
+    assert torch.allclose(periodic, full, atol=1e-5 * float(full.abs().max()))
+
+
+def test_periodic_features_need_the_whole_reach_of_the_borders_and_the_full_map_s_gate(monkeypatch):
+    """Both halves of the method matter: a margin short of the layers' reach (by the three pixel-level
+    convolutions; the last pixels of the reach change the features by less than float rounding with these
+    weights), or the gates averaging the compact map instead of the full one, give other features (so the test
+    above can fail)."""
+    from mbrs_engine.nets import periodic
+
+    # 26 x 43 cells: part of a period at the bottom and the right, so the compact map over-represents its phases
+    processor, grid = _processor_with_statistics(), _periodic_grid(5, 26, 43)
+    assert periodic.reach(processor.body, 8) == 8 + 3  # one 3x3 convolution of cells, three of pixels
+    with torch.no_grad():
+        full = processor.grid_features(grid)
+        reach = periodic.reach
+        monkeypatch.setattr(periodic, "reach", lambda body, cell: reach(body, cell) - 3)
+        short = processor.grid_features(grid, period=5)
+        monkeypatch.undo()
+        monkeypatch.setattr(periodic.torch, "einsum", lambda spec, x, w: x.mean((2, 3)))  # the compact map's own
+        own = processor.grid_features(grid, period=5)
+    tolerance = 1e-5 * float(full.abs().max())
+    assert not torch.allclose(short, full, atol=tolerance) and not torch.allclose(own, full, atol=tolerance)

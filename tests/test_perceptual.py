@@ -105,6 +105,30 @@ def test_the_check_reads_whole_tiles_near_the_centre():
     assert check_region(20, 30, 17) == (0, 0, 17, 17)  # a single whole tile
 
 
+@pytest.mark.parametrize("first_passing", range(7))  # 6: none passes
+def test_the_ladder_search_checks_the_least_visible_rung_first_then_bisects(monkeypatch, first_passing):
+    """The search finds the first rung that passes (passing rungs are the last ones), checking rung 0 first: one
+    check when it passes, at most four for the 6 rungs; when none passes, the uncapped rung tried that read with
+    the fewest wrong bits."""
+    from mbrs_engine import shaping_check
+    from mbrs_engine.perceptual import LADDER
+
+    checked = []
+    monkeypatch.setattr(shaping_check, "rung",
+                        lambda raw, shaping, amplitude, rgb, maps=None: torch.tensor([LADDER.index(shaping)]))
+
+    def wrong_bits(decoder, rgb, residual, grid, T, g, quality):
+        index = int(residual[0])
+        checked.append(index)
+        return 0 if index >= first_passing else 99 - index  # a later rung reads with fewer wrong bits
+
+    monkeypatch.setattr(shaping_check, "wrong_bits_after_jpeg", wrong_bits)
+    picked = int(shaping_check.choose_shaping(None, None, None, 17, 16, LADDER, 0.02, None)[0])
+    assert picked == min(first_passing, len(LADDER) - 1)
+    assert checked[0] == 0 and len(checked) == len(set(checked)) <= 4
+    assert (len(checked) == 1) == (first_passing == 0)
+
+
 def test_the_check_keeps_a_visibility_cap_on_a_photo_and_drops_it_on_grass():
     """The shipped model: a photo keeps one of the ladder's capped rungs (the first four); dense grass reads
     with far too many errors after every check, so an uncapped rung is chosen."""

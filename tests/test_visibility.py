@@ -39,6 +39,24 @@ def test_blur_keeps_a_constant_and_the_mean():
     assert float(gaussian_blur(x, 1.0).std()) < float(x.std())
 
 
+@pytest.mark.parametrize("shape, sigma", [((1, 1, 30, 1887), 1.0), ((2, 2, 40, 33), 4.0), ((1, 3, 5, 7), 2.0)])
+def test_blur_is_the_separable_gaussian_convolution_with_reflected_edges(shape, sigma):
+    """Known values: the same sums as a depthwise convolution by the normalised Gaussian (radius 3 sigma, at
+    most a side less one), the edges reflected."""
+    import math
+
+    import torch.nn.functional as F
+
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    radius = min(round(3 * sigma), shape[-1] - 1, shape[-2] - 1)
+    kernel = torch.tensor([math.exp(-0.5 * (t / sigma) ** 2) for t in range(-radius, radius + 1)])
+    kernel = (kernel / kernel.sum()).float()
+    c = shape[1]
+    expected = F.conv2d(F.pad(x, (radius,) * 4, mode="reflect"), (kernel[:, None] * kernel[None, :]).expand(c, 1, -1, -1),
+                        groups=c)
+    assert torch.allclose(gaussian_blur(x, sigma), expected, atol=1e-6)
+
+
 def test_no_change_is_invisible():
     image = _textured()
     assert visibility(image, image) == 0.0
