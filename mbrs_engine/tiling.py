@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, replace
+from itertools import zip_longest
 
 import numpy as np
 import torch
@@ -93,6 +94,11 @@ AUTOCORRELATION_SIDE = 1024
 #: Periods (pixels of the autocorrelation's copy) from this on are looked for in a copy shrunk by half more: their
 #: cells (26 px and more, as after a small photo's crop is enlarged) are too coarse for the 5 x 5 high-pass.
 COARSE_PERIOD = 450
+#: The channels (weights of R, G and B) the autocorrelation looks for the tiles in: the luma, and green against red
+#: and blue.  The encoder puts most of its residual in green, while a photo's three channels mostly move together,
+#: so the second holds the mark with little of the photo; after JPEG it keeps less of the mark (chroma is stored
+#: coarser), so each finds tiles the other misses (docs/watermarking.md, "Tiles").
+AUTOCORRELATION_CHANNELS = ((0.299, 0.587, 0.114), (-0.5, 1.0, -0.5))
 _PILOT_SEED = b"mbrs-studio tile pilot 1"
 
 
@@ -320,7 +326,43 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig) -> list[Lattice]
 def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[Lattice]:
     """Where the image's fine detail best repeats: the tiles' side and the image's rotation, best first.
 
-    The luma's high-pass (the image less a 5 x 5 mean), softly clipped so
+    Looked for in each of :data:`AUTOCORRELATION_CHANNELS` (:func:`channel_peaks`); their peaks are taken in
+    turn, the first of each channel, then the second of each, and so on, each lattice once.
+    """
+    copies = _autocorrelation_copies(rgb)
+    turns = zip_longest(*(channel_peaks(copies, weights, count) for weights in AUTOCORRELATION_CHANNELS))
+    found: list[Lattice] = []
+    for lattice in (lattice for turn in turns for lattice in turn if lattice is not None):
+        if not any(lattice.near(f) for f in found):
+            found.append(lattice)
+    return found[:count]
+
+
+def _autocorrelation_copies(rgb: Image.Image) -> list[tuple[np.ndarray, int, int, tuple[float, float]]]:
+    """The copies the autocorrelation runs on: (RGB as float (h, w, 3), lowest and highest lag, image pixels per
+    copy pixel across and down), at most :data:`AUTOCORRELATION_SIDE` a side, and shrunk by half more for the
+    lags from :data:`COARSE_PERIOD` on."""
+    rgb = rgb.convert("RGB")
+    shrink = max(1.0, max(rgb.size) / AUTOCORRELATION_SIDE)
+    lo, hi = max(2, math.ceil(MIN_PERIOD / shrink)), int(min(rgb.size) / shrink * MAX_PERIOD_SHARE)
+    copies = []
+    for factor, low, high in ((shrink, lo, min(hi, COARSE_PERIOD)), (2 * shrink, COARSE_PERIOD / 2, hi / 2)):
+        if high <= low + 2:
+            continue
+        small = rgb
+        if factor > 1.0:
+            small = rgb.resize((max(1, round(rgb.width / factor)), max(1, round(rgb.height / factor))),
+                               Image.Resampling.BOX)
+        copies.append((np.asarray(small, np.float32), math.ceil(low), int(high),
+                       (rgb.width / small.width, rgb.height / small.height)))
+    return copies
+
+
+def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERIOD_PEAKS) -> list[Lattice]:
+    """Where the fine detail of one channel (``weights`` of R, G and B) of :func:`_autocorrelation_copies` best
+    repeats, best first.
+
+    The channel's high-pass (less a 5 x 5 mean), softly clipped so
     that strong edges do not dominate, is correlated with itself (FFT) and
     divided by the square root of the overlap (a z-score: a repeat seen over
     a small overlap is weaker evidence).  For each lag L the best pair of lattice
@@ -331,22 +373,13 @@ def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[L
     width and height.  Lags from :data:`COARSE_PERIOD` on are looked for the
     same way in a copy shrunk by half more, and the peaks of both are ranked
     together by their sharpness (the lags of a 512-pixel photo's crop enlarged
-    to 1080 pixels: 27 of 48 such crops found among the first two peaks
+    to 1080 pixels: 27 of 48 such crops found among the luma's first two peaks
     without it, 36 with it; no other edit of the geometric suite lost one).
     """
-    shrink = max(1.0, max(rgb.size) / AUTOCORRELATION_SIDE)
-    grey = rgb.convert("L")
-    lo, hi = max(2, math.ceil(MIN_PERIOD / shrink)), int(min(rgb.size) / shrink * MAX_PERIOD_SHARE)
     found = []
-    for factor, low, high in ((shrink, lo, min(hi, COARSE_PERIOD)), (2 * shrink, COARSE_PERIOD / 2, hi / 2)):
-        if high <= low + 2:
-            continue
-        small = grey
-        if factor > 1.0:
-            small = grey.resize((max(1, round(rgb.width / factor)), max(1, round(rgb.height / factor))),
-                                Image.Resampling.BOX)
-        found += _lattice_peaks(np.asarray(small, np.float32), math.ceil(low), int(high), count,
-                                (rgb.width / small.width, rgb.height / small.height))
+    for pixels, low, high, scale in copies:
+        channel = np.ascontiguousarray(pixels @ np.asarray(weights, np.float32))
+        found += _lattice_peaks(channel, low, high, count, scale)
     found = [lattice for _, lattice in sorted(found, key=lambda f: -f[0])]
     # a pattern repeating every P also repeats every 2P and 3P: keep the fundamental, drop its multiples
     return [f for f in found if not any(f.near(Lattice(k * g.period, g.angle)) for g in found for k in (2, 3))][:count]
@@ -364,8 +397,7 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
     detail = x - F.avg_pool2d(x[None, None], 5, 1, 2, count_include_pad=False)[0, 0]
     detail = detail / (detail.abs() + 4.0)
     detail = detail - detail.mean()
-    spectrum = torch.fft.rfft2(detail, s=(2 * h, 2 * w))
-    auto = torch.fft.irfft2(spectrum * spectrum.conj(), s=(2 * h, 2 * w))
+    auto = _autocorrelation(detail)
     # z-scores: the correlation over its overlap is the signal, its noise falls as 1 / sqrt(overlap)
     def across(lag, dy: torch.Tensor) -> torch.Tensor:  # the vector (lag, dy)
         return auto[dy % (2 * h), lag] / ((h - dy.abs()) * (w - lag)).float().sqrt()
@@ -411,6 +443,13 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
         wide, tall = wide * scale[0], tall * scale[1]
         found.append((sharpness(i), Lattice(wide, -math.degrees(math.atan2(dy, lag)), tall / wide)))
     return found
+
+
+def _autocorrelation(detail: torch.Tensor) -> torch.Tensor:
+    """The linear (zero-padded) autocorrelation (2h, 2w) of ``detail`` (h, w): lag (dy, dx) at [dy % 2h, dx % 2w]."""
+    h, w = detail.shape
+    spectrum = torch.fft.rfft2(detail, s=(2 * h, 2 * w))
+    return torch.fft.irfft2(spectrum * spectrum.conj(), s=(2 * h, 2 * w))
 
 
 def _vertex(values: torch.Tensor, i: int) -> float:
