@@ -103,6 +103,20 @@ def test_the_autocorrelation_finds_the_period_the_aspect_and_the_angle(period, t
     assert best.aspect == pytest.approx(tall / period, abs=0.004)  # tiles 1.3 % taller or wider than square
 
 
+def test_a_pattern_in_green_against_red_and_blue_is_found_where_the_photo_s_luma_hides_it():
+    """The second channel: a grey texture (the three channels moving together, as in most photos) hides a faint
+    pattern from the luma, but holds nothing of it in green against red and blue, where the pattern is found."""
+    rng = np.random.default_rng(2)
+    grey = rng.normal(128, 40, (400, 480, 1)).repeat(3, 2)
+    pattern = np.tile(rng.normal(0, 3, (120, 120, 1)), (4, 4, 1))[:400, :480] * np.array([-0.5, 1.0, -0.5])
+    img = Image.fromarray(np.clip(grey + pattern, 0, 255).astype(np.uint8))
+    copies = tiling._autocorrelation_copies(img)
+    luma, opponent = (tiling.channel_peaks(copies, weights) for weights in tiling.AUTOCORRELATION_CHANNELS)
+    assert not any(lattice.near(tiling.Lattice(120.0)) for lattice in luma)
+    assert opponent[0].period == pytest.approx(120.0, rel=0.004)
+    assert any(lattice.near(tiling.Lattice(120.0)) for lattice in tiling.autocorrelation_peaks(img))
+
+
 def test_the_rule_lattice_is_the_working_copy_s_tiles():
     for width, height in ((512, 600), (3640, 2400), (600, 400)):
         w, h = tiling.working_size(width, height, DEFAULT)
@@ -181,7 +195,7 @@ def test_the_search_reads_its_likeliest_reading_again_over_every_tile_around(shi
 
 def test_a_small_photo_s_crop_enlarged_is_found_from_a_coarser_copy(shipped):
     """A 512-px photo's crop brought to 1080 px: tiles of 604 px whose cells are 36 px, too coarse for the
-    autocorrelation's high-pass at the image's scale (found neither first nor second without the coarser copy)."""
+    autocorrelation's high-pass at the image's scale (not found first without the coarser copy)."""
     import skimage.data
 
     photo = Image.fromarray(skimage.data.camera()).convert("RGB")
