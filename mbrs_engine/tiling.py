@@ -342,7 +342,7 @@ def _autocorrelation_copies(rgb: Image.Image) -> list[tuple[np.ndarray, int, int
     """The copies the autocorrelation runs on: (RGB as float (h, w, 3), lowest and highest lag, image pixels per
     copy pixel across and down), at most :data:`AUTOCORRELATION_SIDE` a side, and shrunk by half more for the
     lags from :data:`COARSE_PERIOD` on."""
-    rgb = rgb.convert("RGB")
+    rgb = rgb if rgb.mode == "RGB" else rgb.convert("RGB")
     shrink = max(1.0, max(rgb.size) / AUTOCORRELATION_SIDE)
     lo, hi = max(2, math.ceil(MIN_PERIOD / shrink)), int(min(rgb.size) / shrink * MAX_PERIOD_SHARE)
     copies = []

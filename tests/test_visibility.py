@@ -52,8 +52,8 @@ def test_blur_is_the_separable_gaussian_convolution_with_reflected_edges(shape, 
     kernel = torch.tensor([math.exp(-0.5 * (t / sigma) ** 2) for t in range(-radius, radius + 1)])
     kernel = (kernel / kernel.sum()).float()
     c = shape[1]
-    expected = F.conv2d(F.pad(x, (radius,) * 4, mode="reflect"), (kernel[:, None] * kernel[None, :]).expand(c, 1, -1, -1),
-                        groups=c)
+    square = (kernel[:, None] * kernel[None, :]).expand(c, 1, -1, -1)
+    expected = F.conv2d(F.pad(x, (radius,) * 4, mode="reflect"), square, groups=c)
     assert torch.allclose(gaussian_blur(x, sigma), expected, atol=1e-6)
 
 
