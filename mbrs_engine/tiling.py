@@ -380,9 +380,12 @@ def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERI
     for pixels, low, high, scale in copies:
         channel = np.ascontiguousarray(pixels @ np.asarray(weights, np.float32))
         found += _lattice_peaks(channel, low, high, count, scale)
-    found = [lattice for _, lattice in sorted(found, key=lambda f: -f[0])]
-    # a pattern repeating every P also repeats every 2P and 3P: keep the fundamental, drop its multiples
-    return [f for f in found if not any(f.near(Lattice(k * g.period, g.angle)) for g in found for k in (2, 3))][:count]
+    found.sort(key=lambda f: -f[0])
+    # a pattern repeating every P also repeats every 2P and 3P: drop a multiple of a peak at least half as sharp
+    # (a far weaker peak at half the tiles' period, from the photo's texture, must not drop the tiles; the coarse
+    # copy can show a multiple a little sharper than the fine copy shows the tiles)
+    return [f for sharp, f in found if not any(
+        f.near(Lattice(k * g.period, g.angle)) for other, g in found if other >= sharp / 2 for k in (2, 3))][:count]
 
 
 def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
