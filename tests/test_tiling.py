@@ -117,6 +117,18 @@ def test_a_pattern_in_green_against_red_and_blue_is_found_where_the_photo_s_luma
     assert any(lattice.near(tiling.Lattice(120.0)) for lattice in tiling.autocorrelation_peaks(img))
 
 
+def test_a_multiple_is_dropped_for_a_peak_at_least_half_as_sharp_only(monkeypatch):
+    """Peaks as measured: a crop of chelsea, whose tiles (150 px, sharpness 10) must not be dropped for a faint
+    texture peak at half their period (0.19); a held-out crop + fit, whose coarse copy showed twice the period
+    (568 px, 2.94) a little sharper than the fine copy showed the tiles (284 px, 2.57)."""
+    L = tiling.Lattice
+    copies = [(np.zeros((4, 4, 3), np.float32), 2, 3, (1.0, 1.0))]
+    for peaks, expected in (([(10.05, L(150.3)), (0.54, L(43.9, -0.23)), (0.19, L(75.1, 0.07))], [150.3, 43.9]),
+                            ([(2.94, L(568.0)), (2.57, L(284.2, 0.02)), (0.66, L(81.4))], [284.2, 81.4])):
+        monkeypatch.setattr(tiling, "_lattice_peaks", lambda *args, peaks=peaks: list(peaks))
+        assert [f.period for f in tiling.channel_peaks(copies, (1.0, 0.0, 0.0))] == expected
+
+
 def test_the_rule_lattice_is_the_working_copy_s_tiles():
     for width, height in ((512, 600), (3640, 2400), (600, 400)):
         w, h = tiling.working_size(width, height, DEFAULT)
