@@ -69,7 +69,7 @@ def image_psnr(a: Image.Image, b: Image.Image) -> float:
         diff = first[top:top + _PSNR_ROWS].astype(np.int32) - second[top:top + _PSNR_ROWS]
         total += int(np.square(diff).sum(dtype=np.int64))
     mse = total / first.size
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+    return mse_to_psnr(mse)
 
 
 def psnr(a: ImageLike, b: ImageLike) -> torch.Tensor:
@@ -127,6 +127,11 @@ def bit_error_rate(decoded: torch.Tensor | np.ndarray, message: torch.Tensor | n
         raise ValueError(f"decoded shape {tuple(d.shape)} differs from message shape {tuple(m.shape)}")
     bits = d.detach().float() > threshold
     return (bits != (m.to(bits.device).float() > 0.5)).double().mean(1)
+
+
+def mse_to_psnr(mse: float) -> float:
+    """The PSNR (dB) of a mean squared error in 8-bit levels squared (inf for none)."""
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
 def psnr_to_mse(target_psnr: float) -> float:

@@ -35,7 +35,7 @@ from PIL import Image
 
 from .attacks import Attack, apply_chain
 from .frames import Frame, decoder_input, decoder_input_stand_in
-from .metrics import image_psnr, psnr_to_mse
+from .metrics import image_psnr, mse_to_psnr, psnr_to_mse
 from .pixels import pil_to_tensor
 from .resampling import REDUCING_GAP, add_residual, upscale_residual, upscaled_rows
 
@@ -226,8 +226,7 @@ def _sampled_factor(rgb: Image.Image, residual: torch.Tensor, target: float, tol
     residual_rows, factor = upscaled_rows(residual, rgb.width, rgb.height, rows), 1.0
     for _ in range(6):
         change = (original + (residual_rows * factor).round()).clamp_(0.0, 255.0) - original
-        mse = float(change.square().mean())
-        measured = math.inf if mse == 0.0 else 10.0 * math.log10(255.0**2 / mse)
+        measured = mse_to_psnr(float(change.square().mean()))
         # the middle of the window: the whole photo measures a little differently
         if abs(measured - target - tolerance / 2) <= tolerance / 4:
             break

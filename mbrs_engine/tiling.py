@@ -400,7 +400,8 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
     detail = x - F.avg_pool2d(x[None, None], 5, 1, 2, count_include_pad=False)[0, 0]
     detail = detail / (detail.abs() + 4.0)
     detail = detail - detail.mean()
-    auto = _autocorrelation(detail)
+    spectrum = torch.fft.rfft2(detail, s=(2 * h, 2 * w))
+    auto = torch.fft.irfft2(spectrum * spectrum.conj(), s=(2 * h, 2 * w))
     # z-scores: the correlation over its overlap is the signal, its noise falls as 1 / sqrt(overlap)
     def across(lag, dy: torch.Tensor) -> torch.Tensor:  # the vector (lag, dy)
         return auto[dy % (2 * h), lag] / ((h - dy.abs()) * (w - lag)).float().sqrt()
@@ -446,13 +447,6 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
         wide, tall = wide * scale[0], tall * scale[1]
         found.append((sharpness(i), Lattice(wide, -math.degrees(math.atan2(dy, lag)), tall / wide)))
     return found
-
-
-def _autocorrelation(detail: torch.Tensor) -> torch.Tensor:
-    """The linear (zero-padded) autocorrelation (2h, 2w) of ``detail`` (h, w): lag (dy, dx) at [dy % 2h, dx % 2w]."""
-    h, w = detail.shape
-    spectrum = torch.fft.rfft2(detail, s=(2 * h, 2 * w))
-    return torch.fft.irfft2(spectrum * spectrum.conj(), s=(2 * h, 2 * w))
 
 
 def _vertex(values: torch.Tensor, i: int) -> float:
