@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from mbrs_engine.noise import (BrightnessContrast, Combined, Crop, Dropout, GaussianBlur, Identity, NoiseLayer,
-                               NoiseSpecError, available_layers, parse_noise)
+from mbrs_engine.noise import (BrightnessContrast, Chain, Combined, Crop, Dropout, GaussianBlur, Identity, Ladder,
+                               NoiseLayer, NoiseSpecError, available_layers, parse_noise)
 from mbrs_engine.noise import jpeg as jpeg_layers
 from mbrs_engine.noise import spec as spec_module
 
@@ -116,6 +116,23 @@ def test_combined_spec():
 
 # ---------------------------------------------------------------- parser
 
+# ---------------------------------------------------------------- Chain
+
+def test_chain_applies_every_layer_in_order():
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    brighter, steeper = BrightnessContrast(brightness=0.1), BrightnessContrast(contrast=2.0)
+    chained = Chain([brighter, steeper])(x)
+    assert torch.equal(chained, steeper(brighter(x)))
+    assert not torch.allclose(chained, brighter(steeper(x)))   # the order matters, and is kept
+    assert not Chain([brighter, steeper]).needs_cover and Chain([steeper, Dropout(0.5)]).needs_cover
+
+
+def test_chain_refuses_what_is_not_a_list_of_layers():
+    for bad in ([], [1], "Identity()"):
+        with pytest.raises(ValueError, match="Chain"):
+            Chain(bad)
+
+
 def test_reference_string():
     layer = parse_noise("Combined([JpegMask(50),Jpeg(50),Identity()])")
     assert isinstance(layer, Combined)
@@ -148,11 +165,13 @@ ROUND_TRIP = [
     "GaussianNoise(5.0)", "BrightnessContrast(brightness=-0.1, contrast=1.2)",
     "Combined([Identity(),Crop(0.5)], seed=3, weights=[1.0,2.0])",
     "Combined([Identity(),Combined([Crop(0.1),Dropout(0.5)])])",
+    "Chain([Ladder(),Jitter(1.0, 0.5, 0.01)])",
 ]
 JPEG_ROUND_TRIP = [
     "Jpeg(50)", "RealJpeg(50)", "RealJpeg(90, subsampling='4:4:4')", 'RealJpeg(50, gradient="straight-through")',
     "JpegMask()", "JpegSS(50)", "KorniaJpeg(50)", "Combined([JpegMask(50),Jpeg(50),Identity()])",
     "JpegMask + RealJpeg(10) + Identity + GF(2) + Crop(0.0225, fill=1)",
+    "Combined([Chain([Ladder(),RealJpeg(30)]),Identity()], weights=[2.0,1.0])",
 ]
 
 
@@ -245,7 +264,7 @@ def test_available_layers_describe_every_parseable_layer():
     layers = available_layers()
     expected = {"Identity", "JpegSim", "RealJpeg", "JpegMask", "JpegSS", "KorniaJpeg", "Crop", "Cropout",
                 "Dropout", "CropResize", "Resize", "Jitter", "GaussianBlur", "GaussianNoise", "BrightnessContrast",
-                "Combined"}
+                "Combined", "Chain", "Ladder"}
     assert set(layers) == expected
     for name, line in layers.items():
         assert line.startswith(name + "(") and "\n" not in line and len(line) < 200

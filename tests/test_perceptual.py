@@ -82,6 +82,35 @@ def test_a_shaped_photo_has_no_speckles_at_the_same_psnr_and_reads_back():
     assert shaped.decode(Image.open(buffer)).message == "© Jane Doe"
 
 
+def test_the_ladder_layer_shapes_and_caps_a_residual_as_embedding_does():
+    """Ladder (the trainer's noise layer) applies a rung as embedding does: uncapped rungs are the soft clip kept
+    at the same energy; a cap brings the visibility map down to about the cap, taking more from a flat half than
+    from a textured one."""
+    from mbrs_engine.noise import Ladder
+    from mbrs_engine.visibility import map_from_lab, to_lab
+
+    gen = torch.Generator().manual_seed(0)
+    cover = torch.zeros(3, 64, 128)
+    cover[:, :, 64:] = torch.rand(1, 64, 64, generator=gen) * 1.6 - 0.8       # flat grey | grey texture
+    encoded = cover + torch.randn(3, 64, 128, generator=gen) * 0.06
+
+    def seen(image):
+        lab = to_lab(((cover + 1) / 2)[None])
+        return map_from_lab(lab, to_lab(((image + 1) / 2)[None]) - lab)[0, 0]
+
+    assert torch.equal(Ladder.shape_one(encoded, cover, None), encoded)
+    knee6 = Ladder.shape_one(encoded, cover, Shaping(6.0))
+    assert torch.allclose(knee6 - cover, shape(encoded - cover, Shaping(6.0)), atol=1e-6)
+    assert seen(encoded).max() > 2.5
+    capped = Ladder.shape_one(encoded, cover, Shaping(cap=1.0))
+    assert torch.quantile(seen(capped).flatten(), 0.999) < 1.5   # one pass, as embedding: about the cap
+    kept = (capped - cover).pow(2).mean(dim=(0, 1)).sqrt() / shape(encoded - cover, Shaping()).pow(2).mean(
+        dim=(0, 1)).sqrt()
+    assert kept[:64].mean() < 0.8 and kept[64:].mean() > 0.99
+    batch = Ladder()(torch.stack([encoded] * 4), torch.stack([cover] * 4))
+    assert batch.shape == (4, 3, 64, 128)
+
+
 def test_wrong_message_bits_counts_the_folded_message_cells_only():
     from mbrs_engine.shaping_check import wrong_message_bits
 

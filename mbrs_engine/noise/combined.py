@@ -7,6 +7,9 @@ weights (uniform by default).  The draws come from the layer's own
 random stream; its state travels in the module's state dict (as a plain
 ``uint8`` tensor under ``_extra_state``), so a resumed training continues the
 same sequence of choices.
+
+``Chain([Ladder(), Jitter(), RealJpeg(85)])`` applies several layers one after
+the other to every mini-batch: an edit as people make them, several at once.
 """
 from __future__ import annotations
 
@@ -89,3 +92,28 @@ class Combined(NoiseLayer):
         if self.weights is not None:
             kwargs["weights"] = self.weights
         return call_spec("Combined", list(self.layers), **kwargs)
+
+
+class Chain(NoiseLayer):
+    """``layers`` one after the other on every mini-batch.  Each is given the cover; a layer that reads it
+    (``needs_cover``) must come before any layer that moves or resizes the image."""
+
+    def __init__(self, layers: Sequence[NoiseLayer]):
+        super().__init__()
+        layers = _as_list(layers)
+        if not layers or not all(isinstance(layer, NoiseLayer) for layer in layers):
+            raise ValueError("Chain: layers must be a non-empty list of noise layers")
+        self.layers = nn.ModuleList(layers)
+
+    @property
+    def needs_cover(self) -> bool:
+        return any(layer.needs_cover for layer in self.layers)
+
+    def forward(self, encoded: torch.Tensor, cover: torch.Tensor | None = None) -> torch.Tensor:
+        out = encoded
+        for layer in self.layers:
+            out = layer(out, cover)
+        return out
+
+    def spec(self) -> str:
+        return call_spec("Chain", list(self.layers))

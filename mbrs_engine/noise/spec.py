@@ -28,10 +28,11 @@ from typing import Callable, NamedTuple
 
 from ._util import check_number
 from .base import Identity, NoiseLayer
-from .combined import Combined
+from .combined import Chain, Combined
 from .filters import BrightnessContrast, GaussianBlur, GaussianNoise
 from .geometric import Crop, CropResize, Cropout, Dropout, Jitter, Resize
 from .jpeg import JpegMask, JpegSim, JpegSS, KorniaJpeg, RealJpeg
+from .shaping import Ladder
 
 MAX_LENGTH = 10_000
 MAX_DEPTH = 32
@@ -96,7 +97,9 @@ _ENTRIES = (
     _Entry("GaussianBlur", GaussianBlur, "Gaussian filter of standard deviation sigma pixels", ("GF",)),
     _Entry("GaussianNoise", GaussianNoise, "additive Gaussian noise, std in 8-bit levels", ("Noise",)),
     _Entry("BrightnessContrast", BrightnessContrast, "out = x * contrast + 2 * brightness, clamped"),
+    _Entry("Ladder", Ladder, "each residual shaped as embedding shapes it, by a rung of the ladder drawn per image"),
     _Entry("Combined", Combined, "one of the listed layers at random for each mini-batch (MBRS)"),
+    _Entry("Chain", Chain, "the listed layers one after the other on every mini-batch"),
 )
 
 

@@ -1,0 +1,45 @@
+"""The residual as embedding leaves it: a noise layer that shapes each image's watermark by a rung of the ladder.
+
+Embedding does not add the encoder's residual as it comes: it bends its peaks
+(a soft clip) and turns it down wherever the marked photo would show it more
+than a cap allows (:mod:`mbrs_engine.perceptual`), taking the first rung of
+:data:`mbrs_engine.perceptual.LADDER` that still reads.  A decoder trained only
+on raw residuals never sees that.  ``Ladder()`` draws a rung per image and
+applies it exactly as embedding does, with the visibility map worked out on the
+image itself (one residual pixel per image pixel), so a decoder can be trained
+for the residuals it will actually read; put it first in a ``Chain`` with the
+edits that follow (``Chain([Ladder(), RealJpeg(30)])``).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..perceptual import LADDER, Shaping, cap_gain, shape
+from ..visibility import map_from_lab, to_lab
+from .base import NoiseLayer
+
+
+class Ladder(NoiseLayer):
+    """Each image's residual (encoded - cover) shaped by a rung of ``perceptual.LADDER`` drawn uniformly."""
+
+    needs_cover = True
+
+    def forward(self, encoded: torch.Tensor, cover: torch.Tensor | None = None) -> torch.Tensor:
+        cover = self._require_cover(encoded, cover)
+        rungs = torch.randint(0, len(LADDER), (len(encoded),)).tolist()
+        out = [self.shape_one(e, c, LADDER[r]) for e, c, r in zip(encoded, cover, rungs)]
+        return torch.stack(out)
+
+    @staticmethod
+    def shape_one(encoded: torch.Tensor, cover: torch.Tensor, rung: Shaping | None) -> torch.Tensor:
+        """One image (3, h, w) with its residual shaped by ``rung`` (None: unchanged)."""
+        with torch.no_grad():
+            residual = shape(encoded - cover, rung)
+            if rung is not None and rung.cap is not None:
+                lab = to_lab(((cover + 1) / 2)[None])
+                seen = map_from_lab(lab, to_lab(((cover + residual + 1) / 2)[None]) - lab)[0, 0]
+                residual = residual * cap_gain(seen, rung.cap)
+            return cover + residual
+
+    def spec(self) -> str:
+        return "Ladder()"
