@@ -112,14 +112,9 @@ def cells(config: NetworkConfig) -> int:
     return config.grid_size + 1
 
 
-def cell_pixels(config: NetworkConfig) -> int:
-    """A cell's side in working pixels (the decoder's total stride)."""
-    return config.image_size // config.grid_size
-
-
 def tile_pixels(config: NetworkConfig) -> int:
     """A tile's side in working pixels (136 for the default model)."""
-    return cells(config) * cell_pixels(config)
+    return cells(config) * config.cell_pixels
 
 
 def pilot_bits(config: NetworkConfig) -> np.ndarray:
@@ -167,7 +162,7 @@ def working_size(width: int, height: int, config: NetworkConfig) -> tuple[int, i
     scale = short / (max(TILES_ACROSS, math.floor(short / (smallest * size))) * size)
     if scale < 1.0:
         return None
-    cell = cell_pixels(config)
+    cell = config.cell_pixels
     return (max(cell, round(width / scale / cell) * cell), max(cell, round(height / scale / cell) * cell))
 
 
@@ -210,7 +205,7 @@ def message_grid(bits: torch.Tensor, config: NetworkConfig, rows: int, cols: int
 def tiled_residual(encoder, work: torch.Tensor, bits: torch.Tensor, config: NetworkConfig) -> torch.Tensor:
     """The encoder's residual (3, h, w), in [-1, 1] units, for the working copy ``work`` (1, 3, h, w) tiled with
     L ``bits``; h and w are whole cells."""
-    cell = cell_pixels(config)
+    cell = config.cell_pixels
     _, _, h, w = work.shape
     grid = message_grid(bits.reshape(-1).float(), config, h // cell, w // cell).to(work.device, work.dtype)
     return (encoder.encode_grid(work, grid, cells(config)) - work)[0].float().cpu()
@@ -462,7 +457,7 @@ def hypotheses(config: NetworkConfig) -> int:
     """Readings behind a tiled search: every (lattice, phase, roll) of the most lattices
     :func:`candidate_lattices` gives, each read over the search's tiles and over every tile around them (a bound
     known before looking at the image)."""
-    return (PERIOD_PEAKS + 1) * cell_pixels(config) ** 2 * cells(config) ** 2 * 2
+    return (PERIOD_PEAKS + 1) * config.cell_pixels ** 2 * cells(config) ** 2 * 2
 
 
 @dataclass(frozen=True)
@@ -518,9 +513,9 @@ def _region(rgb: Image.Image, lattice: Lattice, config: NetworkConfig, tiles: in
     size = tile_pixels(config)
     sx, sy = lattice.period / size, lattice.period * lattice.aspect / size
     width, height = math.floor(rgb.width / sx), math.floor(rgb.height / sy)
-    if min(width, height) < size + cell_pixels(config):
+    if min(width, height) < size + config.cell_pixels:
         return None
-    limit = tiles * size + cell_pixels(config)
+    limit = tiles * size + config.cell_pixels
     left, top = max(0, (width - limit) // 2), max(0, (height - limit) // 2)
     work = working_copy(rgb, (min(limit, width), min(limit, height)), (sx, sy), (left * sx, top * sy))
     return work, (sx, sy), (left, top)
@@ -530,7 +525,7 @@ def _readings(maps: torch.Tensor, offsets, config: NetworkConfig, count: int, la
               scale: tuple[float, float], corner: tuple[float, float], rolls: bool = True) -> list[Candidate]:
     """The ``count`` best (phase, roll) readings of score maps (n, rows, cols) taken at ``offsets``, best
     first."""
-    T, g, cell = cells(config), config.grid_size, cell_pixels(config)
+    T, g, cell = cells(config), config.grid_size, config.cell_pixels
     folded = fold(maps.float().cpu(), T)
     scores = pilot_scores(folded, config)
     if not rolls:  # the roll is known to be 0 (the image's corner is a tile's)
@@ -557,7 +552,7 @@ def _in_place_size(width: int, height: int, config: NetworkConfig) -> tuple[int,
     """The working copy a reading in place reads an image of this size at (see :func:`read_in_place`)."""
     size = working_size(width, height, config)
     if size is None:
-        cell, scale = cell_pixels(config), min(width, height) / (TILES_ACROSS * tile_pixels(config))
+        cell, scale = config.cell_pixels, min(width, height) / (TILES_ACROSS * tile_pixels(config))
         size = tuple(max(cell, round(side / scale / cell) * cell) for side in (width, height))
     return size
 
@@ -619,7 +614,7 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: list[Latt
     tried first.
     """
     device = next(decoder.parameters()).device
-    passes, phases = len(_strided(decoder)), cell_pixels(config)
+    passes, phases = len(_strided(decoder)), config.cell_pixels
     for lattice in lattices:
         # only the centre is read: cut it out first (with room for the turn), then turn it back
         side = math.ceil((MAX_TILES_READ + 1) * lattice.period)
@@ -667,7 +662,7 @@ def _read_around(decoder, centre: Image.Image, found: Candidate, lattice: Lattic
     its pixels) instead of :data:`SEARCH_TILES`: the same lattice, phase and roll, from the first whole cell in
     the part the turn left whole; None when that part is no larger than the search's.
     """
-    size, cell, T, g = tile_pixels(config), cell_pixels(config), cells(config), config.grid_size
+    size, cell, T, g = tile_pixels(config), config.cell_pixels, cells(config), config.grid_size
     sx, sy = lattice.period / size, lattice.period * lattice.aspect / size
     inner = inner_rectangle(centre.width, centre.height, lattice.angle) if abs(lattice.angle) >= MIN_TURN \
         else centre.size

@@ -286,7 +286,7 @@ class Watermarker:
         psnr = self.strength_psnr(1.0) or self.residual_psnr
         # the residual's rms in [-1, 1] units (one 8-bit level = 2/255)
         amplitude = math.sqrt(psnr_to_mse(psnr)) * 2.0 / 255.0 if psnr is not None else float(raw.pow(2).mean().sqrt())
-        cell = tiling.cell_pixels(self.config)
+        cell = self.config.cell_pixels
         grid = tiling.message_grid(message.reshape(-1).float(), self.config, work.shape[2] // cell,
                                    work.shape[3] // cell)[0, 0]
         residual = choose_shaping(self.decoder, raw, grid, tiling.cells(self.config), self.config.grid_size,

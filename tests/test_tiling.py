@@ -20,7 +20,7 @@ DEFAULT = NetworkConfig(128, 256, channels=32, blocks=2)
 def test_a_tile_is_the_message_grid_and_a_pilot_row_and_column():
     bits = torch.from_numpy(np.random.default_rng(0).integers(0, 2, 256).astype(np.float32))
     one = tiling.tile(bits, DEFAULT)
-    assert one.shape == (17, 17) and tiling.tile_pixels(DEFAULT) == 136 and tiling.cell_pixels(DEFAULT) == 8
+    assert one.shape == (17, 17) and tiling.tile_pixels(DEFAULT) == 136 and DEFAULT.cell_pixels == 8
     assert torch.equal(one[:16, :16].reshape(-1), bits)  # row by row, as the plain networks lay bits out
     mask = tiling.pilot_mask(DEFAULT)
     assert mask.sum() == 33 and mask[16].all() and mask[:16, 16].all() and not mask[:16, :16].any()

@@ -59,6 +59,11 @@ class NetworkConfig:
         return self.diffusion_size if self.diffusion else math.isqrt(self.message_length)
 
     @property
+    def cell_pixels(self) -> int:
+        """A message cell's side in pixels at the model's scale (the decoder's total stride)."""
+        return self.image_size // self.grid_size
+
+    @property
     def upsamplings(self) -> int:
         """k: how many stride-2 stages lie between the message grid and the image."""
         H, L = self.image_size, self.message_length

@@ -21,7 +21,7 @@ class MessageProcessor(nn.Module):
         super().__init__()
         C, k, g = cfg.channels, cfg.upsamplings, cfg.grid_size
         self.grid = g
-        self.cell = cfg.image_size // g  # pixels of a cell at the model's scale
+        self.cell = cfg.cell_pixels
         # Diffusion block: a fully connected layer spreads every bit over the whole grid.
         self.diffuse = nn.Linear(cfg.message_length, g * g) if cfg.diffusion else None
         first_stack = 1 if cfg.diffusion else max(cfg.blocks - k, 1)
