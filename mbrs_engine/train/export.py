@@ -79,7 +79,8 @@ def export_run(run_dir: str | Path, out: str | Path, name: str, fp16: str = "aut
         training_data=config.data.train_dir,
         training={"steps": state["step"], "seed": config.seed, "method": config.method,
                   "target_psnr": config.target_psnr, "precision": config.precision,
-                  "batch_size": config.batch_size},
+                  "batch_size": config.batch_size,
+                  **({"stage2_noise": config.stage2_noise} if config.method != "mbrs" else {})},
         metrics={"validation": state.get("metrics") or (state.get("history") or [{}])[-1]},
         residual_psnr=config.target_psnr,
     )
