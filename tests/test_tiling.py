@@ -192,17 +192,19 @@ def test_a_reading_says_where_the_tiles_lie(shipped, marked_photo):
 
 def test_the_search_reads_its_likeliest_reading_again_over_every_tile_around(shipped):
     """Found over 2 x 2 tiles, the likeliest (phase, roll) is read again over every tile the crop holds (3 x 3
-    here), tried first: after JPEG 35 it has far fewer wrong bits."""
+    here), tried first: after JPEG 20 it has far fewer wrong bits."""
     import skimage.data
 
     photo = Image.fromarray(skimage.data.astronaut()).resize((1400, 1400), Image.Resampling.BICUBIC)
     bits = np.random.default_rng(5).integers(0, 2, 256)
-    attacked = apply_chain(shipped.embed_bits(photo, bits).crop((130, 77, 1330, 1237)), parse_chain("jpeg:35"))
+    attacked = apply_chain(shipped.embed_bits(photo, bits).crop((130, 77, 1330, 1237)), parse_chain("jpeg:20"))
     lattice = tiling.rule_lattice(1400, 1400, shipped.config)  # a crop keeps the tiles' size: 350 px
     readings = next(tiling.search(shipped.decoder, attacked, shipped.config, [lattice]))
     assert len(readings) == tiling.CANDIDATES + 1 and readings[0].offset in [r.offset for r in readings[1:]]
     wrong = [int(((r.soft > 0.5) != bits).sum()) for r in readings]
-    assert wrong[0] <= 3 and min(wrong[1:]) >= 8, wrong  # measured: 1, and 11 at best
+    # measured: 1, and 10 at best (release 3's decoder: 1 and 11 after JPEG 35; release 4's reads 2 x 2 tiles
+    # after JPEG 35 with 1 wrong bit already)
+    assert wrong[0] <= 3 and min(wrong[1:]) >= 8, wrong
 
 
 def test_a_small_photo_s_crop_enlarged_is_found_from_a_coarser_copy(shipped):
