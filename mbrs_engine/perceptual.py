@@ -67,8 +67,8 @@ class Shaping:
 #: (:mod:`mbrs_engine.shaping_check`): capped at 0.7, 1, 1.5 and 2.5 just-noticeable differences, then uncapped
 #: (2.5: smooth gradients that pass no tighter cap lose their worst spots; knee 3 uncapped is left out: it read
 #: and looked as cap 2.5 does on all but one of the evaluation photos; the first rung, then a bisection of the
-#: rest, cost 1 to 4 checks).  A cap of 0.5 was less visible still but cost crops of the held-out photos:
-#: docs/watermarking.md, "Visibility".
+#: rest, cost 1 to 4 checks).  A cap of 0.5 was less visible still but cost crops of the held-out photos (with
+#: release 4's decoder, crops and rotations of the samples): docs/watermarking.md, "Visibility".
 LADDER = (Shaping(cap=0.7), Shaping(cap=1.0), Shaping(cap=1.5), Shaping(cap=2.5), Shaping(6.0), None)
 
 
