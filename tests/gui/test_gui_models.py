@@ -7,7 +7,7 @@ from conftest import wait_idle
 
 from PySide6.QtWidgets import QMessageBox
 
-from mbrs_engine.model_files import default_model_name, user_models_dir
+from mbrs_engine.model_files import default_model_name, shipped_models_dir, user_models_dir
 
 
 def rows(tab) -> dict[str, list[str]]:
@@ -65,7 +65,9 @@ def test_the_shipped_default_shows_its_psnr_and_ber_and_a_user_model_can_be_remo
                                                                                      tiny_model_path):
     tab = window.models
     shipped = rows(tab)["default"]
-    assert shipped[6] == "40.0 dB" and shipped[7] == "0.92 %"  # from its recorded full-size evaluation
+    recorded = json.loads((shipped_models_dir() / "default.json").read_text())["metrics"]["full_size"]
+    # its recorded full-size evaluation (release 4: 41.1 dB, 1.56 %)
+    assert shipped[6] == f"{recorded['psnr']:.1f} dB" and shipped[7] == f"{100 * recorded['ber']['jpeg:50']:.2f} %"
     tab.table.selectRow(list(rows(tab)).index("default"))
     assert not tab.remove_button.isEnabled()  # shipped models stay
     lines = tab.details.toPlainText().splitlines()
