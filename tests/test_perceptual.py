@@ -107,8 +107,9 @@ def test_the_ladder_layer_shapes_and_caps_a_residual_as_embedding_does():
     kept = (capped - cover).pow(2).mean(dim=(0, 1)).sqrt() / shape(encoded - cover, Shaping()).pow(2).mean(
         dim=(0, 1)).sqrt()
     assert kept[:64].mean() < 0.8 and kept[64:].mean() > 0.99
-    batch = Ladder()(torch.stack([encoded] * 4), torch.stack([cover] * 4))
-    assert batch.shape == (4, 3, 64, 128)
+    batch = torch.stack([encoded] * 4).requires_grad_()
+    Ladder()(batch, torch.stack([cover] * 4)).sum().backward()   # usable when the encoder trains too
+    assert batch.grad is not None and batch.grad.abs().sum() > 0
 
 
 def test_wrong_message_bits_counts_the_folded_message_cells_only():

@@ -32,14 +32,15 @@ class Ladder(NoiseLayer):
 
     @staticmethod
     def shape_one(encoded: torch.Tensor, cover: torch.Tensor, rung: Shaping | None) -> torch.Tensor:
-        """One image (3, h, w) with its residual shaped by ``rung`` (None: unchanged)."""
-        with torch.no_grad():
-            residual = shape(encoded - cover, rung)
-            if rung is not None and rung.cap is not None:
+        """One image (3, h, w) with its residual shaped by ``rung`` (None: unchanged).  The gradient reaches
+        ``encoded`` through the soft clip and the cap's gain (the gain itself is held constant)."""
+        residual = shape(encoded - cover, rung)
+        if rung is not None and rung.cap is not None:
+            with torch.no_grad():
                 lab = to_lab(((cover + 1) / 2)[None])
                 seen = map_from_lab(lab, to_lab(((cover + residual + 1) / 2)[None]) - lab)[0, 0]
-                residual = residual * cap_gain(seen, rung.cap)
-            return cover + residual
+            residual = residual * cap_gain(seen, rung.cap)
+        return cover + residual
 
     def spec(self) -> str:
         return "Ladder()"
