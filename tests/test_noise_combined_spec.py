@@ -166,6 +166,7 @@ ROUND_TRIP = [
     "Combined([Identity(),Crop(0.5)], seed=3, weights=[1.0,2.0])",
     "Combined([Identity(),Combined([Crop(0.1),Dropout(0.5)])])",
     "Chain([Ladder(),Jitter(1.0, 0.5, 0.01)])",
+    "Chain([Ladder(caps=[0.7,1.0]),RealJpeg(30)])",
 ]
 JPEG_ROUND_TRIP = [
     "Jpeg(50)", "RealJpeg(50)", "RealJpeg(90, subsampling='4:4:4')", 'RealJpeg(50, gradient="straight-through")',

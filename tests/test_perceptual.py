@@ -112,6 +112,23 @@ def test_the_ladder_layer_shapes_and_caps_a_residual_as_embedding_does():
     assert batch.grad is not None and batch.grad.abs().sum() > 0
 
 
+def test_a_ladder_of_caps_draws_only_those_capped_rungs():
+    """Ladder(caps=[c]) caps every image at c (as Shaping(cap=c) does); the default draws the embedding ladder."""
+    from mbrs_engine.noise import Ladder
+    from mbrs_engine.perceptual import LADDER
+
+    gen = torch.Generator().manual_seed(1)
+    cover = torch.rand(3, 32, 32, generator=gen) * 0.2 - 0.1          # nearly flat: every cap takes energy
+    encoded = cover + torch.randn(3, 32, 32, generator=gen) * 0.06
+    expected = Ladder.shape_one(encoded, cover, Shaping(cap=0.7))
+    out = Ladder(caps=[0.7])(torch.stack([encoded] * 3), torch.stack([cover] * 3))
+    assert all(torch.allclose(o, expected, atol=1e-6) for o in out)
+    assert Ladder().rungs == LADDER and Ladder(caps=[0.7, 1]).rungs == (Shaping(cap=0.7), Shaping(cap=1.0))
+    for bad in ([], [0.0], [-1.0], 0.7):
+        with pytest.raises(ValueError):
+            Ladder(caps=bad)
+
+
 def test_wrong_message_bits_counts_the_folded_message_cells_only():
     from mbrs_engine.shaping_check import wrong_message_bits
 
