@@ -202,9 +202,10 @@ def test_the_search_reads_its_likeliest_reading_again_over_every_tile_around(shi
     readings = next(tiling.search(shipped.decoder, attacked, shipped.config, [lattice]))
     assert len(readings) == tiling.CANDIDATES + 1 and readings[0].offset in [r.offset for r in readings[1:]]
     wrong = [int(((r.soft > 0.5) != bits).sum()) for r in readings]
-    # measured (release 5): 1, and 9 at best (release 3's decoder: 1 and 11 after JPEG 35; releases 4 and 5
-    # read 2 x 2 tiles after JPEG 35 with at most 1 wrong bit already)
-    assert wrong[0] <= 3 and min(wrong[1:]) >= 8, wrong
+    # measured (release 5, AMD EPYC): 1, and 9 at best (release 3's decoder: 1 and 11 after JPEG 35; releases 4
+    # and 5 read 2 x 2 tiles after JPEG 35 with at most 1 wrong bit already); the margin is on the difference, so
+    # a bit flipped either way by another processor's float rounding does not fail it
+    assert wrong[0] <= 3 and min(wrong[1:]) >= wrong[0] + 5, wrong
 
 
 def test_a_small_photo_s_crop_enlarged_is_found_from_a_coarser_copy(shipped):
