@@ -97,7 +97,8 @@ _ENTRIES = (
     _Entry("GaussianBlur", GaussianBlur, "Gaussian filter of standard deviation sigma pixels", ("GF",)),
     _Entry("GaussianNoise", GaussianNoise, "additive Gaussian noise, std in 8-bit levels", ("Noise",)),
     _Entry("BrightnessContrast", BrightnessContrast, "out = x * contrast + 2 * brightness, clamped"),
-    _Entry("Ladder", Ladder, "each residual shaped as embedding shapes it, by a rung of the ladder (or of caps) drawn per image"),
+    _Entry("Ladder", Ladder,
+           "each residual shaped as embedding shapes it, by a rung of the ladder (or of the caps given) per image"),
     _Entry("Combined", Combined, "one of the listed layers at random for each mini-batch (MBRS)"),
     _Entry("Chain", Chain, "the listed layers one after the other on every mini-batch"),
 )
