@@ -19,7 +19,6 @@ candidate is compared on the same residuals.  Without photos it says so and exit
 from __future__ import annotations
 
 import argparse
-import math
 import warnings
 from pathlib import Path
 
@@ -30,7 +29,6 @@ from PIL import Image  # noqa: E402
 
 from mbrs_engine import payload, tiling  # noqa: E402
 from mbrs_engine.imageio import ModeWarning, list_images, open_image  # noqa: E402
-from mbrs_engine.metrics import psnr_to_mse  # noqa: E402
 from mbrs_engine.perceptual import Shaping  # noqa: E402
 from mbrs_engine.shaping_check import CAPPED_CHECK_ERRORS, CAPPED_CHECK_QUALITY, rung, wrong_bits_after_jpeg  # noqa
 
@@ -38,16 +36,13 @@ MESSAGES = ("© Bench 2026", "Check #2 text")
 
 
 def check_errors(wm: Watermarker, rgb: Image.Image, text: str, caps: list[float], psnr: float) -> list[int] | None:
-    """The check's wrong bits for each cap, of ``text`` embedded in ``rgb`` by ``wm`` (None: not tiled)."""
+    """The check's wrong bits for each cap, of ``text`` embedded in ``rgb`` by ``wm`` at ``psnr`` (None: not
+    tiled)."""
     size = tiling.working_size(rgb.width, rgb.height, wm.config)
     if size is None:
         return None
     message = torch.as_tensor(payload.encode_text(text, wm.message_length, None)).float()
-    work = tiling.working_copy(rgb, size)
-    raw = tiling.tiled_residual(wm.encoder, work, message, wm.config)
-    cell = wm.config.cell_pixels
-    grid = tiling.message_grid(message.reshape(-1), wm.config, work.shape[2] // cell, work.shape[3] // cell)[0, 0]
-    amplitude = math.sqrt(psnr_to_mse(psnr)) * 2.0 / 255.0
+    raw, grid, amplitude = wm.tiled_raw(rgb, message, size, psnr)
     maps: dict = {}
     return [wrong_bits_after_jpeg(wm.decoder, rgb, rung(raw, Shaping(cap=c), amplitude, rgb, maps), grid,
                                   tiling.cells(wm.config), wm.config.grid_size, CAPPED_CHECK_QUALITY) for c in caps]

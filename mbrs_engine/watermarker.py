@@ -277,18 +277,26 @@ class Watermarker:
         return tiling.working_size(*rgb.size, self.config) if use else None
 
     @torch.inference_mode()
-    def _prepare_tiled(self, rgb: Image.Image, alpha, message: torch.Tensor, size) -> "PreparedEmbedding":
-        """The tiled residual on the working copy, shaped (:mod:`mbrs_engine.shaping_check` picks how strongly),
-        in 8-bit levels; saved at :meth:`strength_psnr` when the model has one (else at ``residual_psnr`` when
-        set, else as strong as the encoder gives it).  No refinement."""
+    def tiled_raw(self, rgb: Image.Image, message: torch.Tensor, size, psnr: float | None = None):
+        """The encoder's tiled residual (3, h, w) on the working copy of ``size`` of ``rgb``, unshaped, with the
+        (rows, cols) grid of message and pilot cells it carries and the rms amplitude ([-1, 1] units) it is saved
+        at: that of ``psnr``, else of :meth:`strength_psnr`, else of ``residual_psnr``, else as strong as the
+        encoder gives it."""
         work = tiling.working_copy(rgb, size).to(self.device)
         raw = tiling.tiled_residual(self.encoder, work, message, self.config).to(self.device)
-        psnr = self.strength_psnr(1.0) or self.residual_psnr
+        psnr = psnr or self.strength_psnr(1.0) or self.residual_psnr
         # the residual's rms in [-1, 1] units (one 8-bit level = 2/255)
         amplitude = math.sqrt(psnr_to_mse(psnr)) * 2.0 / 255.0 if psnr is not None else float(raw.pow(2).mean().sqrt())
         cell = self.config.cell_pixels
         grid = tiling.message_grid(message.reshape(-1).float(), self.config, work.shape[2] // cell,
                                    work.shape[3] // cell)[0, 0]
+        return raw, grid, amplitude
+
+    @torch.inference_mode()
+    def _prepare_tiled(self, rgb: Image.Image, alpha, message: torch.Tensor, size) -> "PreparedEmbedding":
+        """The tiled residual on the working copy (:meth:`tiled_raw`), shaped (:mod:`mbrs_engine.shaping_check`
+        picks how strongly), in 8-bit levels.  No refinement."""
+        raw, grid, amplitude = self.tiled_raw(rgb, message, size)
         residual = choose_shaping(self.decoder, raw, grid, tiling.cells(self.config), self.config.grid_size,
                                   self.shapings, amplitude, rgb)
         target = self.strength_psnr(1.0)
