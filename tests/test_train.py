@@ -13,6 +13,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from mbrs_engine.nets import NetworkConfig
+from mbrs_engine.noise import Identity
 from mbrs_engine.train.config import OptimConfig
 from mbrs_engine.train import PRESETS, TrainConfig, Trainer, apply_overrides, parse_budget, preset
 from mbrs_engine.train.data import ImageSource, StreamSampler, TrainImages, scan_images, split_paths
@@ -340,6 +341,37 @@ def test_init_from_a_checkpoint_or_an_exported_model(photo_dir, tmp_path):
     wrong = tiny_config(photo_dir, steps=1, init_from=str(json_path), network=NetworkConfig(32, 16, channels=8))
     with pytest.raises(ValueError, match="does not fit"):
         Trainer(wrong, tmp_path / "wrong").run()
+
+
+def test_a_frozen_encoder_marks_its_share_of_the_batch_and_never_changes(photo_dir, tmp_path):
+    """frozen_encoder: the first round(share x batch) images are marked by that encoder (eval mode, no gradient),
+    the rest by the encoder in training; training leaves the frozen one as loaded."""
+    Trainer(tiny_config(photo_dir, steps=3), tmp_path / "old").run()
+    old = torch.load(tmp_path / "old" / "last.ckpt", weights_only=True)["encoder"]
+    cfg = tiny_config(photo_dir, steps=2, frozen_encoder=str(tmp_path / "old" / "last.ckpt"), frozen_share=0.25)
+    trainer = Trainer(cfg, tmp_path / "new")
+    trainer._build()
+    pipeline = trainer.pipeline
+    assert pipeline.frozen_count == 2 and not pipeline.frozen.training
+    assert all(torch.equal(pipeline.frozen.state_dict()[k], v) for k, v in old.items())
+    cover = torch.rand(8, 3, 32, 32) * 2 - 1
+    message = torch.randint(0, 2, (8, 16)).float()
+    trainer.encoder.eval()
+    with torch.no_grad():
+        encoded, _ = pipeline(cover, message, Identity(), None)
+        assert torch.allclose(encoded[:2], pipeline.frozen(cover[:2], message[:2]))
+        assert torch.allclose(encoded[2:], trainer.encoder(cover[2:], message[2:]))
+    trainer.encoder.train()
+    trainer.run()
+    frozen = trainer.pipeline.frozen
+    assert trainer.step == 2 and not frozen.training
+    assert all(torch.equal(frozen.state_dict()[k], v) for k, v in old.items())
+    with pytest.raises(ValueError, match="frozen_share"):
+        tiny_config(photo_dir, frozen_encoder="x.ckpt", frozen_share=0.05).validate()   # 0.4 of an image of 8
+    wrong = tiny_config(photo_dir, frozen_encoder=str(tmp_path / "old" / "last.ckpt"),
+                        network=NetworkConfig(32, 16, channels=8))
+    with pytest.raises(ValueError, match="does not fit"):
+        Trainer(wrong, tmp_path / "wrong")._build()
 
 
 def test_auto_cache_lives_in_the_user_cache_folder(tmp_path):

@@ -72,6 +72,8 @@ class TrainConfig:
     method: str = "mbrs"           # mbrs | tsr | tsr-s (two-stage; stage 2 trains the decoder on stage2_noise)
     stage1_fraction: float = 0.5   # two-stage methods: share of the steps in stage 1
     stage2_noise: str = "RealJpeg(50)"
+    frozen_encoder: str = ""       # a .ckpt or exported model whose encoder, frozen, marks a share of each batch ...
+    frozen_share: float = 0.25     # ... this share: the decoder keeps reading what that encoder marked
     loss: LossConfig = field(default_factory=LossConfig)
     target_psnr: float | None = None        # rescale each image's residual to this PSNR (dB)
     target_psnr_start: float | None = None  # if set: schedule linearly from this PSNR to target_psnr ...
@@ -104,6 +106,9 @@ class TrainConfig:
         if self.method != "mbrs":
             parse_noise(self.stage2_noise)
         parse_budget(self.budget)
+        if self.frozen_encoder and not (0 < self.frozen_share < 1 and round(self.frozen_share * self.batch_size) >= 1):
+            raise ValueError(f"frozen_share must be in (0, 1) and mark at least one image of the batch of "
+                             f"{self.batch_size}, got {self.frozen_share}")
         return self
 
     def to_dict(self) -> dict:
@@ -118,6 +123,7 @@ class TrainConfig:
             return str((base / Path(text).expanduser()).resolve()) if text else text
         data = self.to_dict()
         data["init_from"] = absolute(data["init_from"])
+        data["frozen_encoder"] = absolute(data["frozen_encoder"])
         for key in ("train_dir", "val_dir"):
             data["data"][key] = absolute(data["data"][key])
         if data["data"]["cache_dir"] != "auto":

@@ -83,15 +83,23 @@ def _ignore_stop_signals(_worker_id: int) -> None:
 
 
 class WatermarkPipeline(nn.Module):
-    """Encoder -> (residual rescaling) -> noise -> decoder, as one module so DDP sees a single forward."""
+    """Encoder -> (residual rescaling) -> noise -> decoder, as one module so DDP sees a single forward.
+    With a ``frozen`` encoder, the first ``frozen_count`` images of the batch are marked by it instead (no
+    gradient reaches it): the decoder learns to read both encoders' marks."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, frozen: nn.Module | None = None,
+                 frozen_count: int = 0):
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
+        self.frozen, self.frozen_count = frozen, frozen_count if frozen is not None else 0
 
     def forward(self, cover, message, noise, target_psnr: float | None, train_encoder: bool = True):
+        k = self.frozen_count
         with contextlib.nullcontext() if train_encoder else torch.no_grad():
-            encoded = self.encoder(cover, message)
+            encoded = self.encoder(cover[k:], message[k:])
+        if k:
+            with torch.no_grad():
+                encoded = torch.cat([self.frozen(cover[:k], message[:k]).to(encoded.dtype), encoded])
         if target_psnr is not None:
             residual = encoded.float() - cover.float()
             encoded = cover.float() + residual_scale_for_psnr(residual, target_psnr) * residual
@@ -167,7 +175,9 @@ class Trainer:
         encoder, decoder, adversary = (m.to(self.device, memory_format=fmt) for m in build_from_config(cfg.network))
         self.encoder, self.decoder, self.adversary = encoder, decoder, adversary
         two_stage = cfg.method != "mbrs"
-        self.pipeline = wrap(WatermarkPipeline(encoder, decoder), self.world, self.device, find_unused=two_stage)
+        frozen = self._frozen_encoder()
+        self.pipeline = wrap(WatermarkPipeline(encoder, decoder, frozen, round(cfg.frozen_share * cfg.batch_size)),
+                             self.world, self.device, find_unused=two_stage)
         self.adversary_ddp = wrap(adversary, self.world, self.device)
         self.opt_g = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=cfg.optim.lr)
         self.opt_a = torch.optim.Adam(adversary.parameters(), lr=cfg.optim.lr)
@@ -228,6 +238,20 @@ class Trainer:
             ckpt.set_rng_state(state["rng"])
         self.step, self.best_ber = state["step"], state["best_ber"]
         self.elapsed_before, self.history = state["elapsed"], list(state["history"])
+
+    def _frozen_encoder(self) -> nn.Module | None:
+        """``frozen_encoder``'s encoder, in eval mode and without gradients (None when not set)."""
+        source = self.config.frozen_encoder
+        if not source:
+            return None
+        encoder = build_from_config(self.config.network)[0]
+        try:
+            encoder.load_state_dict(ckpt.load_network_weights(Path(source))["encoder"])
+        except RuntimeError as exc:
+            raise ValueError(f"frozen_encoder {source!r} does not fit network {self.config.network}: "
+                             f"{str(exc).strip().splitlines()[0]}") from None
+        encoder.requires_grad_(False)
+        return encoder.to(self.device, memory_format=self.fmt).eval()
 
     def _init_networks(self, source: str) -> None:
         """Warm start: the networks of a checkpoint or an exported model (an exported model has no
