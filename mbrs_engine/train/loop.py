@@ -239,32 +239,35 @@ class Trainer:
         self.step, self.best_ber = state["step"], state["best_ber"]
         self.elapsed_before, self.history = state["elapsed"], list(state["history"])
 
+    @contextlib.contextmanager
+    def _weights_must_fit(self, setting: str, source: str):
+        """Weights that do not fit the network (a ``load_state_dict`` error) as a ValueError naming the setting."""
+        try:
+            yield
+        except RuntimeError as exc:
+            raise ValueError(f"{setting} {source!r} does not fit network {self.config.network}: "
+                             f"{str(exc).strip().splitlines()[0]}") from None
+
     def _frozen_encoder(self) -> nn.Module | None:
         """``frozen_encoder``'s encoder, in eval mode and without gradients (None when not set)."""
         source = self.config.frozen_encoder
         if not source:
             return None
         encoder = build_from_config(self.config.network)[0]
-        try:
+        with self._weights_must_fit("frozen_encoder", source):
             encoder.load_state_dict(ckpt.load_network_weights(Path(source))["encoder"])
-        except RuntimeError as exc:
-            raise ValueError(f"frozen_encoder {source!r} does not fit network {self.config.network}: "
-                             f"{str(exc).strip().splitlines()[0]}") from None
         encoder.requires_grad_(False)
         return encoder.to(self.device, memory_format=self.fmt).eval()
 
     def _init_networks(self, source: str) -> None:
         """Warm start: the networks of a checkpoint or an exported model (an exported model has no
         adversary: it starts fresh).  The step, optimiser and schedules start from zero."""
-        try:
+        with self._weights_must_fit("init_from", source):
             state = ckpt.load_network_weights(Path(source))
             self.encoder.load_state_dict(state["encoder"])
             self.decoder.load_state_dict(state["decoder"])
             if "adversary" in state:
                 self.adversary.load_state_dict(state["adversary"])
-        except RuntimeError as exc:
-            raise ValueError(f"init_from {source!r} does not fit network {self.config.network}: "
-                             f"{str(exc).strip().splitlines()[0]}") from None
         self._emit("stage", message=f"networks initialised from {source}")
 
     def save_checkpoint(self) -> None:
