@@ -34,7 +34,8 @@ def load(name: str) -> Watermarker:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--marked-by", default="default", help="model name or .json path that embeds")
-    parser.add_argument("--read-by", nargs="*", default=[], help="model names or .json paths that decode (the marker reads too)")
+    parser.add_argument("--read-by", nargs="*", default=[],
+                        help="model names or .json paths that decode (the marker reads too)")
     parser.add_argument("--photos", default="data/eval-photos", help="folder of photos never used for training")
     parser.add_argument("--long-side", type=int, help="shrink larger photos to this long side first")
     args = parser.parse_args()
