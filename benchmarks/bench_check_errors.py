@@ -32,6 +32,8 @@ from mbrs_engine.imageio import ModeWarning, list_images, open_image  # noqa: E4
 from mbrs_engine.perceptual import Shaping  # noqa: E402
 from mbrs_engine.shaping_check import CAPPED_CHECK_ERRORS, CAPPED_CHECK_QUALITY, rung, wrong_bits_after_jpeg  # noqa
 
+from bench_visibility import shrunk  # noqa: E402
+
 MESSAGES = ("© Bench 2026", "Check #2 text")
 
 
@@ -66,10 +68,7 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ModeWarning)
         for path in photos:
-            rgb = open_image(path).convert("RGB")
-            if args.long_side and max(rgb.size) > args.long_side:
-                s = args.long_side / max(rgb.size)
-                rgb = rgb.resize((round(rgb.width * s), round(rgb.height * s)), Image.Resampling.LANCZOS)
+            rgb = shrunk(open_image(path).convert("RGB"), args.long_side)
             for text in MESSAGES:
                 rows = [check_errors(wm, rgb, text, args.caps, wm.strength_psnr(1.0) or psnr) for wm in models]
                 if rows[0] is None:

@@ -106,10 +106,15 @@ class TrainConfig:
         if self.method != "mbrs":
             parse_noise(self.stage2_noise)
         parse_budget(self.budget)
-        if self.frozen_encoder and not (0 < self.frozen_share < 1 and round(self.frozen_share * self.batch_size) >= 1):
+        if self.frozen_encoder and not (0 < self.frozen_share < 1 and self.frozen_count >= 1):
             raise ValueError(f"frozen_share must be in (0, 1) and mark at least one image of the batch of "
                              f"{self.batch_size}, got {self.frozen_share}")
         return self
+
+    @property
+    def frozen_count(self) -> int:
+        """How many images of each batch ``frozen_encoder`` marks (0 when it is not set)."""
+        return round(self.frozen_share * self.batch_size) if self.frozen_encoder else 0
 
     def to_dict(self) -> dict:
         return asdict(self)

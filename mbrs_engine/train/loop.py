@@ -91,7 +91,7 @@ class WatermarkPipeline(nn.Module):
                  frozen_count: int = 0):
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
-        self.frozen, self.frozen_count = frozen, frozen_count if frozen is not None else 0
+        self.frozen, self.frozen_count = frozen, frozen_count
 
     def forward(self, cover, message, noise, target_psnr: float | None, train_encoder: bool = True):
         k = self.frozen_count
@@ -175,8 +175,7 @@ class Trainer:
         encoder, decoder, adversary = (m.to(self.device, memory_format=fmt) for m in build_from_config(cfg.network))
         self.encoder, self.decoder, self.adversary = encoder, decoder, adversary
         two_stage = cfg.method != "mbrs"
-        frozen = self._frozen_encoder()
-        self.pipeline = wrap(WatermarkPipeline(encoder, decoder, frozen, round(cfg.frozen_share * cfg.batch_size)),
+        self.pipeline = wrap(WatermarkPipeline(encoder, decoder, self._frozen_encoder(), cfg.frozen_count),
                              self.world, self.device, find_unused=two_stage)
         self.adversary_ddp = wrap(adversary, self.world, self.device)
         self.opt_g = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=cfg.optim.lr)
