@@ -64,12 +64,12 @@ class Shaping:
 
 
 #: Shapings from least visible to none: a tiled watermark takes the first that still reads after a JPEG check
-#: (:mod:`mbrs_engine.shaping_check`): capped at 0.7, 1, 1.5 and 2.5 just-noticeable differences, then uncapped
-#: (2.5: smooth gradients that pass no tighter cap lose their worst spots; knee 3 uncapped is left out: it read
-#: and looked as cap 2.5 does on all but one of the evaluation photos; the first rung, then a bisection of the
-#: rest, cost 1 to 4 checks).  A cap of 0.5 was less visible still but cost crops of the held-out photos (with
-#: release 4's decoder, crops and rotations of the samples): docs/watermarking.md, "Visibility".
-LADDER = (Shaping(cap=0.7), Shaping(cap=1.0), Shaping(cap=1.5), Shaping(cap=2.5), Shaping(6.0), None)
+#: (:mod:`mbrs_engine.shaping_check`): capped at 1, 1.3, 1.7 and 2.5 just-noticeable differences, then uncapped
+#: (2.5: smooth gradients that pass no tighter cap lose their worst spots; the first rung, then a bisection of the
+#: rest, cost 1 to 4 checks).  The caps are in the units of the visibility map fitted region by region
+#: (docs/watermarking.md, "Visibility"); a lower first cap was less visible but cost crops (of the held-out
+#: photos, and with release 4's decoder of the samples).
+LADDER = (Shaping(cap=1.0), Shaping(cap=1.3), Shaping(cap=1.7), Shaping(cap=2.5), Shaping(6.0), None)
 
 
 def luma(residual: torch.Tensor) -> torch.Tensor:
