@@ -49,6 +49,8 @@ from mbrs_engine.train import scan_images  # noqa: E402
 from mbrs_engine.train.data import split_paths  # noqa: E402
 from mbrs_engine.visibility import DEFAULT_MODEL, VisibilityModel, lab_difference, map_from_lab  # noqa: E402
 
+from bench_visibility import shrunk  # noqa: E402
+
 CHANGES = ("default", "unshaped", "jpeg90")
 MESSAGE = "© Bench 2026"
 FIT_PHOTOS, SEED = 14, 1
@@ -120,9 +122,7 @@ def regions(label: str, photos: list[Path], cache: Path, long_side: int) -> list
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for path in photos:
-            photo = open_image(path).convert("RGB")
-            if max(photo.size) > long_side:
-                photo.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
+            photo = shrunk(open_image(path).convert("RGB"), long_side)
             stem = cache / f"{label}-{path.stem}"
             original = Path(f"{stem}-original.png")
             if not original.exists():
@@ -151,7 +151,13 @@ def regions(label: str, photos: list[Path], cache: Path, long_side: int) -> list
 
         with ThreadPoolExecutor(2) as pool:  # butteraugli runs as its own process
             list(pool.map(score, jobs))
-    return [(a, b, *json.loads(r.read_text()).values()) for a, b, r in out]
+    records = [json.loads(r.read_text()) for _, _, r in out]
+    return [(a, b, rec["windows"], rec["butteraugli"]) for (a, b, _), rec in zip(out, records)]
+
+
+def _spread(d: np.ndarray) -> float:
+    """The rms of log ratios about their mean."""
+    return float(np.sqrt(np.mean((d - d.mean()) ** 2)))
 
 
 class Scorer:
@@ -179,14 +185,13 @@ class Scorer:
 
     def error(self, model: VisibilityModel) -> float:
         """The rms of the log ratio to butteraugli once one common gain is taken out."""
-        d = self.logs(model) - self.truth
-        return float(np.sqrt(np.mean((d - d.mean()) ** 2)))
+        return _spread(self.logs(model) - self.truth)
 
     def report(self, model: VisibilityModel, label: str) -> None:
         logs = self.logs(model) + math.log(model.scale)
         d = logs - self.truth
         ranks = lambda v: np.argsort(np.argsort(v))  # noqa: E731
-        print(f"{label}: {len(logs)} regions, rms log error {np.sqrt(np.mean((d - d.mean()) ** 2)):.3f} (common "
+        print(f"{label}: {len(logs)} regions, rms log error {_spread(d):.3f} (common "
               f"gain off by {math.exp(-d.mean()):.2f}), Pearson (log) {np.corrcoef(logs, self.truth)[0, 1]:.3f}, "
               f"Spearman {np.corrcoef(ranks(logs), ranks(self.truth))[0, 1]:.3f}")
         print("    figure / butteraugli, median: " + ", ".join(

@@ -189,8 +189,9 @@ def test_the_check_keeps_a_visibility_cap_on_a_photo_and_drops_it_on_grass():
 
     wm = Watermarker.from_pretrained()
     bits = torch.as_tensor(payload.encode_text("© Jane Doe", wm.message_length, None)).float()
-    capped = sum(shaping is not None and shaping.cap is not None for shaping in LADDER)
-    assert [shaping is not None and shaping.cap is not None for shaping in LADDER] == [True] * capped + [False] * 2
+    flags = [shaping is not None and shaping.cap is not None for shaping in LADDER]
+    capped = sum(flags)
+    assert flags == [True] * capped + [False] * 2
     chosen = {}
     for name in ("coffee", "grass"):
         photo = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
