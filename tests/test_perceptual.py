@@ -204,3 +204,26 @@ def test_the_check_keeps_a_visibility_cap_on_a_photo_and_drops_it_on_grass():
         assert float(picked.pow(2).mean().sqrt()) <= 0.02 * 1.001  # a cap only takes energy away
         chosen[name] = next(i for i, rung in enumerate(rungs) if torch.allclose(picked, rung))
     assert chosen["coffee"] < capped <= chosen["grass"]  # a visibility cap; none
+
+
+def test_a_capped_embedding_is_saved_as_checked_and_an_uncapped_one_at_the_budget():
+    """The shipped model: coffee takes a capped rung and is saved exactly as the check read it (no louder: the
+    cap and the rounding raise its PSNR above the budget); grass takes an uncapped one, scaled to the budget."""
+    import skimage.data
+
+    from mbrs_engine import Watermarker
+    from mbrs_engine.metrics import image_psnr
+    from mbrs_engine.resampling import add_residual
+
+    wm = Watermarker.from_pretrained()
+    budget = wm.strength_psnr(1.0)
+    for name, capped in (("coffee", True), ("grass", False)):
+        photo = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+        prepared = wm.prepare(photo, "© Jane Doe")
+        marked = prepared.render(1.0)
+        measured = image_psnr(photo, marked)
+        if capped:
+            assert measured > budget + 0.5
+            assert np.array_equal(np.asarray(marked), np.asarray(add_residual(photo, prepared.residual)))
+        else:
+            assert budget <= measured <= budget + 0.1
