@@ -216,40 +216,22 @@ def _toward_window(factor: float, measured: float, target: float, tolerance: flo
     return factor * 10.0 ** ((measured - target - tolerance / 2) / 20.0)
 
 
-def _sampled_rows(rgb: Image.Image, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every :data:`SAMPLE_ROW_STRIDE`-th row of ``rgb`` and of the residual upscaled to it, (n, width, 3) each."""
-    rows = torch.arange(SAMPLE_ROW_STRIDE // 2, rgb.height, SAMPLE_ROW_STRIDE)
-    return (torch.from_numpy(np.asarray(rgb)[rows.numpy()]).float(),
-            upscaled_rows(residual, rgb.width, rgb.height, rows))
-
-
-def _rows_psnr(original: torch.Tensor, residual_rows: torch.Tensor) -> float:
-    """The PSNR of the rows ``original`` plus ``residual_rows`` rounded and clipped to 8 bits."""
-    change = (original + residual_rows.round()).clamp_(0.0, 255.0) - original
-    return mse_to_psnr(float(change.square().mean()))
-
-
 def _sampled_factor(rgb: Image.Image, residual: torch.Tensor, target: float, tolerance: float) -> float:
     """The factor that puts ``add_residual(rgb, factor * residual)`` in the PSNR window, estimated on rows
     spread over a large photo (1 for a photo of at most :data:`SAMPLED_PSNR_PIXELS`: no estimate)."""
     if rgb.width * rgb.height <= SAMPLED_PSNR_PIXELS:
         return 1.0
-    (original, residual_rows), factor = _sampled_rows(rgb, residual), 1.0
+    rows = torch.arange(SAMPLE_ROW_STRIDE // 2, rgb.height, SAMPLE_ROW_STRIDE)
+    original = torch.from_numpy(np.asarray(rgb)[rows.numpy()]).float()
+    residual_rows, factor = upscaled_rows(residual, rgb.width, rgb.height, rows), 1.0
     for _ in range(6):
-        measured = _rows_psnr(original, residual_rows * factor)
+        change = (original + (residual_rows * factor).round()).clamp_(0.0, 255.0) - original
+        measured = mse_to_psnr(float(change.square().mean()))
         # the middle of the window: the whole photo measures a little differently
         if abs(measured - target - tolerance / 2) <= tolerance / 4:
             break
         factor = _toward_window(factor, measured, target, tolerance)
     return factor
-
-
-def rendered_psnr(rgb: Image.Image, residual: torch.Tensor) -> float:
-    """The PSNR of ``add_residual(rgb, residual)`` (residual in 8-bit levels): measured on a photo of at most
-    :data:`SAMPLED_PSNR_PIXELS`, estimated on rows spread over a larger one."""
-    if rgb.width * rgb.height <= SAMPLED_PSNR_PIXELS:
-        return image_psnr(rgb, add_residual(rgb, residual))
-    return _rows_psnr(*_sampled_rows(rgb, residual))
 
 
 def render_at_psnr(rgb: Image.Image, residual: torch.Tensor, target: float, tolerance: float = 0.1) -> Image.Image:

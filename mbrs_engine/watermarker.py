@@ -54,7 +54,7 @@ from .payload import DEFAULT_THRESHOLD, DecodeResult
 from .perceptual import LADDER, Shaping
 from .shaping_check import choose_shaping
 from .pixels import pil_to_tensor
-from .refinement import Progress, RefineConfig, refine_residual, render_at_psnr, rendered_psnr
+from .refinement import Progress, RefineConfig, refine_residual, render_at_psnr
 from .resampling import add_residual, to_model_size
 
 MAX_STRENGTH = 10.0
@@ -300,13 +300,7 @@ class Watermarker:
         residual = choose_shaping(self.decoder, raw, grid, tiling.cells(self.config), self.config.grid_size,
                                   self.shapings, amplitude, rgb)
         capped = float(residual.pow(2).mean().sqrt()) < 0.999 * amplitude  # a visibility cap took energy away
-        residual, target = residual.cpu() * 127.5, self.strength_psnr(1.0)
-        if target is not None and capped:
-            # rendered as checked: the cap and the rounding to 8 bits (which drops a capped residual's many small
-            # values) raise the PSNR, and scaling back to the budget raised the visibility map 3-24 % above what
-            # was checked (docs/watermarking.md, "Visibility"); an uncapped one is scaled to the budget, clipping too
-            target = max(target, rendered_psnr(rgb, residual))
-        return PreparedEmbedding(rgb, alpha, residual, target)
+        return PreparedEmbedding(rgb, alpha, residual.cpu() * 127.5, self.strength_psnr(1.0), as_checked=capped)
 
     def prepare(self, img: Image.Image, text: str, key: str | None = None, refine: bool | RefineConfig = True,
                 progress: Progress | None = None, tiled: bool | None = None) -> "PreparedEmbedding":
@@ -476,11 +470,17 @@ class PreparedEmbedding:
     of the refined or tiled image at strength 1 (None: unrefined).  Unrefined, strength s adds ``s * residual`` upscaled
     to the image; refined, the refined residual is scaled so that the 8-bit
     image has ``target_psnr - 20 log10(s)`` dB (:func:`render_at_psnr`).
+    ``as_checked`` (tiles a visibility cap turned down): strength s adds
+    ``s * residual`` as the shaping check read it, scaled down only where that
+    would fall under ``target_psnr - 20 log10(s)`` (scaled up to it, rounding to
+    8 bits having dropped the capped residual's small values, the photos came
+    out 0.3-2.2 dB louder: docs/watermarking.md, "Visibility").
     """
 
     def __init__(self, rgb: Image.Image, alpha: Image.Image | None, residual: torch.Tensor,
-                 target_psnr: float | None):
+                 target_psnr: float | None, as_checked: bool = False):
         self.rgb, self.alpha, self.residual, self.target_psnr = rgb, alpha, residual, target_psnr
+        self.as_checked = as_checked
 
     def psnr_target(self, strength: float) -> float | None:
         """The PSNR (dB) a refined image has at ``strength`` (None: unrefined, or strength 0)."""
@@ -494,8 +494,10 @@ class PreparedEmbedding:
         if strength == 0.0:
             return join_alpha(self.rgb.copy(), self.alpha)
         target = self.psnr_target(strength)
-        if target is None:
-            return join_alpha(add_residual(self.rgb, self.residual * strength), self.alpha)
+        if target is None or self.as_checked:
+            marked = add_residual(self.rgb, self.residual * strength)
+            if target is None or image_psnr(self.rgb, marked) >= target:
+                return join_alpha(marked, self.alpha)
         return join_alpha(render_at_psnr(self.rgb, self.residual * strength, target), self.alpha)
 
 

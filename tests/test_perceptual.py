@@ -227,3 +227,18 @@ def test_a_capped_embedding_is_saved_as_checked_and_an_uncapped_one_at_the_budge
             assert np.array_equal(np.asarray(marked), np.asarray(add_residual(photo, prepared.residual)))
         else:
             assert budget <= measured <= budget + 0.1
+
+
+def test_a_residual_saved_as_checked_is_scaled_only_down_to_the_budget():
+    from mbrs_engine.metrics import image_psnr
+    from mbrs_engine.resampling import add_residual
+    from mbrs_engine.watermarker import PreparedEmbedding
+
+    photo = Image.fromarray(np.random.default_rng(2).integers(40, 216, (120, 160, 3), dtype=np.uint8))
+    residual = torch.randn(3, 60, 80, generator=torch.Generator().manual_seed(2)) * 4.0  # about 36 dB: too loud
+    assert 40.0 <= image_psnr(photo, PreparedEmbedding(photo, None, residual, 40.0, as_checked=True).render()) \
+        <= 40.1
+    quiet = PreparedEmbedding(photo, None, residual * 0.3, 40.0, as_checked=True)  # about 46.5 dB
+    for strength in (1.0, 2.0):  # 40 and 34 dB allowed: s times the residual, as it is
+        expected = add_residual(photo, residual * 0.3 * strength)
+        assert np.array_equal(np.asarray(quiet.render(strength)), np.asarray(expected))
