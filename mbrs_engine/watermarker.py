@@ -471,7 +471,7 @@ class PreparedEmbedding:
     to the image; refined, the refined residual is scaled so that the 8-bit
     image has ``target_psnr - 20 log10(s)`` dB (:func:`render_at_psnr`).
     ``as_checked`` (tiles a visibility cap turned down): strength s adds
-    ``s * residual`` as the shaping check read it, scaled down only where that
+    ``s * residual`` as the shaping check read it, scaled down only if that
     would fall under ``target_psnr - 20 log10(s)`` (scaled up to it, rounding to
     8 bits having dropped the capped residual's small values, the photos came
     out 0.3-2.2 dB louder: docs/watermarking.md, "Visibility").
