@@ -130,9 +130,10 @@ class Residual:
 
     def psnr_estimate(self, strength: float) -> float:
         """:meth:`psnr` in about a millisecond, without rendering: the refined image's target (within 0.1 dB),
-        or, unrefined, the exact PSNR of ``rint(strength * residual at 1)`` (within rounding of the engine's)."""
+        or, unrefined or saved as checked, the exact PSNR of ``rint(strength * residual at 1)`` (within rounding
+        of the engine's; saved as checked, at least the target, which a render under it is scaled to)."""
         target = self.prepared.psnr_target(strength)
-        if target is not None:
+        if target is not None and not self.prepared.as_checked:
             return target
         values = np.arange(256, dtype=np.float64)[:, None]
         levels = np.arange(-255, 256, dtype=np.float64)[None, :]
@@ -141,7 +142,8 @@ class Residual:
             changed = np.clip(values + np.rint(strength * (levels + offset)), 0, 255) - values
             squared += float((self.histogram() * changed * changed).sum())
         mse = squared / len(_SUBLEVEL_OFFSETS) / self.original.size
-        return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+        estimate = math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+        return estimate if target is None else max(estimate, target)
 
     def ssim_tiles(self) -> list[tuple[int, int, int, int]] | None:
         """(left, top, width, height) of the tiles the SSIM estimate uses, or None for an exact SSIM."""

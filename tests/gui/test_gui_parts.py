@@ -39,6 +39,15 @@ def test_render_is_the_engines_and_psnr_is_of_the_render(residual, rng):
         target = 38.0 - 20 * np.log10(strength)
         assert refined.psnr_estimate(strength) == pytest.approx(target)
         assert target <= refined.psnr(strength) <= target + 0.1
+    # a capped tiled residual saved as checked: its own PSNR when above the target, else scaled down to the target
+    own = residual.psnr(1.0)
+    for offset in (-3.0, 3.0):
+        checked = Residual(PreparedEmbedding(residual.prepared.rgb, None, residual.prepared.residual, own + offset,
+                                             as_checked=True))
+        for strength in (0.5, 1.0, 2.0):
+            target = own + offset - 20 * np.log10(strength)
+            assert checked.psnr_estimate(strength) == pytest.approx(checked.psnr(strength), abs=0.5)
+            assert target <= checked.psnr(strength) <= max(target + 0.1, residual.psnr(strength))
 
 
 def test_ssim_exact_for_small_images_and_tiles_for_large_ones(residual, rng):
