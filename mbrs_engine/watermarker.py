@@ -483,7 +483,8 @@ class PreparedEmbedding:
         self.as_checked = as_checked
 
     def psnr_target(self, strength: float) -> float | None:
-        """The PSNR (dB) a refined image has at ``strength`` (None: unrefined, or strength 0)."""
+        """The PSNR (dB) a refined image has at ``strength``, the least one saved as checked has (None: unrefined,
+        or strength 0)."""
         if self.target_psnr is None or strength <= 0.0:
             return None
         return self.target_psnr - 20.0 * math.log10(strength)
