@@ -33,7 +33,6 @@ import dataclasses
 import json
 import math
 import shutil
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +48,7 @@ from mbrs_engine.train import scan_images  # noqa: E402
 from mbrs_engine.train.data import split_paths  # noqa: E402
 from mbrs_engine.visibility import DEFAULT_MODEL, VisibilityModel, lab_difference, map_from_lab  # noqa: E402
 
-from bench_visibility import shrunk  # noqa: E402
+from bench_visibility import butteraugli, shrunk  # noqa: E402
 
 CHANGES = ("default", "unshaped", "jpeg90")
 MESSAGE = "© Bench 2026"
@@ -103,22 +102,19 @@ def _windows(width: int, height: int) -> list[tuple[int, int, int, int]]:
                                       for j in range(3) for i in range(3)]
 
 
-def _butteraugli(a: Path, b: Path) -> float:
-    done = subprocess.run(["butteraugli", str(a), str(b)], capture_output=True, text=True, check=True)
-    return float(done.stdout.split()[0])
-
-
 def _changed(name: str, photo: Image.Image, marks: dict, tmp: Path) -> Image.Image:
+    """The photo after one of :data:`CHANGES`; ``marks`` keeps the watermarkers, loaded when first needed."""
     if name == "jpeg90":
         photo.save(tmp / "re-save.jpg", quality=90)
         return Image.open(tmp / "re-save.jpg").convert("RGB")
+    if name not in marks:
+        marks[name] = Watermarker.from_pretrained() if name == "default" else Watermarker.from_pretrained(shaping=None)
     return marks[name].embed(photo, MESSAGE)
 
 
 def regions(label: str, photos: list[Path], cache: Path, long_side: int) -> list[tuple[Path, Path, list, list]]:
     """(original PNG, changed PNG, windows, butteraugli of each) for every photo and change, made once."""
-    marks = {"default": Watermarker.from_pretrained(), "unshaped": Watermarker.from_pretrained(shaping=None)}
-    out, jobs = [], []
+    marks, out, jobs = {}, [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for path in photos:
@@ -145,7 +141,7 @@ def regions(label: str, photos: list[Path], cache: Path, long_side: int) -> list
                 part[top:bottom, left:right] = b[top:bottom, left:right]
                 where = tmp / f"{changed.stem}-{k}.png"
                 Image.fromarray(part).save(where)
-                scores.append(_butteraugli(original, where))
+                scores.append(butteraugli(original, where))
             record.write_text(json.dumps({"windows": windows, "butteraugli": scores}))
             print(f"  {changed.name}", file=sys.stderr, flush=True)
 
