@@ -89,7 +89,7 @@ def main() -> None:
                    "true": None if truth is None else [round(truth.period, 1), round(truth.angle, 2)],
                    "tiles_held": None if truth is None else round(min(attacked.size) / truth.period, 2),
                    "found": [[round(f.period, 1), round(f.angle, 2)]
-                             for f in tiling.candidate_lattices(attacked, wm.config)]}
+                             for f in tiling.candidate_lattices(attacked, wm.config, wm.pilot_template)]}
             if not ok and truth is not None:
                 row["true_lattice_reads"] = reads_with(wm, attacked, truth, text, result.hypotheses)
             print(json.dumps(row), flush=True)

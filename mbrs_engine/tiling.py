@@ -19,9 +19,10 @@ separate it from the message:
 
 - the *period* (the tile's side in the image's pixels) and the *angle* the
   image was turned by: the embedding rule's period for this size (a resized
-  photo), and the sharpest peaks of the image's autocorrelation (the
-  periodic residual correlates with itself one tile apart;
-  :func:`candidate_lattices`);
+  photo), the sharpest peaks of the image's autocorrelation (the
+  periodic residual correlates with itself one tile apart), and the period
+  at which the image best matches what the pilot adds to every tile (a
+  crop holding a single tile; :func:`candidate_lattices`);
 - the *sub-cell phase* (where the cells start, 0 to 7 working pixels each
   way): many phases at once, by splitting the decoder's batch at the stride-2
   layers (:func:`phase_maps`);
@@ -38,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator
 from itertools import zip_longest
 
 import numpy as np
@@ -99,6 +101,19 @@ COARSE_PERIOD = 450
 #: so the second holds the mark with little of the photo; after JPEG it keeps less of the mark (chroma is stored
 #: coarser), so each finds tiles the other misses (docs/watermarking.md, "Tiles").
 AUTOCORRELATION_CHANNELS = ((0.299, 0.587, 0.114), (-0.5, 1.0, -0.5))
+#: The pilot template's scan (:func:`template_lattice`): the relative step between the periods tried, then the
+#: finer step around the best ones, and how many are refined.
+TEMPLATE_STEP, TEMPLATE_FINE_STEP, TEMPLATE_REFINED = 0.006, 0.0015, 3
+#: Tiles a side of the image's centre folded at each period of the scan (a crop holding one tile is what the
+#: template is for; larger images have their period found by the autocorrelation), and of the finer scan (more
+#: tiles, where the image holds them, pin the period down more finely).
+TEMPLATE_REACH, TEMPLATE_FINE_REACH = 1.25, 2.0
+#: The smallest period (in the scan's copy) tried, in tiles of the working copy: below it each try would enlarge
+#: the image.
+TEMPLATE_MIN_SCALE = 0.75
+#: The template's peak (a z-score over every offset of one tile) must reach this for its period to be searched:
+#: on clean images the best of the scan's 400-600 periods reached about 4.8-6.0.
+TEMPLATE_Z = 6.0
 _PILOT_SEED = b"mbrs-studio tile pilot 1"
 
 
@@ -307,15 +322,24 @@ class Lattice:
         return abs(self.period - other.period) <= 0.02 * other.period and abs(self.angle - other.angle) < 0.5
 
 
-def candidate_lattices(rgb: Image.Image, config: NetworkConfig) -> list[Lattice]:
-    """Tile geometries to search: the autocorrelation's peaks, best first, then the embedding rule's period
-    for this size, upright (right for an image cut along its longer side only)."""
+def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.Tensor | None = None) \
+        -> Iterator[Lattice]:
+    """Tile geometries to search, each once: the autocorrelation's peaks, best first, then the pilot template's
+    period (:func:`template_lattice`, when ``template`` is given and its peak stands out), then the embedding
+    rule's period for this size, upright (right for an image cut along its longer side only).  A generator: the
+    template's scan (0.2-0.8 s) runs only when the search has not read the autocorrelation's lattices."""
     found: list[Lattice] = []
-    rule = rule_lattice(*rgb.size, config)
-    for lattice in autocorrelation_peaks(rgb) + ([rule] if rule is not None else []):
-        if not any(lattice.near(f) for f in found):
+
+    def matched():
+        yield from autocorrelation_peaks(rgb)
+        if template is not None:
+            yield template_lattice(rgb, template, config)
+        yield rule_lattice(*rgb.size, config)
+
+    for lattice in matched():
+        if lattice is not None and not any(lattice.near(f) for f in found):
             found.append(lattice)
-    return found
+            yield lattice
 
 
 def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[Lattice]:
@@ -444,6 +468,110 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
     return found
 
 
+@torch.no_grad()
+def pilot_template(encoder, config: NetworkConfig) -> torch.Tensor:
+    """What the pilot row and column add to every tile, as the conjugate spectrum (3, S, S // 2 + 1) of its
+    high-pass (S: the tile's side in working pixels), for :func:`template_lattice`.
+
+    The encoder's residual on flat greys for a random message and for its
+    complement, averaged over both and over the tiles: the message cells
+    cancel (each carries a bit and its opposite), the pilot cells, the same
+    in both and in every tile, remain.  It costs the embedding nothing: the
+    pilot is in every tile already."""
+    size, device = tile_pixels(config), next(encoder.parameters()).device
+    bits = torch.from_numpy(np.random.default_rng(0).integers(0, 2, config.message_length)).float()
+    total = torch.zeros(3, size, size)
+    greys = (64, 128, 192)
+    for grey in greys:
+        work = torch.full((1, 3, 2 * size, 2 * size), grey / 127.5 - 1.0, device=device)
+        for message in (bits, 1.0 - bits):
+            total += tiled_residual(encoder, work, message.to(device), config).reshape(3, 2, size, 2, size).sum((1, 3))
+    mean = total / (8 * len(greys))
+    detail = mean - F.avg_pool2d(F.pad(mean[None], (2, 2, 2, 2), mode="circular"), 5, 1)[0]
+    return torch.fft.rfft2(detail).conj()
+
+
+@torch.no_grad()
+def template_lattice(rgb: Image.Image, template: torch.Tensor, config: NetworkConfig) -> Lattice | None:
+    """The period at which the image's centre best matches the pilot's template (:func:`pilot_template`), upright;
+    None when its peak is below :data:`TEMPLATE_Z`.
+
+    For each period tried, the centre of the image (:data:`TEMPLATE_REACH`
+    tiles a side) is brought to the working copy's scale, high-passed,
+    softly clipped and folded onto one tile, and correlated (FFT, every
+    offset at once, its spectrum whitened) with the template; the peak's
+    z-score over the offsets rates the period.  Unlike the autocorrelation
+    it needs no second tile, so it finds the tiles of a crop holding only
+    one, whose repeat the autocorrelation barely sees.  Periods from
+    :data:`TEMPLATE_MIN_SCALE` tiles of the working copy to the image's
+    shorter side, a step of :data:`TEMPLATE_STEP`, then
+    :data:`TEMPLATE_FINE_STEP` around the best few.
+    """
+    size = tile_pixels(config)
+    rgb = rgb if rgb.mode == "RGB" else rgb.convert("RGB")
+    shrink = max(1.0, max(rgb.size) / AUTOCORRELATION_SIDE)
+    copy = rgb if shrink == 1.0 else rgb.resize((round(rgb.width / shrink), round(rgb.height / shrink)),
+                                                  Image.Resampling.BOX)
+    levels = [torch.from_numpy(np.asarray(copy, np.float32)).permute(2, 0, 1)[None]]
+    while min(levels[-1].shape[-2:]) >= 2 * size:  # halved copies: each try shrinks by less than 2
+        levels.append(F.avg_pool2d(levels[-1], 2))
+    pyramid = []  # each level's detail (less a 5 x 5 mean), softly clipped so that strong edges do not dominate
+    for image in levels:
+        detail = image - F.avg_pool2d(image, 5, 1, 2, count_include_pad=False)
+        pyramid.append(detail / (detail.abs() + 4.0))
+    lo, hi = TEMPLATE_MIN_SCALE * size, min(copy.size)
+    if hi <= lo:
+        return None
+
+    def centre(period: float, reach: int) -> torch.Tensor:
+        """The detail of the image's centre at the working copy's scale for this period: (3, at most reach, at most
+        reach)."""
+        level = min(len(pyramid) - 1, max(0, math.floor(math.log2(period / size))))
+        image, scale = pyramid[level], period / 2 ** level / size  # the copy's pixels per working pixel
+        h, w = image.shape[-2:]
+        ch, cw = min(h, math.ceil(reach * scale) + 1), min(w, math.ceil(reach * scale) + 1)
+        top, left = (h - ch) // 2, (w - cw) // 2
+        part = F.interpolate(image[..., top:top + ch, left:left + cw], scale_factor=1.0 / scale, mode="bilinear",
+                             antialias=scale > 1.0, align_corners=False, recompute_scale_factor=False)[0]
+        return part[:, :reach, :reach]
+
+    def rates(periods: list[float], tiles: float) -> list[float]:
+        reach = math.ceil(tiles * size)
+        out = []
+        for start in range(0, len(periods), 32):  # a batch of periods at a time
+            batch = periods[start:start + 32]
+            folded = torch.zeros(len(batch), 3, size, size)
+            for k, period in enumerate(batch):
+                part = centre(period, reach)
+                for top in range(0, part.shape[-2], size):
+                    for left in range(0, part.shape[-1], size):
+                        block = part[:, top:top + size, left:left + size]
+                        folded[k, :, :block.shape[-2], :block.shape[-1]] += block
+            spectrum = torch.fft.rfft2(folded)
+            spectrum = spectrum / (spectrum.abs().square().sum(1, keepdim=True).sqrt() + 1e-6)
+            match = torch.fft.irfft2(spectrum * template, s=(size, size)).sum(1).flatten(1)
+            z = (match - match.mean(1, keepdim=True)) / match.std(1, keepdim=True).clamp_min(1e-12)
+            out += z.amax(1).tolist()
+        return out
+
+    periods = np.exp(np.arange(math.log(lo), math.log(hi), TEMPLATE_STEP)).tolist()
+    scores = rates(periods, TEMPLATE_REACH)
+    best: list[float] = []
+    for i in np.argsort(scores)[::-1]:
+        if all(abs(math.log(periods[i] / p)) > 4 * TEMPLATE_STEP for p in best):
+            best.append(periods[i])
+        if len(best) == TEMPLATE_REFINED:
+            break
+    steps = np.arange(-TEMPLATE_STEP, TEMPLATE_STEP + 1e-9, TEMPLATE_FINE_STEP)
+    fine = torch.tensor(rates([p * math.exp(f) for p in best for f in steps], TEMPLATE_FINE_REACH))
+    k, i = divmod(int(fine.argmax()), len(steps))
+    if float(fine.max()) < TEMPLATE_Z:
+        return None
+    # between the steps: the vertex of the parabola through the best and its neighbours
+    period = best[k] * math.exp(steps[i] + _vertex(fine[k * len(steps):(k + 1) * len(steps)], i) * TEMPLATE_FINE_STEP)
+    return Lattice(period * rgb.width / copy.width, 0.0)
+
+
 def _vertex(values: torch.Tensor, i: int) -> float:
     """The offset (-0.5 to 0.5) of the parabola's vertex through values[i - 1 : i + 2] from i."""
     if i <= 0 or i >= len(values) - 1:
@@ -455,9 +583,9 @@ def _vertex(values: torch.Tensor, i: int) -> float:
 
 def hypotheses(config: NetworkConfig) -> int:
     """Readings behind a tiled search: every (lattice, phase, roll) of the most lattices
-    :func:`candidate_lattices` gives, each read over the search's tiles and over every tile around them (a bound
-    known before looking at the image)."""
-    return (PERIOD_PEAKS + 1) * config.cell_pixels ** 2 * cells(config) ** 2 * 2
+    :func:`candidate_lattices` gives (the autocorrelation's peaks, the template's and the rule's), each read over
+    the search's tiles and over every tile around them (a bound known before looking at the image)."""
+    return (PERIOD_PEAKS + 2) * config.cell_pixels ** 2 * cells(config) ** 2 * 2
 
 
 @dataclass(frozen=True)
@@ -593,7 +721,7 @@ def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig, mirrored: bo
     return replace(found[0], mirrored=mirrored)
 
 
-def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: list[Lattice],
+def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[Lattice],
            count: int = CANDIDATES):
     """For each lattice in turn, its ``count`` readings of ``rgb`` with the best pilot agreement over every phase
     and roll (a generator of lists: the caller stops as soon as one reads).

@@ -130,6 +130,7 @@ class Watermarker:
         self.tiled = tiled and tiling.supports(self.config)
         #: shapings strongest first (:mod:`mbrs_engine.perceptual`); tiles take the first that passes the check
         self.shapings = tuple(shaping) if isinstance(shaping, (tuple, list)) else (shaping,)
+        self._pilot_template = None
 
     @classmethod
     def from_pretrained(cls, name_or_path=None, *, search: SearchConfig | None = None,
@@ -416,13 +417,20 @@ class Watermarker:
 
         def tile_search():
             if self.tiled and search:
-                for readings in tiling.search(self.decoder, rgb, self.config,
-                                              tiling.candidate_lattices(rgb, self.config)):
+                lattices = tiling.candidate_lattices(rgb, self.config, self.pilot_template)
+                for readings in tiling.search(self.decoder, rgb, self.config, lattices):
                     for c in readings:
                         yield c.soft, c.describe(), None, c.pilot >= tiling.SOFT_DECODING_PILOT, c.tile_outlines
 
         for readings in (tile_search, other_frames) if tiled_here else (other_frames, tile_search):
             yield from readings()
+
+    @property
+    def pilot_template(self) -> torch.Tensor:
+        """The tile pilot's template the tile search matches (:func:`tiling.pilot_template`), worked out once."""
+        if self._pilot_template is None:
+            self._pilot_template = tiling.pilot_template(self.encoder, self.config)
+        return self._pilot_template
 
     def reads_back(self, img: Image.Image, text: str, key: str | None = None) -> bool:
         """Whether ``text`` reads back from ``img`` as it was saved: the check after every embedding.
