@@ -491,10 +491,17 @@ def pilot_template(encoder, config: NetworkConfig) -> torch.Tensor:
     return torch.fft.rfft2(detail).conj()
 
 
-@torch.no_grad()
 def template_lattice(rgb: Image.Image, template: torch.Tensor, config: NetworkConfig) -> Lattice | None:
-    """The period at which the image's centre best matches the pilot's template (:func:`pilot_template`), upright;
-    None when its peak is below :data:`TEMPLATE_Z`.
+    """The tiles the pilot's template finds (:func:`template_match`), upright; None when its peak is below
+    :data:`TEMPLATE_Z`."""
+    z, period = template_match(rgb, template, config)
+    return Lattice(period, 0.0) if z >= TEMPLATE_Z else None
+
+
+@torch.no_grad()
+def template_match(rgb: Image.Image, template: torch.Tensor, config: NetworkConfig) -> tuple[float, float]:
+    """(z-score, period in image pixels) of the period at which the image's centre best matches the pilot's
+    template (:func:`pilot_template`); (0, 0) for an image too small to hold a tile.
 
     For each period tried, the centre of the image (:data:`TEMPLATE_REACH`
     tiles a side) is brought to the working copy's scale, high-passed,
@@ -521,7 +528,7 @@ def template_lattice(rgb: Image.Image, template: torch.Tensor, config: NetworkCo
         pyramid.append(detail / (detail.abs() + 4.0))
     lo, hi = TEMPLATE_MIN_SCALE * size, min(copy.size)
     if hi <= lo:
-        return None
+        return 0.0, 0.0
 
     def centre(period: float, reach: int) -> torch.Tensor:
         """The detail of the image's centre at the working copy's scale for this period: (3, at most reach, at most
@@ -565,11 +572,9 @@ def template_lattice(rgb: Image.Image, template: torch.Tensor, config: NetworkCo
     steps = np.arange(-TEMPLATE_STEP, TEMPLATE_STEP + 1e-9, TEMPLATE_FINE_STEP)
     fine = torch.tensor(rates([p * math.exp(f) for p in best for f in steps], TEMPLATE_FINE_REACH))
     k, i = divmod(int(fine.argmax()), len(steps))
-    if float(fine.max()) < TEMPLATE_Z:
-        return None
     # between the steps: the vertex of the parabola through the best and its neighbours
     period = best[k] * math.exp(steps[i] + _vertex(fine[k * len(steps):(k + 1) * len(steps)], i) * TEMPLATE_FINE_STEP)
-    return Lattice(period * rgb.width / copy.width, 0.0)
+    return float(fine.max()), period * rgb.width / copy.width
 
 
 def _vertex(values: torch.Tensor, i: int) -> float:

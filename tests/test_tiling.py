@@ -221,6 +221,26 @@ def test_a_small_photo_s_crop_enlarged_is_found_from_a_coarser_copy(shipped):
     assert shipped.decode(enlarged).message == "enlarged 2026"
 
 
+def test_a_crop_holding_one_tile_is_found_by_the_pilot_s_template(shipped):
+    """A crop of 30 % of a 512-px photo in a corner holds 1.1 tiles of 256 px: too little repeat for the
+    autocorrelation (its peaks: 106 and 75 px), while what the pilot adds to every tile matches the crop at the
+    tiles' period; neither the clean crop nor a flat image matches at any period."""
+    import skimage.data
+
+    photo = Image.fromarray(skimage.data.camera()).convert("RGB")
+    edit = parse_chain("crop:0.3,1,0.1782,0.9529")
+    crop = apply_chain(shipped.embed(photo, "one tile 2026"), edit)
+    period = tiling.rule_lattice(*photo.size, shipped.config).period  # a crop keeps the tiles' size
+    assert not any(abs(p.period / period - 1) < 0.02 for p in tiling.autocorrelation_peaks(crop))
+    found = tiling.template_lattice(crop, shipped.pilot_template, shipped.config)
+    assert found is not None and found.period == pytest.approx(period, rel=0.015)  # measured: -0.8 %
+    result = shipped.decode(crop)
+    assert result.message == "one tile 2026", result.frame
+    assert tiling.template_lattice(apply_chain(photo, edit), shipped.pilot_template, shipped.config) is None
+    assert tiling.template_match(Image.new("RGB", (300, 300), (120, 130, 140)), shipped.pilot_template,
+                                 shipped.config)[0] == 0.0
+
+
 def test_a_large_photo_turned_is_read_from_a_shrunk_copy(shipped):
     """Tiles of 400 px: the search turns a copy of the centre at twice the working resolution, not the photo;
     the reading, and where it says the tiles lie, are the photo's."""
