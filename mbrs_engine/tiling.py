@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, replace
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from itertools import zip_longest
 
 import numpy as np
@@ -108,12 +108,18 @@ TEMPLATE_STEP, TEMPLATE_FINE_STEP, TEMPLATE_REFINED = 0.006, 0.0015, 3
 #: template is for; larger images have their period found by the autocorrelation), and of the finer scan (more
 #: tiles, where the image holds them, pin the period down more finely).
 TEMPLATE_REACH, TEMPLATE_FINE_REACH = 1.25, 2.0
-#: The smallest period (in the scan's copy) tried, in tiles of the working copy: below it each try would enlarge
-#: the image.
+#: The smallest period (in the scan's copy) tried, in tiles of the working copy: a smaller one would have the scan
+#: enlarge the image more than 4/3.
 TEMPLATE_MIN_SCALE = 0.75
-#: The template's peak (a z-score over every offset of one tile) must reach this for its period to be searched:
-#: on clean images the best of the scan's 400-600 periods reached about 4.8-6.0.
-TEMPLATE_Z = 6.0
+#: The smallest period tried, as a share of the image's shorter side: the template is for images holding fewer than
+#: about two tiles across (the autocorrelation finds the others: the true period was among its first two peaks in
+#: every crop of 50-90 % of the geometric suite's draws).
+TEMPLATE_LEAST_SHARE = 0.45
+#: The template's peak (a z-score over every offset of one tile) must reach this for its period to be searched: on
+#: the geometric suite's crops of 25-50 % of the samples (three draws), 4.3-6.35 clean, 6.2-21 marked where it
+#: found the period, 7.3 or more for every crop it made readable; an unmarked 12 MP wallpaper: 6.7 (a search in
+#: vain: 0.4 s).
+TEMPLATE_Z = 7.0
 _PILOT_SEED = b"mbrs-studio tile pilot 1"
 
 
@@ -327,7 +333,7 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
     """Tile geometries to search, each once: the autocorrelation's peaks, best first, then the pilot template's
     period (:func:`template_lattice`, when ``template`` is given and its peak stands out), then the embedding
     rule's period for this size, upright (right for an image cut along its longer side only).  A generator: the
-    template's scan (0.2-0.8 s) runs only when the search has not read the autocorrelation's lattices."""
+    template's scan (0.3-0.45 s) runs only when the search has not read the autocorrelation's lattices."""
     found: list[Lattice] = []
 
     def matched():
@@ -510,9 +516,10 @@ def template_match(rgb: Image.Image, template: torch.Tensor, config: NetworkConf
     z-score over the offsets rates the period.  Unlike the autocorrelation
     it needs no second tile, so it finds the tiles of a crop holding only
     one, whose repeat the autocorrelation barely sees.  Periods from
-    :data:`TEMPLATE_MIN_SCALE` tiles of the working copy to the image's
-    shorter side, a step of :data:`TEMPLATE_STEP`, then
-    :data:`TEMPLATE_FINE_STEP` around the best few.
+    :data:`TEMPLATE_LEAST_SHARE` of the image's shorter side (and at least
+    :data:`TEMPLATE_MIN_SCALE` tiles of the working copy) to all of it, a
+    step of :data:`TEMPLATE_STEP`, then :data:`TEMPLATE_FINE_STEP` around
+    the best few.
     """
     size = tile_pixels(config)
     rgb = rgb if rgb.mode == "RGB" else rgb.convert("RGB")
@@ -526,7 +533,7 @@ def template_match(rgb: Image.Image, template: torch.Tensor, config: NetworkConf
     for image in levels:
         detail = image - F.avg_pool2d(image, 5, 1, 2, count_include_pad=False)
         pyramid.append(detail / (detail.abs() + 4.0))
-    lo, hi = TEMPLATE_MIN_SCALE * size, min(copy.size)
+    lo, hi = max(TEMPLATE_MIN_SCALE * size, TEMPLATE_LEAST_SHARE * min(copy.size)), min(copy.size)
     if hi <= lo:
         return 0.0, 0.0
 
