@@ -374,13 +374,17 @@ def _autocorrelation_copies(rgb: Image.Image) -> list[tuple[np.ndarray, int, int
     for factor, low, high in ((shrink, lo, min(hi, COARSE_PERIOD)), (2 * shrink, COARSE_PERIOD / 2, hi / 2)):
         if high <= low + 2:
             continue
-        small = rgb
-        if factor > 1.0:
-            small = rgb.resize((max(1, round(rgb.width / factor)), max(1, round(rgb.height / factor))),
-                               Image.Resampling.BOX)
+        small = _box_shrunk(rgb, factor)
         copies.append((np.asarray(small, np.float32), math.ceil(low), int(high),
                        (rgb.width / small.width, rgb.height / small.height)))
     return copies
+
+
+def _box_shrunk(rgb: Image.Image, factor: float) -> Image.Image:
+    """``rgb`` shrunk by ``factor`` (box means, sides rounded), or as it is for a factor of 1 or less."""
+    if factor <= 1.0:
+        return rgb
+    return rgb.resize((max(1, round(rgb.width / factor)), max(1, round(rgb.height / factor))), Image.Resampling.BOX)
 
 
 def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERIOD_PEAKS) -> list[Lattice]:
@@ -491,7 +495,7 @@ def pilot_template(encoder, config: NetworkConfig) -> torch.Tensor:
     for grey in greys:
         work = torch.full((1, 3, 2 * size, 2 * size), grey / 127.5 - 1.0, device=device)
         for message in (bits, 1.0 - bits):
-            total += tiled_residual(encoder, work, message.to(device), config).reshape(3, 2, size, 2, size).sum((1, 3))
+            total += tiled_residual(encoder, work, message, config).reshape(3, 2, size, 2, size).sum((1, 3))
     mean = total / (8 * len(greys))
     detail = mean - F.avg_pool2d(F.pad(mean[None], (2, 2, 2, 2), mode="circular"), 5, 1)[0]
     return torch.fft.rfft2(detail).conj()
@@ -523,9 +527,7 @@ def template_match(rgb: Image.Image, template: torch.Tensor, config: NetworkConf
     """
     size = tile_pixels(config)
     rgb = rgb if rgb.mode == "RGB" else rgb.convert("RGB")
-    shrink = max(1.0, max(rgb.size) / AUTOCORRELATION_SIDE)
-    copy = rgb if shrink == 1.0 else rgb.resize((round(rgb.width / shrink), round(rgb.height / shrink)),
-                                                  Image.Resampling.BOX)
+    copy = _box_shrunk(rgb, max(rgb.size) / AUTOCORRELATION_SIDE)  # the autocorrelation's copy
     levels = [torch.from_numpy(np.asarray(copy, np.float32)).permute(2, 0, 1)[None]]
     while min(levels[-1].shape[-2:]) >= 2 * size:  # halved copies: each try shrinks by less than 2
         levels.append(F.avg_pool2d(levels[-1], 2))
