@@ -1,13 +1,13 @@
 """Diagnosis of the geometric suite, photo by photo: what read, where the tiles really were, what the search found.
 
-The same marked photos and the same draws as ``mbrs eval FOLDER --protocol full --suite geometric`` (seed 0,
-default model).  For each photo and geometric edit it prints one JSON line: whether the exact message read, the
+The same marked photos and the same draws as ``mbrs eval FOLDER --protocol full --suite geometric`` (seed 0
+unless ``--seed``, default model).  For each photo and geometric edit it prints one JSON line: whether the exact message read, the
 decode time, the true lattice (the embedding rule's tiles, scaled by a fit and turned by a rotation), how many
 tiles the edited image holds across its shorter side, the lattices the autocorrelation gave, and, when the
 message did not read, whether the search handed the true lattice reads (so a miss is told apart as "period not
 found" or "too weak to read").  Then a count per edit.
 
-    python benchmarks/diagnose_geometric.py data/eval-photos [--cache runs/marked] [--edits 0 1 2 4]
+    python benchmarks/diagnose_geometric.py data/eval-photos [--cache runs/marked] [--edits 0 1 2 4] [--seed 0]
 
 ``--cache`` keeps the marked photos (PNG) between runs; the edits are indices into the geometric suite.
 """
@@ -62,14 +62,15 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="folder for the marked photos (kept between runs)")
     parser.add_argument("--edits", type=int, nargs="+", default=[0, 1, 2, 4],
                         help="indices into the geometric suite (default: the crops, the rotation, the crop + fit)")
+    parser.add_argument("--seed", type=int, default=0, help="the suite's draws (as mbrs eval --seed)")
     args = parser.parse_args()
     warnings.simplefilter("ignore", ModeWarning)
     wm = Watermarker.from_pretrained()
     read: dict[str, list[bool]] = {}
     for index, (name, cover) in enumerate(load_folder(args.folder)):
         cover = cover.convert("RGB")
-        bits, text = image_message(wm, 0, index)
-        cached = args.cache / f"{name}.png" if args.cache else None
+        bits, text = image_message(wm, args.seed, index)  # the message is drawn per seed too
+        cached = args.cache / (f"{name}.png" if args.seed == 0 else f"{name}.seed{args.seed}.png") if args.cache else None
         if cached is not None and cached.exists():
             marked = Image.open(cached).convert("RGB")
         else:
@@ -79,7 +80,7 @@ def main() -> None:
                 marked.save(cached)
         for a in args.edits:
             template = GEOMETRIC_SUITE[a]
-            attacked, chain = attacked_image(marked, cover, template, 0, index, a)
+            attacked, chain = attacked_image(marked, cover, template, args.seed, index, a)
             start = time.perf_counter()
             result = wm.decode(attacked)
             ok = result.message == text

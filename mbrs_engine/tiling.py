@@ -101,6 +101,10 @@ COARSE_PERIOD = 450
 #: so the second holds the mark with little of the photo; after JPEG it keeps less of the mark (chroma is stored
 #: coarser), so each finds tiles the other misses (docs/watermarking.md, "Tiles").
 AUTOCORRELATION_CHANNELS = ((0.299, 0.587, 0.114), (-0.5, 1.0, -0.5))
+#: The channels the pilot's template is matched in: the autocorrelation's and red against blue.  Matched in R, G
+#: and B, the photo's detail (alike in all three) swamped the mark's on textures: on the geometric suite's crops of
+#: 25-50 % (48 of the samples) the template found 38 periods with a peak of 7 or more, in these channels 46.
+TEMPLATE_CHANNELS = AUTOCORRELATION_CHANNELS + ((1.0, 0.0, -1.0),)
 #: The pilot template's scan (:func:`template_lattice`): the relative step between the periods tried, then the
 #: finer step around the best ones, and how many are refined.
 TEMPLATE_STEP, TEMPLATE_FINE_STEP, TEMPLATE_REFINED = 0.006, 0.0015, 3
@@ -116,9 +120,9 @@ TEMPLATE_MIN_SCALE = 0.75
 #: every crop of 50-90 % of the geometric suite's draws).
 TEMPLATE_LEAST_SHARE = 0.45
 #: The template's peak (a z-score over every offset of one tile) must reach this for its period to be searched: on
-#: the geometric suite's crops of 25-50 % of the samples (three draws), 4.3-6.35 clean, 6.2-21 marked where it
-#: found the period, 7.3 or more for every crop it made readable; an unmarked 12 MP wallpaper: 6.7 (a search in
-#: vain: 0.4 s).
+#: the geometric suite's crops of the samples (three draws, 48 of each edit), clean crops of 25-50 % peaked at 6.4 at
+#: most, crops + fit at 6.2, crops of 50-90 % at 7.2 (one of 48: a search in vain); marked crops of 25-50 % whose
+#: period it found at 7.9-19 (median 13).
 TEMPLATE_Z = 7.0
 _PILOT_SEED = b"mbrs-studio tile pilot 1"
 
@@ -480,8 +484,8 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
 
 @torch.no_grad()
 def pilot_template(encoder, config: NetworkConfig) -> torch.Tensor:
-    """What the pilot row and column add to every tile, as the conjugate spectrum (3, S, S // 2 + 1) of its
-    high-pass (S: the tile's side in working pixels), for :func:`template_lattice`.
+    """What the pilot row and column add to every tile, as the conjugate spectrum (C, S, S // 2 + 1) of its
+    high-pass in :data:`TEMPLATE_CHANNELS` (S: the tile's side in working pixels), for :func:`template_lattice`.
 
     The encoder's residual on flat greys for a random message and for its
     complement, averaged over both and over the tiles: the message cells
@@ -498,7 +502,12 @@ def pilot_template(encoder, config: NetworkConfig) -> torch.Tensor:
             total += tiled_residual(encoder, work, message, config).reshape(3, 2, size, 2, size).sum((1, 3))
     mean = total / (8 * len(greys))
     detail = mean - F.avg_pool2d(F.pad(mean[None], (2, 2, 2, 2), mode="circular"), 5, 1)[0]
-    return torch.fft.rfft2(detail).conj()
+    return torch.fft.rfft2(_in_channels(detail, TEMPLATE_CHANNELS)).conj()
+
+
+def _in_channels(rgb: torch.Tensor, channels: tuple[tuple[float, float, float], ...]) -> torch.Tensor:
+    """(..., 3, h, w) R, G, B as (..., C, h, w): each of ``channels`` (weights of R, G and B)."""
+    return torch.einsum("cj,...jhw->...chw", torch.tensor(channels, dtype=rgb.dtype, device=rgb.device), rgb)
 
 
 def template_lattice(rgb: Image.Image, template: torch.Tensor, config: NetworkConfig) -> Lattice | None:
@@ -533,7 +542,7 @@ def template_match(rgb: Image.Image, template: torch.Tensor, config: NetworkConf
         levels.append(F.avg_pool2d(levels[-1], 2))
     pyramid = []  # each level's detail (less a 5 x 5 mean), softly clipped so that strong edges do not dominate
     for image in levels:
-        detail = image - F.avg_pool2d(image, 5, 1, 2, count_include_pad=False)
+        detail = _in_channels(image - F.avg_pool2d(image, 5, 1, 2, count_include_pad=False), TEMPLATE_CHANNELS)
         pyramid.append(detail / (detail.abs() + 4.0))
     lo, hi = max(TEMPLATE_MIN_SCALE * size, TEMPLATE_LEAST_SHARE * min(copy.size)), min(copy.size)
     if hi <= lo:
@@ -556,7 +565,7 @@ def template_match(rgb: Image.Image, template: torch.Tensor, config: NetworkConf
         out = []
         for start in range(0, len(periods), 32):  # a batch of periods at a time
             batch = periods[start:start + 32]
-            folded = torch.zeros(len(batch), 3, size, size)
+            folded = torch.zeros(len(batch), len(TEMPLATE_CHANNELS), size, size)
             for k, period in enumerate(batch):
                 part = centre(period, reach)
                 for top in range(0, part.shape[-2], size):
@@ -649,18 +658,32 @@ class Candidate:
 
 
 def _region(rgb: Image.Image, lattice: Lattice, config: NetworkConfig, tiles: int):
-    """The working copy at the lattice's scale cut to ``tiles`` tiles a side around its centre, with its scale
-    (image pixels per working pixel, across and down) and top-left corner (working pixels); None when it does
-    not hold one whole tile."""
+    """The working copy at the lattice's scale cut to ``tiles`` tiles a side around its centre (and a cell), with
+    its scale (image pixels per working pixel, across and down) and top-left corner (working pixels); None when
+    it does not hold one whole tile.  A side shorter than that runs on by its own period (:func:`_extended`)."""
     size = tile_pixels(config)
     sx, sy = lattice.period / size, lattice.period * lattice.aspect / size
     width, height = math.floor(rgb.width / sx), math.floor(rgb.height / sy)
-    if min(width, height) < size + config.cell_pixels:
+    if min(width, height) < size:
         return None
     limit = tiles * size + config.cell_pixels
     left, top = max(0, (width - limit) // 2), max(0, (height - limit) // 2)
     work = working_copy(rgb, (min(limit, width), min(limit, height)), (sx, sy), (left * sx, top * sy))
-    return work, (sx, sy), (left, top)
+    return _extended(work, limit, size), (sx, sy), (left, top)
+
+
+def _extended(work: torch.Tensor, limit: int, period: int) -> torch.Tensor:
+    """``work`` (1, 3, h, w) holding at least one ``period`` a side, extended to ``limit`` a side by repeating its
+    last period: the tiles' mark runs on seamlessly (the photo does not), so a crop holding one to two tiles has
+    every cell read away from its edges, where the decoder reads poorly (a crop of exactly one tile, every cell
+    once, did not read at all before: docs/watermarking.md, "A region run on by its period")."""
+    for dim in (-2, -1):
+        n = work.shape[dim]
+        if n < limit:
+            index = torch.arange(limit)
+            index = torch.where(index < n, index, n - period + (index - n) % period)
+            work = work.index_select(dim, index)
+    return work
 
 
 def _readings(maps: torch.Tensor, offsets, config: NetworkConfig, count: int, lattice: Lattice,
