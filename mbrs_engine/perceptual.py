@@ -53,6 +53,7 @@ class Shaping:
     knee: float | None = 3.0  # soft-clip knee in multiples of the residual's rms (None: no clipping)
     chroma: float = 1.0       # gain on the chroma part relative to the luma part (1: unchanged)
     cap: float | None = None  # the most visibility (mbrs_engine.visibility, JND) allowed anywhere (None: any)
+    spread: int = 1           # a capped pixel takes the least gain of the spread x spread around it (odd; 1: its own)
 
     def __post_init__(self) -> None:
         if self.knee is not None and not self.knee > 0.0:
@@ -61,6 +62,8 @@ class Shaping:
             raise ValueError(f"the chroma gain must be in [0, 10], got {self.chroma!r}")
         if self.cap is not None and not self.cap > 0.0:
             raise ValueError(f"the visibility cap must be positive, got {self.cap!r}")
+        if self.spread < 1 or self.spread % 2 == 0:
+            raise ValueError(f"the cap's spread must be a positive odd number of pixels, got {self.spread!r}")
 
 
 #: Shapings from least visible to none: a tiled watermark takes the first that still reads after a JPEG check
@@ -110,10 +113,14 @@ def residual_visibility(rgb: Image.Image, residual: torch.Tensor) -> torch.Tenso
     return F.adaptive_max_pool2d(seen[None, None], tuple(residual.shape[-2:]))[0, 0].to(residual.device)
 
 
-def cap_gain(seen: torch.Tensor, cap: float) -> torch.Tensor:
+def cap_gain(seen: torch.Tensor, cap: float, spread: int = 1) -> torch.Tensor:
     """The per-pixel gain min(1, cap / seen) that brings a residual of visibility ``seen`` (h, w; from
-    :func:`residual_visibility`) down to at most ``cap`` (the map is about proportional to the residual)."""
-    return (cap / seen.clamp_min(1e-6)).clamp(max=1.0)
+    :func:`residual_visibility`) down to at most ``cap`` (the map is about proportional to the residual), each
+    pixel taking the least gain of the ``spread`` x ``spread`` pixels around it (the upscale blends neighbours)."""
+    gain = (cap / seen.clamp_min(1e-6)).clamp(max=1.0)
+    if spread > 1:
+        gain = -F.max_pool2d(-gain[None, None], spread, 1, spread // 2)[0, 0]
+    return gain
 
 
 def shape(residual: torch.Tensor, shaping: Shaping | None) -> torch.Tensor:

@@ -103,7 +103,7 @@ def rung(raw: torch.Tensor, shaping: Shaping | None, amplitude: float, rgb: Imag
     key = (shaping.knee, shaping.chroma)
     if key not in maps:
         maps[key] = residual_visibility(rgb, residual)
-    return residual * cap_gain(maps[key], shaping.cap)
+    return residual * cap_gain(maps[key], shaping.cap, shaping.spread)
 
 
 @torch.no_grad()

@@ -170,6 +170,18 @@ def test_a_residual_shows_more_on_the_flat_half_and_the_cap_bounds_it():
     assert float(gain[:, :24].mean()) < float(gain[:, 24:].mean())  # the flat half loses more
 
 
+def test_the_cap_s_spread_gives_a_capped_pixel_s_neighbours_its_gain():
+    seen = torch.full((9, 9), 0.5)
+    seen[4, 4] = 4.0
+    alone, spread = cap_gain(seen, 1.0), cap_gain(seen, 1.0, spread=3)
+    assert alone[4, 4] == 0.25 and int((alone < 1).sum()) == 1
+    assert torch.equal(spread[3:6, 3:6], torch.full((3, 3), 0.25)) and int((spread < 1).sum()) == 9
+    assert Shaping(cap=1.0).spread == 1
+    for bad in (0, 2, -1):
+        with pytest.raises(ValueError):
+            Shaping(cap=1.0, spread=bad)
+
+
 def test_a_photo_is_measured_on_a_shrunk_copy_above_the_visibility_size(monkeypatch):
     import mbrs_engine.perceptual as perceptual
 

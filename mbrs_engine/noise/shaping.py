@@ -52,7 +52,7 @@ class Ladder(NoiseLayer):
             with torch.no_grad():
                 lab = to_lab(((cover + 1) / 2)[None])
                 seen = map_from_lab(lab, to_lab(((cover + residual + 1) / 2)[None]) - lab)[0, 0]
-            residual = residual * cap_gain(seen, rung.cap)
+            residual = residual * cap_gain(seen, rung.cap, rung.spread)
         return cover + residual
 
     def spec(self) -> str:
