@@ -122,7 +122,7 @@ TEMPLATE_LEAST_SHARE = 0.45
 #: The template's peak (a z-score over every offset of one tile) must reach this for its period to be searched: on
 #: the geometric suite's crops of the samples (three draws, 48 of each edit), clean crops of 25-50 % peaked at 6.4 at
 #: most, crops + fit at 6.2, crops of 50-90 % at 7.2 (one of 48: a search in vain); marked crops of 25-50 % whose
-#: period it found at 7.9-19 (median 13).
+#: period it found at 7.9-19.8 (median 13).
 TEMPLATE_Z = 7.0
 _PILOT_SEED = b"mbrs-studio tile pilot 1"
 
@@ -295,15 +295,16 @@ def _stride(module) -> int:
 
 def fold(maps: torch.Tensor, T: int) -> torch.Tensor:
     """(n, rows, cols) score maps averaged onto one (n, T, T) tile, centred on 0 (a bit reads as > 0)."""
-    n, rows, cols = maps.shape
-    ph, pw = math.ceil(rows / T) * T, math.ceil(cols / T) * T
-    total = torch.zeros(n, ph, pw)
-    count = torch.zeros(1, ph, pw)
-    total[:, :rows, :cols] = maps - 0.5
-    count[:, :rows, :cols] = 1.0
-    sums = total.reshape(n, ph // T, T, pw // T, T).sum((1, 3))
-    counts = count.reshape(1, ph // T, T, pw // T, T).sum((1, 3))
-    return sums / counts.clamp(min=1.0)
+    counts = tile_sums(torch.ones(1, *maps.shape[-2:]), T)
+    return tile_sums(maps - 0.5, T) / counts.clamp(min=1.0)
+
+
+def tile_sums(x: torch.Tensor, T: int) -> torch.Tensor:
+    """(..., rows, cols) summed onto one (..., T, T) tile: every T x T block from the top-left corner, the last
+    ones partial."""
+    rows, cols = x.shape[-2:]
+    padded = F.pad(x, (0, -cols % T, 0, -rows % T))
+    return padded.reshape(*x.shape[:-2], padded.shape[-2] // T, T, padded.shape[-1] // T, T).sum((-4, -2))
 
 
 def pilot_scores(folded: torch.Tensor, config: NetworkConfig) -> torch.Tensor:
@@ -549,7 +550,7 @@ def template_match(rgb: Image.Image, template: torch.Tensor, config: NetworkConf
         return 0.0, 0.0
 
     def centre(period: float, reach: int) -> torch.Tensor:
-        """The detail of the image's centre at the working copy's scale for this period: (3, at most reach, at most
+        """The detail of the image's centre at the working copy's scale for this period: (C, at most reach, at most
         reach)."""
         level = min(len(pyramid) - 1, max(0, math.floor(math.log2(period / size))))
         image, scale = pyramid[level], period / 2 ** level / size  # the copy's pixels per working pixel
@@ -565,13 +566,7 @@ def template_match(rgb: Image.Image, template: torch.Tensor, config: NetworkConf
         out = []
         for start in range(0, len(periods), 32):  # a batch of periods at a time
             batch = periods[start:start + 32]
-            folded = torch.zeros(len(batch), len(TEMPLATE_CHANNELS), size, size)
-            for k, period in enumerate(batch):
-                part = centre(period, reach)
-                for top in range(0, part.shape[-2], size):
-                    for left in range(0, part.shape[-1], size):
-                        block = part[:, top:top + size, left:left + size]
-                        folded[k, :, :block.shape[-2], :block.shape[-1]] += block
+            folded = torch.stack([tile_sums(centre(period, reach), size) for period in batch])
             spectrum = torch.fft.rfft2(folded)
             spectrum = spectrum / (spectrum.abs().square().sum(1, keepdim=True).sqrt() + 1e-6)
             match = torch.fft.irfft2(spectrum * template, s=(size, size)).sum(1).flatten(1)
