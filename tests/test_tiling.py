@@ -241,6 +241,23 @@ def test_a_crop_holding_one_tile_is_found_by_the_pilot_s_template(shipped):
                                  shipped.config)[0] == 0.0
 
 
+def test_the_pilot_s_template_also_finds_the_tiles_of_a_crop_holding_three(shipped):
+    """The template scans periods down to :data:`tiling.TEMPLATE_LEAST_SHARE` of the shorter side: a crop of a
+    1400-px photo (tiles of 350 px) fitted to 800 px holds 3.1 tiles across, their period 32 % of its side (below
+    the 45 % the scan started at before); the clean crop matches at no period."""
+    import skimage.data
+
+    photo = Image.fromarray(skimage.data.astronaut()).resize((1400, 1400), Image.Resampling.BICUBIC)
+    crop, fitted = parse_chain("crop:0.6,1,0.3,0.3"), parse_chain("fit:800+jpeg:80")
+    marked = apply_chain(apply_chain(shipped.embed(photo, "three 2026"), crop), fitted)
+    period = tiling.rule_lattice(1400, 1400, shipped.config).period * 800 / apply_chain(photo, crop).width
+    assert period / 800 < 0.45
+    found = tiling.template_lattice(marked, shipped.pilot_template, shipped.config)
+    assert found is not None and found.period == pytest.approx(period, rel=0.01)  # measured: z 10.2, +0.15 %
+    assert tiling.template_lattice(apply_chain(apply_chain(photo, crop), fitted), shipped.pilot_template,
+                                   shipped.config) is None  # measured: z 4.9
+
+
 def test_a_region_smaller_than_the_search_s_runs_on_by_its_own_period():
     work = torch.rand(1, 3, 150, 290)
     extended = tiling._extended(work, 280, 136)
