@@ -62,8 +62,8 @@ CANDIDATES = {c.name: c for c in (
     Candidate("default"),  # tiles, shaped and capped (photos smaller than two tiles: the whole frame, refined)
     Candidate("uncapped", shaping=UNCAPPED),  # tiles shaped without a visibility cap (the default before it)
     Candidate("unshaped", shaping=None),  # tiles as the encoder gives them (the default before shaping)
-    # each capped pixel the least gain of the 3 x 3 around, caps from 1.2 (measured, not the default: docs/watermarking.md)
-    Candidate("spread", shaping=tuple(Shaping(cap=c, spread=3) for c in (1.2, 1.4, 1.7, 2.1, 2.5)) + UNCAPPED),
+    # each pixel capped by its own gain, caps from 1.3 (the default before the caps' spread: docs/watermarking.md)
+    Candidate("per-pixel", shaping=tuple(Shaping(cap=c) for c in (1.3, 1.7, 2.1, 2.5)) + UNCAPPED),
     Candidate("frame", tiled=False),  # the whole-frame layout, refined (the default before tiles)
     Candidate("plain-1.0", refine=False, tiled=False),
     Candidate("plain-0.7", 0.7, refine=False, tiled=False),
