@@ -73,8 +73,8 @@ class Shaping:
 #: rung, then a bisection of the rest, cost 1 to 4 checks).  The caps are in the units of the visibility map fitted
 #: region by region.  Per pixel from 1.3, the samples' median was 2.03 and the held-out photos' p90 3.23 (3 x 3 from
 #: 1.2: 1.89 and 2.74); a first cap of 1 or 1.15, or a cap held tighter on the saved photo, was less visible still
-#: but lost crops and turns: docs/watermarking.md, "Visibility" and "The caps' spread with the template over three
-#: tiles".
+#: but lost crops and turns: docs/watermarking.md, "Visibility" and "The template over three tiles, and the caps'
+#: spread made the default".
 LADDER = tuple(Shaping(cap=cap, spread=3) for cap in (1.2, 1.4, 1.7, 2.1, 2.5)) + (Shaping(6.0), None)
 
 
