@@ -119,12 +119,13 @@ TEMPLATE_MIN_SCALE = 0.75
 #: The smallest period tried, as a share of the image's shorter side: images holding up to about three tiles across.
 #: From 0.45 (two tiles) the template found none of the held-out photos' crops + fit (44 draws of seeds 0-2), so they
 #: rested on the autocorrelation alone, which missed one when flat areas carried less mark (docs/watermarking.md,
-#: "The template over three tiles").
+#: "The template over three tiles, and the caps' spread made the default").
 TEMPLATE_LEAST_SHARE = 0.3
 #: The template's peak (a z-score over every offset of one tile) must reach this for its period to be searched: on
 #: the geometric suite's crops of the samples (three draws, 48 of each edit), clean crops of 25-50 % peaked at 6.4 at
 #: most, crops + fit at 6.2, crops of 50-90 % at 7.2 (one of 48: a search in vain); marked crops of 25-50 % whose
-#: period it found at 7.9-19.8 (median 13).
+#: period it found at 7.9-19.8 (median 13).  The scan over three tiles: clean crops 6.2 / 6.3 / 7.2 at most, the
+#: held-out photos' crops 50-90 % and crops + fit 6.4 and 6.6.
 TEMPLATE_Z = 7.0
 _PILOT_SEED = b"mbrs-studio tile pilot 1"
 
