@@ -36,6 +36,7 @@ from PIL import Image
 from .attacks import Attack, apply_chain
 from .frames import Frame, decoder_input, decoder_input_stand_in
 from .metrics import image_psnr, mse_to_psnr, psnr_to_mse
+from .nets.precision import native_bf16
 from .pixels import pil_to_tensor
 from .resampling import REDUCING_GAP, add_residual, upscale_residual, upscaled_rows
 
@@ -85,12 +86,7 @@ class RefineConfig:
 
 
 def _use_bf16(precision: str, device: torch.device) -> bool:
-    if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return (device.type == "cpu" and torch.backends.mkldnn.is_available()
-            and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return native_bf16(device) if precision == "auto" else precision == "bf16"
 
 
 def work_copy(rgb: Image.Image, side: int) -> Image.Image:

@@ -49,6 +49,7 @@ from PIL import Image, ImageOps
 
 from .attacks import inner_rectangle
 from .nets import NetworkConfig
+from .nets.precision import inference_precision
 from .pixels import pil_to_tensor
 from .resampling import REDUCING_GAP
 
@@ -232,11 +233,13 @@ def message_grid(bits: torch.Tensor, config: NetworkConfig, rows: int, cols: int
 @torch.no_grad()
 def tiled_residual(encoder, work: torch.Tensor, bits: torch.Tensor, config: NetworkConfig) -> torch.Tensor:
     """The encoder's residual (3, h, w), in [-1, 1] units, for the working copy ``work`` (1, 3, h, w) tiled with
-    L ``bits``; h and w are whole cells."""
+    L ``bits``; h and w are whole cells.  In :func:`inference_precision`."""
     cell = config.cell_pixels
     _, _, h, w = work.shape
     grid = message_grid(bits.reshape(-1).float(), config, h // cell, w // cell).to(work.device, work.dtype)
-    return (encoder.encode_grid(work, grid, cells(config)) - work)[0].float().cpu()
+    with inference_precision(work.device):
+        encoded = encoder.encode_grid(work.contiguous(memory_format=torch.channels_last), grid, cells(config))
+    return (encoded - work)[0].float().cpu()
 
 
 # ---------------------------------------------------------------- reading
@@ -245,10 +248,11 @@ def tiled_residual(encoder, work: torch.Tensor, bits: torch.Tensor, config: Netw
 def shared_features(decoder, x: torch.Tensor) -> torch.Tensor:
     """The decoder's full-resolution layers (those before its first stride-2 one) on ``x`` (1, 3, h, w),
     channels-last: every phase :func:`phase_maps` reads from them shares them (37 of 83 ms of a pass on
-    280 x 280)."""
+    280 x 280).  In :func:`inference_precision`."""
     x = x.contiguous(memory_format=torch.channels_last)  # a cut-out is neither: convolutions ran 2x slower
-    for module in decoder.body[:_first_strided(decoder)]:
-        x = module(x)
+    with inference_precision(x.device):
+        for module in decoder.body[:_first_strided(decoder)]:
+            x = module(x)
     return x
 
 
@@ -264,7 +268,7 @@ def phase_maps(decoder, features: torch.Tensor, skip: int = 0,
     split are shared: ``skip=0`` gives all 64 phases of the default model in
     the time of about 16 passes (split, the deep layers keep every pixel),
     ``skip=1`` the 16 even ones in about 3.7 (measured on a 280 x 280 region:
-    1.25 s and 0.29 s against 0.08 s for one pass).
+    1.25 s and 0.29 s against 0.08 s for one pass, float32).  In :func:`inference_precision`.
     """
     reach = max(max(shift) for shift in shifts)
     _, _, h, w = features.shape
@@ -273,17 +277,19 @@ def phase_maps(decoder, features: torch.Tensor, skip: int = 0,
     stride, seen = 1, 0
     body = decoder.body
     last_conv, last_norm, _ = body[-1]
-    for module in body[_first_strided(decoder):-1]:
-        if _stride(module) == 2:
-            if seen >= skip:
-                n, c, h, w = x.shape
-                hh, ww = (h - 1) // 2 * 2, (w - 1) // 2 * 2
-                x = torch.cat([x[:, :, a:a + hh, b:b + ww] for a in (0, 1) for b in (0, 1)])
-                offsets = [(dy + a * stride, dx + b * stride) for a in (0, 1) for b in (0, 1) for dy, dx in offsets]
-            seen += 1
-            stride *= 2
-        x = module(x.contiguous(memory_format=torch.channels_last))
-    return last_norm(last_conv(x))[:, 0].float(), offsets
+    with inference_precision(x.device):
+        for module in body[_first_strided(decoder):-1]:
+            if _stride(module) == 2:
+                if seen >= skip:
+                    n, c, h, w = x.shape
+                    hh, ww = (h - 1) // 2 * 2, (w - 1) // 2 * 2
+                    x = torch.cat([x[:, :, a:a + hh, b:b + ww] for a in (0, 1) for b in (0, 1)])
+                    offsets = [(dy + a * stride, dx + b * stride) for a in (0, 1) for b in (0, 1)
+                               for dy, dx in offsets]
+                seen += 1
+                stride *= 2
+            x = module(x.contiguous(memory_format=torch.channels_last))
+        return last_norm(last_conv(x))[:, 0].float(), offsets
 
 
 def cell_map(decoder, x: torch.Tensor) -> torch.Tensor:
