@@ -10,7 +10,7 @@ from PIL import Image
 
 from mbrs_engine import Watermarker, payload, tiling
 from mbrs_engine.attacks import apply_chain, inner_rectangle, parse_chain
-from mbrs_engine.nets import NetworkConfig
+from mbrs_engine.nets import NetworkConfig, precision
 
 from tiny_model import random_crops
 
@@ -47,7 +47,8 @@ def test_working_sizes_tile_large_photos_finely_and_leave_small_ones_whole():
     assert h // 136 >= 3
 
 
-def test_phase_maps_are_the_decoder_on_shifted_images(tiny_wm):
+def test_phase_maps_are_the_decoder_on_shifted_images(tiny_wm, monkeypatch):
+    monkeypatch.setenv(precision.PRECISION_VARIABLE, "fp32")  # as the decoder runs below, on every processor
     decoder = tiny_wm.decoder
     x = torch.rand(1, 3, 70, 90) * 2 - 1
     conv, norm, _ = decoder.body[-1]
@@ -154,6 +155,39 @@ def marked_photo(shipped):
 
     photo = Image.fromarray(skimage.data.coffee())  # 600 x 400
     return photo, shipped.embed(photo, "tiled 2026")
+
+
+def test_inference_runs_in_bfloat16_only_where_it_is_native_unless_switched_off(monkeypatch):
+    conv, x = torch.nn.Conv2d(3, 4, 3), torch.rand(1, 3, 8, 8)
+    with precision.inference_precision("cpu"):
+        assert conv(x).dtype == (torch.bfloat16 if precision.native_bf16("cpu") else torch.float32)
+    monkeypatch.setenv(precision.PRECISION_VARIABLE, "fp32")
+    with precision.inference_precision("cpu"):
+        assert conv(x).dtype == torch.float32
+
+
+def test_bfloat16_gives_a_marked_photo_s_cells_and_residual_as_float32_does(shipped, marked_photo, monkeypatch):
+    photo, marked = marked_photo
+    size, T = shipped.tile_size(photo), tiling.cells(shipped.config)
+    bits = torch.from_numpy(np.random.default_rng(0).integers(0, 2, 256).astype(np.float32))
+
+    def fast_and_exact(work):  # bfloat16 forced (emulated where it is not native), then float32
+        monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+        fast = work()
+        monkeypatch.setenv(precision.PRECISION_VARIABLE, "fp32")
+        exact = work()
+        monkeypatch.delenv(precision.PRECISION_VARIABLE)
+        return fast, exact
+
+    with torch.no_grad():
+        fast, exact = fast_and_exact(lambda: tiling.tiled_residual(
+            shipped.encoder, tiling.working_copy(photo, size), bits, shipped.config))
+        assert fast.dtype == exact.dtype == torch.float32
+        assert (fast - exact).pow(2).mean().sqrt() < 0.03 * exact.pow(2).mean().sqrt()  # measured 0.8 %
+        fast, exact = (tiling.fold(m[None], T)[0] for m in fast_and_exact(
+            lambda: tiling.cell_map(shipped.decoder, tiling.working_copy(marked, size))))
+    # measured: 0.015 apart at most, the smallest message cell 0.34 from 0
+    assert (fast - exact).abs().max() < 0.05 and torch.equal(fast > 0, exact > 0)
 
 
 def test_a_tiled_embedding_reads_in_place_and_says_where(shipped, marked_photo):
