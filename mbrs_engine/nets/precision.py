@@ -7,7 +7,7 @@ emulated (AVX2 only) it takes five times as long, so there it stays float32.
 Measured on a marked photo (coffee, 600 x 400): its cell scores differ from
 float32's by at most 0.04 and, folded onto one tile, by 0.015 where the
 smallest message cell is 0.34 from 0 (the same bits); the tiled encoder's
-residual differs by 0.7 % of its rms (it is scaled to the PSNR afterwards).
+residual differs by 0.8 % of its rms (it is scaled to the PSNR afterwards).
 ``MBRS_PRECISION=fp32`` in the environment keeps every pass in float32 (to
 reproduce a figure exactly).
 """
