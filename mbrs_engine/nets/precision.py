@@ -1,9 +1,9 @@
 """The precision the networks infer in: bfloat16 where the device computes it natively, else float32.
 
-On a CPU with AVX-512 BF16 or AMX (and on a GPU with bf16), a convolution
-in bfloat16 takes about half the time of one in float32 (the tile search's
-phase maps on the AMD EPYC of 2026-12-06: 0.31 s against 0.61 s); where it is
-emulated (AVX2 only) it takes five times as long, so there it stays float32.
+On the AMD EPYC with AVX-512 BF16 of 2026-12-06 the tile search's phase maps
+took 0.31 s in bfloat16 against 0.61 s in float32 (an Intel CPU with AMX and a
+GPU with bf16 take the same path, not measured); where bfloat16 is emulated
+(AVX2 only) they took 3.0-3.9 s against 0.72 s, so there it stays float32.
 Measured on a marked photo (coffee, 600 x 400): its cell scores differ from
 float32's by at most 0.04 and, folded onto one tile, by 0.015 where the
 smallest message cell is 0.34 from 0 (the same bits); the tiled encoder's
