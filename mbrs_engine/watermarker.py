@@ -406,14 +406,17 @@ class Watermarker:
             yield from tiles_in_place()
         batches = self._frame_batches(rgb, frames, config)
         full, batch = next(batches)
-        yield self._decode_batch(batch)[0], full[0].describe(), None, True, whole
+        # the whole frame of an image of a size embed tiles is an unlikely reading: hard decisions only (soft
+        # decoding of the 10 frames took 0.21 s of an unmarked 12 MP photo's 2.6 s)
+        soft_frames = not tiled_here
+        yield self._decode_batch(batch)[0], full[0].describe(), None, soft_frames, whole
         if not tiled_here:  # (none when this watermarker does not tile: ``in_place`` is empty)
             yield from tiles_in_place()
 
         def other_frames():
             for batch_frames, batch in batches:
                 for frame, soft in zip(batch_frames, self._decode_batch(batch)):
-                    yield soft, frame.describe(), self.erased_bits(frame), True, whole
+                    yield soft, frame.describe(), self.erased_bits(frame), soft_frames, whole
 
         def tile_search():
             if self.tiled and search:

@@ -268,13 +268,13 @@ def test_a_crop_holding_one_tile_is_found_by_the_pilot_s_template(shipped):
     crop = apply_chain(shipped.embed(photo, "one tile 2026"), edit)
     period = tiling.rule_lattice(*photo.size, shipped.config).period  # a crop keeps the tiles' size
     assert not any(abs(p.period / period - 1) < 0.02 for p in tiling.autocorrelation_peaks(crop))
-    found = tiling.template_lattice(crop, shipped.pilot_template, shipped.config)
+    found = tiling.TemplateMatcher(crop, shipped.pilot_template, shipped.config).lattice()
     assert found is not None and found.period == pytest.approx(period, rel=0.015)  # measured: -0.7 %
     result = shipped.decode(crop)
     assert result.message == "one tile 2026", result.frame
-    assert tiling.template_lattice(apply_chain(photo, edit), shipped.pilot_template, shipped.config) is None
-    assert tiling.template_match(Image.new("RGB", (300, 300), (120, 130, 140)), shipped.pilot_template,
-                                 shipped.config)[0] == 0.0
+    assert tiling.TemplateMatcher(apply_chain(photo, edit), shipped.pilot_template, shipped.config).lattice() is None
+    assert tiling.TemplateMatcher(Image.new("RGB", (300, 300), (120, 130, 140)), shipped.pilot_template,
+                                  shipped.config).scan()[0] == 0.0
 
 
 def test_the_pilot_s_template_also_finds_the_tiles_of_a_crop_holding_three(shipped):
@@ -288,11 +288,35 @@ def test_the_pilot_s_template_also_finds_the_tiles_of_a_crop_holding_three(shipp
     marked = apply_chain(apply_chain(shipped.embed(photo, "three 2026"), crop), fitted)
     period = tiling.rule_lattice(1400, 1400, shipped.config).period * 800 / apply_chain(photo, crop).width
     assert period / 800 < 0.45
-    found = tiling.template_lattice(marked, shipped.pilot_template, shipped.config)
+    found = tiling.TemplateMatcher(marked, shipped.pilot_template, shipped.config).lattice()
     # measured: z 9.4 against the gate of 7, the period 0.15 % short
     assert found is not None and found.period == pytest.approx(period, rel=0.01)
-    assert tiling.template_lattice(apply_chain(apply_chain(photo, crop), fitted), shipped.pilot_template,
-                                   shipped.config) is None  # measured: z 4.9
+    assert tiling.TemplateMatcher(apply_chain(apply_chain(photo, crop), fitted), shipped.pilot_template,
+                                  shipped.config).lattice() is None  # measured: z 4.9
+
+
+def test_the_pilot_s_template_confirms_a_turned_photo_s_tiles_among_the_autocorrelation_s_peaks(shipped):
+    """Brick turned by 1.05 degrees then JPEG 85: its bricks repeat more sharply than the tiles, which are not the
+    autocorrelation's first peak (measured: the third); the template, turned back by each peak's angle, rates the
+    tiles' peak far above the gate (measured 10.8 against 6), so it is searched first and reads.  Turned the wrong
+    way, or on the clean photo, no peak reaches the gate (measured 4.7 and 4.7)."""
+    import skimage.data
+
+    photo = Image.fromarray(skimage.data.brick()).convert("RGB")
+    edit = parse_chain("rotate:1.05+jpeg:85")
+    turned = apply_chain(shipped.embed(photo, "turned 2026"), edit)
+    truth = tiling.Lattice(tiling.rule_lattice(*photo.size, shipped.config).period, 1.05)
+    peaks = tiling.autocorrelation_peaks(turned, tiling.CONFIRM_PEAKS)
+    assert not peaks[0].near(truth) and any(peak.near(truth) for peak in peaks)
+    matcher = tiling.TemplateMatcher(turned, shipped.pilot_template, shipped.config)
+    assert matcher.confirms(next(peak for peak in peaks if peak.near(truth))) >= tiling.CONFIRM_Z + 2
+    assert matcher.confirms(tiling.Lattice(truth.period, -1.05)) < tiling.CONFIRM_Z - 1
+    assert next(tiling.candidate_lattices(turned, shipped.config, shipped.pilot_template)).near(truth)
+    assert shipped.decode(turned).message == "turned 2026"
+    clean = apply_chain(photo, edit)
+    matcher = tiling.TemplateMatcher(clean, shipped.pilot_template, shipped.config)
+    assert max(matcher.confirms(peak) for peak in tiling.autocorrelation_peaks(clean, tiling.CONFIRM_PEAKS)) \
+        < tiling.CONFIRM_Z - 1
 
 
 def test_a_region_smaller_than_the_search_s_runs_on_by_its_own_period():
