@@ -678,9 +678,9 @@ def _vertex(values: torch.Tensor, i: int) -> float:
 
 def hypotheses(config: NetworkConfig) -> int:
     """Readings behind a tiled search: every (lattice, phase, roll) of the most lattices
-    :func:`candidate_lattices` gives (the confirmed peak, the autocorrelation's, the template's and the rule's), each
-    read over
-    the search's tiles and over every tile around them (a bound known before looking at the image)."""
+    :func:`candidate_lattices` gives (the confirmed peak, the autocorrelation's first peaks, the template's and the
+    rule's), each read over the search's tiles and over every tile around them (a bound known before looking at
+    the image)."""
     return (PERIOD_PEAKS + 3) * config.cell_pixels ** 2 * cells(config) ** 2 * 2
 
 
