@@ -71,10 +71,12 @@ PERIOD_PEAKS = 2
 #: The autocorrelation's peaks the pilot's template rates (:meth:`TemplateMatcher.confirms`), and the z-score that
 #: has the best of them searched first, one more lattice: the tiles of a turned photo or of a crop holding less
 #: than two are often a lesser peak than the photo's own repeats (brick's bricks, motorcycle's spokes).  Measured
-#: on the geometric suite's samples (seeds 0-2, crops, rotations, crops + fit, marked) and 189 clean images of the
-#: false-alarm benchmark: the true lattice rated 5.2 / 7.2 / 9.3 (5th percentile / quartile / median), any other
-#: peak of a marked image at most 7.6 (99th percentile 6.8); clean images' best of 8 peaks (periods the scan would
-#: try) 6.4 at most but for gradients (9-14, whose 8-bit steps repeat; the scan searches them already).
+#: on the geometric suite's samples (seeds 0-2: 192 crops, rotations and crops + fit of the tiled ones; the true
+#: lattice among the first 8 peaks in 174) and the first 200 clean images of the false-alarm benchmark: the true
+#: lattice rated 5.0 / 7.1 / 9.6 (5th percentile / quartile / median; 152 of 174 at 6 or more), any other peak of a
+#: marked image at most 6.04 (99th percentile 5.2; never above the true one); clean images' best of 8 peaks median
+#: 4.8, 99th percentile 5.7, at most 6.25 (1 of 189), but for gradients (8.6-11.3: their 8-bit steps repeat, and
+#: the upright scan searches them already).
 CONFIRM_PEAKS, CONFIRM_Z = 8, 6.0
 #: Periods either side of a peak's own the template rates it at (:data:`TEMPLATE_FINE_STEP` apart).
 CONFIRM_STEPS = 2
