@@ -660,10 +660,11 @@ class TemplateMatcher:
     @torch.no_grad()
     def confirms(self, lattice: Lattice) -> float:
         """The template's z-score at ``lattice`` (its angle and aspect; periods within
-        :data:`CONFIRM_STEPS` of :data:`TEMPLATE_FINE_STEP` of its own, the best of them); 0 for a period the
-        scan would not try (under :data:`TEMPLATE_MIN_SCALE` tiles of the working copy, or over the image)."""
+        :data:`CONFIRM_STEPS` of :data:`TEMPLATE_FINE_STEP` of its own, the best of them); 0 for a period under
+        :data:`TEMPLATE_MIN_SCALE` tiles of the working copy (as the scan) or over :data:`MAX_PERIOD_SHARE` of the
+        image's shorter side (the autocorrelation's longest lag: :func:`lattice_count` relies on it)."""
         period = lattice.period / self.shrink
-        if not TEMPLATE_MIN_SCALE * self.size <= period <= self.short:
+        if not TEMPLATE_MIN_SCALE * self.size <= period <= MAX_PERIOD_SHARE * self.short:
             return 0.0
         steps = [period * math.exp(k * TEMPLATE_FINE_STEP) for k in range(-CONFIRM_STEPS, CONFIRM_STEPS + 1)]
         return max(self.rates(steps, TEMPLATE_FINE_REACH, lattice.angle, lattice.aspect))
@@ -678,12 +679,24 @@ def _vertex(values: torch.Tensor, i: int) -> float:
     return max(-0.5, min(0.5, 0.5 * (a - c) / denom)) if denom < 0 else 0.0
 
 
-def hypotheses(config: NetworkConfig) -> int:
-    """Readings behind a tiled search: every (lattice, phase, roll) of the most lattices
-    :func:`candidate_lattices` gives (the confirmed peak, the autocorrelation's first peaks, the template's and the
-    rule's), each read over the search's tiles and over every tile around them (a bound known before looking at
-    the image)."""
-    return (PERIOD_PEAKS + 3) * config.cell_pixels ** 2 * cells(config) ** 2 * 2
+def lattice_count(width: int, height: int, config: NetworkConfig) -> int:
+    """The most lattices :func:`candidate_lattices` can give for an image of this size (known before looking at
+    it): the autocorrelation's first :data:`PERIOD_PEAKS`; the peak the template confirms and the template's own
+    period, where the template's copy (:class:`TemplateMatcher`) spans periods it rates (from
+    :data:`TEMPLATE_MIN_SCALE` tiles of the working copy: a 102-px thumbnail has none); the rule's, where the
+    embedding tiles this size."""
+    factor = max(width, height) / AUTOCORRELATION_SIDE  # the copy's shorter side, as :func:`_box_shrunk` makes it
+    short = min(width, height) if factor <= 1.0 else min(max(1, round(side / factor)) for side in (width, height))
+    least = TEMPLATE_MIN_SCALE * tile_pixels(config)
+    return PERIOD_PEAKS + (MAX_PERIOD_SHARE * short >= least) + (short > least) + \
+        (rule_lattice(width, height, config) is not None)
+
+
+def hypotheses(config: NetworkConfig, width: int, height: int) -> int:
+    """Readings behind a tiled search of a ``width`` x ``height`` image: every (lattice, phase, roll) of the most
+    lattices :func:`candidate_lattices` can give (:func:`lattice_count`), each read over the search's tiles and
+    over every tile around them (a bound known before looking at the image)."""
+    return lattice_count(width, height, config) * config.cell_pixels ** 2 * cells(config) ** 2 * 2
 
 
 @dataclass(frozen=True)
