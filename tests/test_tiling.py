@@ -392,6 +392,19 @@ def test_the_lattices_counted_are_those_an_image_of_its_size_can_be_searched_at(
     assert shipped.decode(thumbnail).hypotheses == 10 + 2 + tiling.hypotheses(shipped.config, 102, 102)
 
 
+def test_the_whole_frame_readings_of_an_image_embed_tiles_get_hard_decisions_only(shipped):
+    """An image of a size embed tiles (420 px) carries tiles, not a whole-frame mark: its 10 frame readings are
+    decoded with hard decisions only (their soft decoding was 0.21 s of an unmarked 12 MP photo's decode); an image
+    too small to tile (200 px) keeps soft decoding for them."""
+    rng = np.random.default_rng(11)
+    for side, soft in ((420, False), (200, True)):
+        img = Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8))
+        in_place = tiling.in_place_tiles(side, side, shipped.config)
+        readings = list(shipped._readings(img, shipped.search.frames(), shipped.search, True, True, in_place))
+        frames = [r[3] for r in readings if not r[1].startswith("tiles")]
+        assert len(frames) == 10 and set(frames) == {soft}, side
+
+
 def test_random_words_through_the_whole_search_are_not_detected(shipped, monkeypatch):
     """Every reading replaced by uniform random bits: nothing is ever detected, and each reading is tested with
     the p-value corrected for every hypothesis."""
