@@ -75,7 +75,7 @@ PERIOD_PEAKS = 2
 #: lattice among the first 8 peaks in 174) and the first 200 clean images of the false-alarm benchmark: the true
 #: lattice rated 5.0 / 7.1 / 9.6 (5th percentile / quartile / median; 152 of 174 at 6 or more), any other peak of a
 #: marked image at most 6.04 (99th percentile 5.2; never above the true one); clean images' best of 8 peaks median
-#: 4.8, 99th percentile 5.7, at most 6.25 (1 of 189), but for gradients (8.6-11.3: their 8-bit steps repeat, and
+#: 4.8, 99th percentile 5.7, at most 6.25 (1 of 194), but for gradients (8.6-11.3: their 8-bit steps repeat, and
 #: the upright scan searches them already).
 CONFIRM_PEAKS, CONFIRM_Z = 8, 6.0
 #: Periods either side of a peak's own the template rates it at (:data:`TEMPLATE_FINE_STEP` apart).
