@@ -366,7 +366,7 @@ class Watermarker:
         count = len(frames)
         in_place = tiling.in_place_tiles(*rgb.size, self.config) if self.tiled else ()
         if self.tiled:  # the tiles in place (and mirrored), then every hypothesis of the tile search
-            count += len(in_place) * (1 + mirrored) + (tiling.hypotheses(self.config, *rgb.size) if search else 0)
+            count += len(in_place) * (1 + mirrored) + (tiling.hypotheses(*rgb.size, self.config) if search else 0)
         first = None
         for soft, where, erased, soft_decoding, outlines in self._readings(rgb, frames, config, bool(search),
                                                                          mirrored, in_place):

@@ -200,7 +200,7 @@ def test_a_tiled_embedding_reads_in_place_and_says_where(shipped, marked_photo):
     assert result.message == "tiled 2026" and result.frame.startswith("tiles of") and result.hypotheses == 3
     # the p-value is the payload test's, times every hypothesis of the search
     searched = shipped.decode(marked)
-    assert searched.hypotheses == 10 + 2 * 2 + tiling.hypotheses(shipped.config, *marked.size)
+    assert searched.hypotheses == 10 + 2 * 2 + tiling.hypotheses(*marked.size, shipped.config)
     assert searched.p_value == pytest.approx(min(1.0, result.p_value / 3 * searched.hypotheses))
 
 
@@ -386,10 +386,10 @@ def test_the_lattices_counted_are_those_an_image_of_its_size_can_be_searched_at(
     count = tiling.lattice_count
     assert [count(w, h, shipped.config) for w, h in ((4000, 3000), (512, 512), (384, 191), (128, 128), (102, 102),
                                                        (20000, 100))] == [5, 5, 4, 4, 2, 2]
-    assert tiling.hypotheses(shipped.config, 102, 102) == 2 * 64 * 17 * 17 * 2
+    assert tiling.hypotheses(102, 102, shipped.config) == 2 * 64 * 17 * 17 * 2
     thumbnail = Image.fromarray(random_crops(1, 102, seed=5)[0])
     assert len(list(tiling.candidate_lattices(thumbnail, shipped.config, shipped.pilot_template))) <= 2
-    assert shipped.decode(thumbnail).hypotheses == 10 + 2 + tiling.hypotheses(shipped.config, 102, 102)
+    assert shipped.decode(thumbnail).hypotheses == 10 + 2 + tiling.hypotheses(102, 102, shipped.config)
 
 
 def test_the_whole_frame_readings_of_an_image_embed_tiles_get_hard_decisions_only(shipped):
@@ -420,7 +420,7 @@ def test_random_words_through_the_whole_search_are_not_detected(shipped, monkeyp
     img = Image.fromarray(random_crops(1, 256, seed=3)[0]).resize((420, 420), Image.Resampling.BICUBIC)
     for _ in range(3):
         assert not shipped.decode(img).detected
-    assert len(seen) > 3 * 20 and set(seen) == {10 + 2 + tiling.hypotheses(shipped.config, 420, 420)}
+    assert len(seen) > 3 * 20 and set(seen) == {10 + 2 + tiling.hypotheses(420, 420, shipped.config)}
 
 
 def test_whole_frame_layout_on_request(shipped, marked_photo):

@@ -91,8 +91,8 @@ def test_clean_images_are_not_detected(tiny_wm):
         in_place = {(96, 96): 1, (64, 64): 1}.get(img.size, 2)  # 97 x 61 and 50 x 40 hold more than 2 across
         assert len(tiling.in_place_tiles(*img.size, tiny_wm.config)) == in_place
         lattices = 5 if img.size == (96, 96) else 4
-        assert lattices * 2 * 2 * 17 * 17 * 2 == tiling.hypotheses(tiny_wm.config, *img.size)
-        assert result.hypotheses == 10 + 2 * in_place + tiling.hypotheses(tiny_wm.config, *img.size)
+        assert lattices * 2 * 2 * 17 * 17 * 2 == tiling.hypotheses(*img.size, tiny_wm.config)
+        assert result.hypotheses == 10 + 2 * in_place + tiling.hypotheses(*img.size, tiny_wm.config)
 
 
 def test_secret_key(tiny_wm, sample_images):
