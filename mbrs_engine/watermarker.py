@@ -8,10 +8,12 @@
 Layouts.  By default a photo at least two tiles large (272 px on its shorter
 side for the default model) is embedded in *tiles*: the message and a pilot
 repeated over a working copy of the photo, readable from a crop anywhere, a
-rotation or a mirror (:mod:`mbrs_engine.tiling`; no refinement needed), its
+rotation or a mirror (:mod:`mbrs_engine.tiling`), its
 speckles softened at the same energy and turned down where it would show
 (:mod:`mbrs_engine.perceptual`; how far is checked per photo,
-:mod:`mbrs_engine.shaping_check`).
+:mod:`mbrs_engine.shaping_check`); where it needs all its energy and crops or
+turns of the photo still read it with little margin (dense textures), it is
+refined against them (:mod:`mbrs_engine.tile_refinement`).
 Smaller images, and any image with ``tiled=False``, take the *whole-frame*
 layout described next.
 
@@ -53,6 +55,7 @@ from .nets.folding import fold_batchnorm
 from .payload import DEFAULT_THRESHOLD, DecodeResult
 from .perceptual import LADDER, Shaping
 from .shaping_check import choose_shaping
+from .tile_refinement import TileRefineConfig, check_errors, refine_tiles
 from .pixels import pil_to_tensor
 from .refinement import Progress, RefineConfig, refine_residual, render_at_psnr
 from .resampling import add_residual, to_model_size
@@ -110,7 +113,8 @@ class Watermarker:
                  name: str = "model", metadata: dict | None = None, search: SearchConfig | None = None,
                  device: str | torch.device = "cpu", residual_psnr: float | None = None,
                  embed_psnr: float | None = None, refine: RefineConfig | None = RefineConfig(),
-                 tiled: bool = True, shaping: Shaping | None | Sequence[Shaping | None] = LADDER):
+                 tiled: bool = True, shaping: Shaping | None | Sequence[Shaping | None] = LADDER,
+                 tile_refine: TileRefineConfig | None = TileRefineConfig()):
         self.config = config or getattr(encoder, "config", None)
         if not isinstance(self.config, NetworkConfig):
             raise ValueError("pass the model's NetworkConfig (the encoder does not carry one)")
@@ -127,6 +131,8 @@ class Watermarker:
         self.residual_psnr = residual_psnr
         self.embed_psnr = embed_psnr
         self.refine = refine
+        #: how tiles that read with little margin are refined (:mod:`mbrs_engine.tile_refinement`; None: never)
+        self.tile_refine = tile_refine
         self.tiled = tiled and tiling.supports(self.config)
         #: shapings strongest first (:mod:`mbrs_engine.perceptual`); tiles take the first that passes the check
         self.shapings = tuple(shaping) if isinstance(shaping, (tuple, list)) else (shaping,)
@@ -135,8 +141,8 @@ class Watermarker:
     @classmethod
     def from_pretrained(cls, name_or_path=None, *, search: SearchConfig | None = None,
                         device: str | torch.device = "cpu", refine: RefineConfig | None = RefineConfig(),
-                        tiled: bool = True,
-                        shaping: Shaping | None | Sequence[Shaping | None] = LADDER) -> "Watermarker":
+                        tiled: bool = True, shaping: Shaping | None | Sequence[Shaping | None] = LADDER,
+                        tile_refine: TileRefineConfig | None = TileRefineConfig()) -> "Watermarker":
         """Load a shipped or user model by name, a model file by path, or the default model (None)."""
         from .model_files import load_model
 
@@ -147,7 +153,7 @@ class Watermarker:
         return cls(loaded.encoder, loaded.decoder, loaded.config, name=loaded.metadata.name, metadata=meta,
                    search=search, device=device, residual_psnr=loaded.metadata.residual_psnr,
                    embed_psnr=loaded.metadata.embed_psnr, refine=refine, tiled=tiled,
-                   shaping=shaping)
+                   shaping=shaping, tile_refine=tile_refine)
 
     def save(self, path, metadata=None, *, fp16: bool = False):
         """Write this model's files (see :func:`mbrs_engine.model_files.save_model`)."""
@@ -236,19 +242,21 @@ class Watermarker:
 
     # ------------------------------------------------------------ bits
 
-    def prepare_bits(self, img: Image.Image, bits, refine: bool | RefineConfig = True,
+    def prepare_bits(self, img: Image.Image, bits, refine: bool | RefineConfig | TileRefineConfig = True,
                      progress: Progress | None = None, tiled: bool | None = None) -> "PreparedEmbedding":
         """Run the networks (and the refinement) once for ``img`` and L bits; the result renders the marked
         image at any strength cheaply (what a strength slider needs).  :meth:`embed_bits` is
         ``prepare_bits(...).render(strength)``, so both give the same image bit for bit.
 
-        ``refine``: True (this watermarker's :class:`RefineConfig`, if it has
-        one), False (the encoder's residual alone) or a :class:`RefineConfig`
-        for this call (see :mod:`mbrs_engine.refinement`); the refinement runs
-        at strength 1 and ``progress(step, steps)`` follows it (it may raise to cancel).
-        ``tiled``: lay the message out in tiles (:mod:`mbrs_engine.tiling`) when the
-        image is large enough (None: this watermarker's ``tiled``); tiles need no
-        refinement, so ``refine`` and ``progress`` apply to the whole-frame layout only.
+        ``refine``: True (this watermarker's :class:`RefineConfig` for the
+        whole-frame layout, its :class:`TileRefineConfig` for tiles, where it has
+        them), False (the encoder's residual alone, shaped) or a config of either
+        kind for this call, which refines the layout it is for (see
+        :mod:`mbrs_engine.refinement`, :mod:`mbrs_engine.tile_refinement`); the
+        refinement runs at strength 1 and ``progress(step, steps)`` follows it (it
+        may raise to cancel).  ``tiled``: lay the message out in tiles
+        (:mod:`mbrs_engine.tiling`) when the image is large enough (None: this
+        watermarker's ``tiled``).
         """
         rgb, alpha = split_alpha(_check_image(img))
         if min(rgb.size) < self.min_side:
@@ -257,8 +265,11 @@ class Watermarker:
         message = _check_bits(bits, self.message_length)
         size = self.tile_size(rgb, tiled)
         if size is not None:
-            return self._prepare_tiled(rgb, alpha, message, size)
-        config = refine if isinstance(refine, RefineConfig) else self.refine if refine else None
+            tile_config = refine if isinstance(refine, TileRefineConfig) else \
+                self.tile_refine if refine and not isinstance(refine, RefineConfig) else None
+            return self._prepare_tiled(rgb, alpha, message, size, tile_config, progress)
+        config = refine if isinstance(refine, RefineConfig) else \
+            self.refine if refine and not isinstance(refine, TileRefineConfig) else None
         residual = self._residual(to_model_size(rgb, self.image_size), message, 1.0)
         if config is None:
             return PreparedEmbedding(rgb, alpha, residual, None)
@@ -293,14 +304,20 @@ class Watermarker:
                                    work.shape[3] // cell)[0, 0]
         return raw, grid, amplitude
 
-    @torch.inference_mode()
-    def _prepare_tiled(self, rgb: Image.Image, alpha, message: torch.Tensor, size) -> "PreparedEmbedding":
+    def _prepare_tiled(self, rgb: Image.Image, alpha, message: torch.Tensor, size,
+                       refine: TileRefineConfig | None, progress: Progress | None) -> "PreparedEmbedding":
         """The tiled residual on the working copy (:meth:`tiled_raw`), shaped (:mod:`mbrs_engine.shaping_check`
-        picks how strongly), in 8-bit levels.  No refinement."""
-        raw, grid, amplitude = self.tiled_raw(rgb, message, size)
-        residual = choose_shaping(self.decoder, raw, grid, tiling.cells(self.config), self.config.grid_size,
-                                  self.shapings, amplitude, rgb)
+        picks how strongly), in 8-bit levels; refined (``refine``) when it keeps all its energy and the
+        refinement's check views read it with too many wrong bits (:mod:`mbrs_engine.tile_refinement`)."""
+        with torch.inference_mode():
+            raw, grid, amplitude = self.tiled_raw(rgb, message, size)
+            residual = choose_shaping(self.decoder, raw, grid, tiling.cells(self.config), self.config.grid_size,
+                                      self.shapings, amplitude, rgb)
         capped = float(residual.pow(2).mean().sqrt()) < 0.999 * amplitude  # a visibility cap took energy away
+        if refine is not None and not capped:
+            residual, grid = residual.clone(), grid.clone()  # out of inference mode, for the gradient
+            if check_errors(self.decoder, rgb, residual, size, grid, self.config, refine) > refine.check_errors:
+                residual = refine_tiles(self.decoder, rgb, residual, size, grid, self.config, refine, progress)
         return PreparedEmbedding(rgb, alpha, residual.cpu() * 127.5, self.strength_psnr(1.0), as_checked=capped)
 
     def prepare(self, img: Image.Image, text: str, key: str | None = None, refine: bool | RefineConfig = True,
