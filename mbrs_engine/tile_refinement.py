@@ -48,9 +48,9 @@ from .resampling import REDUCING_GAP, add_residual
 #: Views of the photo are made on a copy at most this many times the working copy's side.
 VIEW_SCALE = 2.0
 #: The most tiles a side a view is read over (a larger view: a random window of it).
-VIEW_TILES = 2.5
+VIEW_TILES = 1.5
 #: The fixed views :func:`check_errors` reads (drawn with their own seed).
-CHECK_VIEWS = 4
+CHECK_VIEWS = ("crop", "turn", "crop", "turn")
 _CHECK_SEED = 20261206
 
 
@@ -58,10 +58,11 @@ _CHECK_SEED = 20261206
 class TileRefineConfig:
     """How :func:`refine_tiles` tunes a tiled watermark, and when (a Watermarker carries one, or None)."""
 
-    steps: int = 16                                 # gradient steps
+    steps: int = 12                                 # gradient steps
     learning_rate: float = 0.3                      # Adam, in multiples of the residual's rms; cosine to a tenth
     margin: float = 0.15                            # every folded cell score is pushed this far past 0
-    crops: int = 2                                  # crop views per step
+    wholes: int = 1                                 # views of the whole photo (read in place) per step
+    crops: int = 1                                  # crop views per step
     turns: int = 1                                  # turned views per step
     crop_area: tuple[float, float] = (0.25, 0.9)    # the share of the photo a crop keeps
     aspect_change: float = 4 / 3                    # a crop's aspect ratio is the photo's times up to this either way
@@ -78,8 +79,8 @@ class TileRefineConfig:
             raise ValueError(f"tile refinement steps must be a positive whole number, got {self.steps!r}")
         if not self.learning_rate > 0.0 or not self.margin >= 0.0:
             raise ValueError("tile refinement's learning rate must be positive and its margin at least 0")
-        if self.crops < 0 or self.turns < 0 or self.crops + self.turns < 1:
-            raise ValueError("tile refinement needs at least one crop or turned view per step")
+        if min(self.wholes, self.crops, self.turns) < 0 or self.wholes + self.crops + self.turns < 1:
+            raise ValueError("tile refinement needs at least one view per step")
         low, high = self.crop_area
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(f"crop areas must satisfy 0 < low <= high <= 1, got {self.crop_area}")
@@ -152,9 +153,13 @@ def _window(cells: tuple[int, int, int, int], config: NetworkConfig, rng: np.ran
 
 def draw_view(marked: Image.Image, kind: str, scale: tuple[float, float], grid: tuple[int, int],
               config: NetworkConfig, refine: TileRefineConfig, rng: np.random.Generator) -> View | None:
-    """One view of ``kind`` ("crop" or "turn") of the marked copy; None when it holds less than a tile."""
+    """One view of ``kind`` of the marked copy, re-saved as JPEG: "whole" (read in place, as saved), "crop" or
+    "turn" (read a little off the tiles); None when it holds less than a tile."""
     width, height = marked.size
     quality = int(rng.integers(refine.jpeg_quality[0], refine.jpeg_quality[1] + 1))
+    if kind == "whole":
+        cells = (0, 0) + grid
+        return View(_jpeg(marked, quality), (0, 0), _window(cells, config, rng), (0.0, 0.0), 1.0)
     if kind == "crop":
         area = rng.uniform(*refine.crop_area)
         aspect = math.exp(rng.uniform(-1.0, 1.0) * math.log(refine.aspect_change))
@@ -235,6 +240,11 @@ class _Views:
         """The 8-bit copy views are made of, marked with ``residual`` (3, h, w; [-1, 1] units)."""
         return add_residual(self.copy, residual.detach().cpu() * 127.5)
 
+    def wrong_bits(self, view: View) -> int:
+        """The wrong message bits of a view's folded tile."""
+        folded, sign, carries = self.folded(view)
+        return int(((folded * sign <= 0) & carries).sum())
+
     def folded(self, view: View, residual: torch.Tensor | None = None):
         """(folded tile, sign, message flags) of a view; with ``residual`` (requiring a gradient) the folded tile
         carries its gradient through the view's cells of the working copy plus the residual (straight-through)."""
@@ -252,7 +262,7 @@ class _Views:
 
 
 def _kinds(refine: TileRefineConfig) -> tuple[str, ...]:
-    return ("crop",) * refine.crops + ("turn",) * refine.turns
+    return ("whole",) * refine.wholes + ("crop",) * refine.crops + ("turn",) * refine.turns
 
 
 @torch.no_grad()
@@ -263,15 +273,36 @@ def check_errors(decoder, rgb: Image.Image, residual: torch.Tensor, size: tuple[
     ``size``; [-1, 1] units; ``grid`` its (rows, cols) 0/1 cells), each read where its tiles are."""
     views = _Views(decoder, rgb, size, grid, config, refine)
     marked, rng = views.marked(residual), np.random.default_rng(_CHECK_SEED)
-    kinds = _kinds(refine)
-    drawn = views.draw(marked, rng, tuple(kinds[i % len(kinds)] for i in range(CHECK_VIEWS)))
+    drawn = views.draw(marked, rng, CHECK_VIEWS)
     if not drawn:
         return 0.0
-    wrong = []
-    for view in drawn:
-        folded, sign, carries = views.folded(view)
-        wrong.append(int(((folded * sign <= 0) & carries).sum()))
-    return float(np.mean(wrong))
+    return float(np.mean([views.wrong_bits(view) for view in drawn]))
+
+
+@torch.no_grad()
+def in_place_errors(decoder, rgb: Image.Image, residual: torch.Tensor, size: tuple[int, int], grid: torch.Tensor,
+                    config: NetworkConfig) -> int:
+    """Wrong message bits of ``rgb`` marked with the tiled ``residual`` (as :func:`check_errors`), as saved, read
+    in place over every tile."""
+    views = _Views(decoder, rgb, size, grid, config, TileRefineConfig())
+    return views.wrong_bits(View(views.marked(residual), (0, 0), (0, 0) + tuple(grid.shape), (0.0, 0.0), 1.0))
+
+
+def refined_where_needed(decoder, rgb: Image.Image, residual: torch.Tensor, size: tuple[int, int],
+                         grid: torch.Tensor, config: NetworkConfig, refine: TileRefineConfig,
+                         progress: Progress | None = None) -> torch.Tensor:
+    """The tiled ``residual`` (as :func:`check_errors`), refined (:func:`refine_tiles`) when its check views read
+    more than ``refine.check_errors`` wrong bits on average; the refined one is kept only when its check views
+    read fewer and the photo as saved no more in place (else the residual as it was)."""
+    before = check_errors(decoder, rgb, residual, size, grid, config, refine)
+    if before <= refine.check_errors:
+        return residual
+    refined = refine_tiles(decoder, rgb, residual, size, grid, config, refine, progress)
+    if check_errors(decoder, rgb, refined, size, grid, config, refine) < before and \
+            in_place_errors(decoder, rgb, refined, size, grid, config) <= \
+            in_place_errors(decoder, rgb, residual, size, grid, config):
+        return refined
+    return residual
 
 
 def refine_tiles(decoder, rgb: Image.Image, residual: torch.Tensor, size: tuple[int, int], grid: torch.Tensor,

@@ -55,7 +55,7 @@ from .nets.folding import fold_batchnorm
 from .payload import DEFAULT_THRESHOLD, DecodeResult
 from .perceptual import LADDER, Shaping
 from .shaping_check import choose_shaping
-from .tile_refinement import TileRefineConfig, check_errors, refine_tiles
+from .tile_refinement import TileRefineConfig, refined_where_needed
 from .pixels import pil_to_tensor
 from .refinement import Progress, RefineConfig, refine_residual, render_at_psnr
 from .resampling import add_residual, to_model_size
@@ -307,17 +307,16 @@ class Watermarker:
     def _prepare_tiled(self, rgb: Image.Image, alpha, message: torch.Tensor, size,
                        refine: TileRefineConfig | None, progress: Progress | None) -> "PreparedEmbedding":
         """The tiled residual on the working copy (:meth:`tiled_raw`), shaped (:mod:`mbrs_engine.shaping_check`
-        picks how strongly), in 8-bit levels; refined (``refine``) when it keeps all its energy and the
-        refinement's check views read it with too many wrong bits (:mod:`mbrs_engine.tile_refinement`)."""
+        picks how strongly), in 8-bit levels; where it keeps all its energy, refined (``refine``) when crops
+        and turns read it with too many wrong bits (:mod:`mbrs_engine.tile_refinement`)."""
         with torch.inference_mode():
             raw, grid, amplitude = self.tiled_raw(rgb, message, size)
             residual = choose_shaping(self.decoder, raw, grid, tiling.cells(self.config), self.config.grid_size,
                                       self.shapings, amplitude, rgb)
         capped = float(residual.pow(2).mean().sqrt()) < 0.999 * amplitude  # a visibility cap took energy away
-        if refine is not None and not capped:
-            residual, grid = residual.clone(), grid.clone()  # out of inference mode, for the gradient
-            if check_errors(self.decoder, rgb, residual, size, grid, self.config, refine) > refine.check_errors:
-                residual = refine_tiles(self.decoder, rgb, residual, size, grid, self.config, refine, progress)
+        if refine is not None and not capped:  # out of inference mode, for the gradient
+            residual = refined_where_needed(self.decoder, rgb, residual.clone(), size, grid.clone(), self.config,
+                                            refine, progress)
         return PreparedEmbedding(rgb, alpha, residual.cpu() * 127.5, self.strength_psnr(1.0), as_checked=capped)
 
     def prepare(self, img: Image.Image, text: str, key: str | None = None, refine: bool | RefineConfig = True,

@@ -45,7 +45,7 @@ def coffee():
 
 
 @pytest.mark.parametrize("bad", [dict(steps=0), dict(learning_rate=0.0), dict(margin=-0.1),
-                                 dict(crops=0, turns=0), dict(crop_area=(0.5, 0.2)), dict(aspect_change=0.5),
+                                 dict(wholes=0, crops=0, turns=0), dict(crop_area=(0.5, 0.2)), dict(aspect_change=0.5),
                                  dict(max_angle=90.0), dict(jpeg_quality=(0, 90)), dict(jitter=2.0),
                                  dict(scale_jitter=0.5), dict(angle_jitter=5.0)])
 def test_settings_out_of_range_are_refused(bad):
@@ -113,42 +113,44 @@ def test_a_refinement_can_be_cancelled_from_its_progress(shipped, coffee):
         tr.refine_tiles(shipped.decoder, coffee, residual, size, grid, shipped.config, TileRefineConfig(), cancel)
 
 
-def test_the_watermarker_refines_only_uncapped_tiles_whose_check_fails(shipped, coffee, monkeypatch):
-    """The check runs only where the shaping kept all the energy, the refinement only where the check reads too
-    many wrong bits; refine=False or a whole-frame config skips both, a TileRefineConfig is used as given."""
-    calls = []
-    errors = {"value": 0.0}
+def test_a_refinement_is_kept_only_where_it_reads_better(shipped, grass, coffee, monkeypatch):
+    """Refined where the check fails, kept where the check then reads fewer wrong bits and the photo in place no
+    more; else the residual as it was.  Grass is refined and kept; coffee reads with margin: left alone."""
+    residual, grid, size = tiled(shipped, coffee)
+    config = TileRefineConfig(steps=2)
+    assert tr.refined_where_needed(shipped.decoder, coffee, residual, size, grid, shipped.config, config) is residual
+    residual, grid, size = tiled(shipped, grass)
+    kept = tr.refined_where_needed(shipped.decoder, grass, residual, size, grid, shipped.config, TileRefineConfig())
+    assert kept is not residual
+    monkeypatch.setattr(tr, "refine_tiles", lambda decoder, rgb, residual, *args: residual * 0.0)  # a bad one
+    assert tr.refined_where_needed(shipped.decoder, grass, residual, size, grid, shipped.config, config) is residual
 
-    def check(*args):
-        calls.append("check")
-        return errors["value"]
+
+def test_the_watermarker_refines_only_tiles_that_keep_all_their_energy(shipped, coffee, monkeypatch):
+    """Tiles a visibility cap turned down read with margin to spare and are never refined; refine=False or a
+    whole-frame config skips it, a TileRefineConfig is used as given, and the progress is passed on."""
+    calls = []
 
     def refine(decoder, rgb, residual, size, grid, config, refine_config, progress):
-        calls.append(("refine", refine_config, progress))
+        calls.append((refine_config, progress))
         return residual
 
-    monkeypatch.setattr(watermarker_module, "check_errors", check)
-    monkeypatch.setattr(watermarker_module, "refine_tiles", refine)
+    monkeypatch.setattr(watermarker_module, "refined_where_needed", refine)
     bits = np.random.default_rng(2).integers(0, 2, shipped.message_length)
     uncapped = Watermarker(shipped.encoder, shipped.decoder, shipped.config, shaping=None,
                            embed_psnr=shipped.embed_psnr)
 
-    shipped.prepare_bits(coffee, bits)  # coffee takes a visibility cap: no check
-    assert calls == []
-    uncapped.prepare_bits(coffee, bits)
-    assert calls == ["check"]
-    errors["value"] = 100.0
-
     def progress(step, steps):
         pass
 
-    calls.clear()
+    shipped.prepare_bits(coffee, bits)  # coffee takes a visibility cap
+    assert calls == []
     uncapped.prepare_bits(coffee, bits, progress=progress)
-    assert calls == ["check", ("refine", uncapped.tile_refine, progress)]
+    assert calls == [(uncapped.tile_refine, progress)]
     calls.clear()
     uncapped.prepare_bits(coffee, bits, refine=False)
     uncapped.prepare_bits(coffee, bits, refine=RefineConfig(steps=3))
     assert calls == []
     mine = TileRefineConfig(steps=3)
     uncapped.prepare_bits(coffee, bits, refine=mine)
-    assert calls == ["check", ("refine", mine, None)]
+    assert calls == [(mine, None)]
