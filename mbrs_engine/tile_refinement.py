@@ -2,27 +2,33 @@
 
 On dense textures (grass, gravel) the encoder's tiled residual reads back
 whole, but a crop of half the photo or a turn by a few degrees, then JPEG,
-leaves 17-47 of the 256 cells of the folded tile wrong where the search's
-payload test takes about 21 (``docs/watermarking.md``, "Refining hard
-tiles").  Every other photo measured read such views with 0-15.  So after
-the shaping (:mod:`mbrs_engine.shaping_check`), a photo whose residual kept
-all its energy (no visibility cap could be afforded: the mark needs it all)
-gets a check, :func:`check_errors`: :data:`CHECK_VIEWS` fixed views of it,
-read where the tiles are.  When they read more than
-:attr:`TileRefineConfig.check_errors` wrong bits on average, :func:`refine_tiles`
-tunes the residual on the working copy by gradient steps at its energy:
+leaves 17-47 of the 256 message cells of the folded tile wrong where the
+search's payload test takes about 21; every other photo measured read such
+views with 0-15 (``docs/watermarking.md``, "Refining tiles that read with
+little margin").  So after the shaping (:mod:`mbrs_engine.shaping_check`),
+a photo whose residual kept all its energy (no visibility cap could be
+afforded) gets a check, :func:`check_errors`: :data:`CHECK_VIEWS` fixed
+views of it read where the tiles are.  When they read more than
+:attr:`TileRefineConfig.check_errors` wrong bits on average,
+:func:`refine_tiles` tunes the residual on the working copy by gradient
+steps (:func:`refined_where_needed`):
 
-* each step draws views of the marked photo (:func:`draw_view`): a crop of
-  any position, size and aspect, or a turn by up to a few degrees (read
-  turned back), each re-saved as JPEG, really made with Pillow and libjpeg;
-* each view is read by the decoder where the tiles are, a little off (up to
-  half a working pixel and 0.3 % of the scale: what the search's estimate
-  of the lattice is off by), its cells folded onto one tile, and a hinge loss
-  pushes every folded cell (message and pilot) past a margin;
-* the gradient reaches the residual through the same view cut out of the
-  working copy plus the residual (straight-through: the loss is the real
-  views'); the residual is rescaled to its energy after every step.
+* each step draws views of the marked photo (:func:`draw_view`), each
+  re-saved as JPEG, really made with Pillow and libjpeg: the whole photo and
+  the photo resized to a quarter, read in place; a crop of any position, size
+  and aspect, and a turn by up to a few degrees (turned back), read a little
+  off the tiles (up to half a working pixel, 0.3 % of the scale and 0.3°:
+  what the search's estimate of the lattice is off by);
+* each view's cells are folded onto one tile and a hinge loss pushes every
+  folded cell (message and pilot) past a margin;
+* the gradient reaches the residual through the same cells of the working
+  copy plus the residual (blurred as the resize blurs them, for the photo at
+  a quarter): straight-through, so the loss is the real views';
+* only the residual's fine part is tuned, rescaled to its energy after every
+  step; its coarse part, what a resize to a quarter keeps, stays as it was.
 
+The refined residual is kept only where the check then reads fewer wrong
+bits and the photo, as saved and at a quarter, reads in place no worse.
 The decoder and decoding do not change: there is nothing to know at decode
 time, and the false-positive bound is untouched.  Views of a photo larger
 than :data:`VIEW_SCALE` times its working copy are made on a copy of that
@@ -37,12 +43,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
+from . import tiling
 from .attacks import inner_rectangle
 from .nets import NetworkConfig
 from .refinement import Progress
-from . import tiling
 from .resampling import REDUCING_GAP, add_residual
 
 #: Views of the photo are made on a copy at most this many times the working copy's side.
@@ -51,6 +58,15 @@ VIEW_SCALE = 2.0
 VIEW_TILES = 1.5
 #: The fixed views :func:`check_errors` reads (drawn with their own seed).
 CHECK_VIEWS = ("crop", "turn", "crop", "turn")
+#: The sizes (shares of each side) the photo must read in place at no worse refined than unrefined: as saved, and
+#: resized to a quarter (the smallest resize promised; the first refinement, without resized views, lost it on
+#: grass and gravel).
+GUARD_SHRINKS = (1.0, 0.25)
+#: How much finer than the detail a resize to the smallest of them keeps the residual's coarse part (left as it
+#: was) reaches: the antialiasing passes some finer detail too.  Grass and gravel at a quarter, refined with views
+#: at a quarter in the loss, read 17 -> 21 and 10 -> 19 wrong bits with no coarse part kept, 17 -> 16 and
+#: 10 -> 14 with a room of 1 (gravel's refinement refused), 17 -> 15 and 10 -> 8 with 1.5.
+COARSE_ROOM = 1.5
 _CHECK_SEED = 20261206
 
 
@@ -61,7 +77,7 @@ class TileRefineConfig:
     steps: int = 12                                 # gradient steps
     learning_rate: float = 0.3                      # Adam, in multiples of the residual's rms; cosine to a tenth
     margin: float = 0.15                            # every folded cell score is pushed this far past 0
-    wholes: int = 1                                 # views of the whole photo (read in place) per step
+    wholes: int = 1                                 # views of the whole photo and of it at a quarter per step
     crops: int = 1                                  # crop views per step
     turns: int = 1                                  # turned views per step
     crop_area: tuple[float, float] = (0.25, 0.9)    # the share of the photo a crop keeps
@@ -98,13 +114,15 @@ class View:
     """One attacked view, in the photo's coordinates: ``image`` shows the photo from ``origin`` (its top-left
     corner's place in the photo, pixels of the copy views are made on), the cells ``cells`` (top, left, bottom,
     right) of the working copy lie wholly inside it; ``shift`` (working pixels, across and down) and ``zoom``
-    are how far off the tiles it is read."""
+    are how far off the tiles it is read; ``shrink`` is the image's pixels per pixel of the copy (across, down:
+    a view of the photo resized)."""
 
     image: Image.Image
     origin: tuple[float, float]
     cells: tuple[int, int, int, int]
-    shift: tuple[float, float]
-    zoom: float
+    shift: tuple[float, float] = (0.0, 0.0)
+    zoom: float = 1.0
+    shrink: tuple[float, float] = (1.0, 1.0)
 
 
 def _jpeg(image: Image.Image, quality: int) -> Image.Image:
@@ -153,13 +171,18 @@ def _window(cells: tuple[int, int, int, int], config: NetworkConfig, rng: np.ran
 
 def draw_view(marked: Image.Image, kind: str, scale: tuple[float, float], grid: tuple[int, int],
               config: NetworkConfig, refine: TileRefineConfig, rng: np.random.Generator) -> View | None:
-    """One view of ``kind`` of the marked copy, re-saved as JPEG: "whole" (read in place, as saved), "crop" or
-    "turn" (read a little off the tiles); None when it holds less than a tile."""
+    """One view of ``kind`` of the marked copy, re-saved as JPEG: "whole" and "small" (the copy as it is and
+    resized to the least of :data:`GUARD_SHRINKS`, read in place), "crop" or "turn" (read a little off the
+    tiles); None when it holds less than a tile."""
     width, height = marked.size
     quality = int(rng.integers(refine.jpeg_quality[0], refine.jpeg_quality[1] + 1))
     if kind == "whole":
-        cells = (0, 0) + grid
-        return View(_jpeg(marked, quality), (0, 0), _window(cells, config, rng), (0.0, 0.0), 1.0)
+        return View(_jpeg(marked, quality), (0, 0), _window((0, 0) + grid, config, rng))
+    if kind == "small":
+        share = min(GUARD_SHRINKS)
+        size = (max(1, round(width * share)), max(1, round(height * share)))
+        image = _jpeg(marked.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP), quality)
+        return View(image, (0, 0), _window((0, 0) + grid, config, rng), shrink=(size[0] / width, size[1] / height))
     if kind == "crop":
         area = rng.uniform(*refine.crop_area)
         aspect = math.exp(rng.uniform(-1.0, 1.0) * math.log(refine.aspect_change))
@@ -187,13 +210,14 @@ def draw_view(marked: Image.Image, kind: str, scale: tuple[float, float], grid: 
 
 def view_input(view: View, scale: tuple[float, float], config: NetworkConfig) -> torch.Tensor:
     """What the decoder reads of a view: its cells' working pixels (1, 3, h, w), read off by the view's shift
-    and zoom."""
+    and zoom; ``scale`` is the copy's pixels per working pixel."""
     cell = config.cell_pixels
     top, left, bottom, right = view.cells
     size = ((right - left) * cell, (bottom - top) * cell)
-    origin = ((left * cell + view.shift[0]) * scale[0] - view.origin[0],
-              (top * cell + view.shift[1]) * scale[1] - view.origin[1])
-    return tiling.working_copy(view.image, size, (scale[0] * view.zoom, scale[1] * view.zoom), origin)
+    (sx, sy), (fx, fy) = scale, view.shrink
+    origin = (((left * cell + view.shift[0]) * sx - view.origin[0]) * fx,
+              ((top * cell + view.shift[1]) * sy - view.origin[1]) * fy)
+    return tiling.working_copy(view.image, size, (sx * view.zoom * fx, sy * view.zoom * fy), origin)
 
 
 def _message_cells(config: NetworkConfig, rows: int, cols: int) -> torch.Tensor:
@@ -254,6 +278,9 @@ class _Views:
             top, left, bottom, right = view.cells
             stand_in = (self.work + residual[None]).clamp(-1.0, 1.0)[:, :, top * cell:bottom * cell,
                                                                        left * cell:right * cell]
+            detail = min(1.0, self.scale[0] * view.shrink[0], self.scale[1] * view.shrink[1])
+            if detail < 1.0:  # the photo resized below the working copy's scale: only the coarse part is read
+                stand_in = _blurred(stand_in[0], detail)[None]
             real = stand_in + (real - stand_in).detach()
         scores = tiling.cell_map(self.decoder, real)
         folded = tiling.fold(scores[None], tiling.cells(self.config))[0]
@@ -262,7 +289,7 @@ class _Views:
 
 
 def _kinds(refine: TileRefineConfig) -> tuple[str, ...]:
-    return ("whole",) * refine.wholes + ("crop",) * refine.crops + ("turn",) * refine.turns
+    return ("whole", "small") * refine.wholes + ("crop",) * refine.crops + ("turn",) * refine.turns
 
 
 @torch.no_grad()
@@ -281,11 +308,15 @@ def check_errors(decoder, rgb: Image.Image, residual: torch.Tensor, size: tuple[
 
 @torch.no_grad()
 def in_place_errors(decoder, rgb: Image.Image, residual: torch.Tensor, size: tuple[int, int], grid: torch.Tensor,
-                    config: NetworkConfig) -> int:
-    """Wrong message bits of ``rgb`` marked with the tiled ``residual`` (as :func:`check_errors`), as saved, read
-    in place over every tile."""
+                    config: NetworkConfig, shrink: float = 1.0) -> int:
+    """Wrong message bits of ``rgb`` marked with the tiled ``residual`` (as :func:`check_errors`), as saved and
+    resized by ``shrink``, read in place over every tile."""
     views = _Views(decoder, rgb, size, grid, config, TileRefineConfig())
-    return views.wrong_bits(View(views.marked(residual), (0, 0), (0, 0) + tuple(grid.shape), (0.0, 0.0), 1.0))
+    marked = views.marked(residual)
+    small = marked.resize((max(1, round(marked.width * shrink)), max(1, round(marked.height * shrink))),
+                          Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP) if shrink != 1.0 else marked
+    return views.wrong_bits(View(small, (0, 0), (0, 0) + tuple(grid.shape),
+                                 shrink=(small.width / marked.width, small.height / marked.height)))
 
 
 def refined_where_needed(decoder, rgb: Image.Image, residual: torch.Tensor, size: tuple[int, int],
@@ -293,31 +324,50 @@ def refined_where_needed(decoder, rgb: Image.Image, residual: torch.Tensor, size
                          progress: Progress | None = None) -> torch.Tensor:
     """The tiled ``residual`` (as :func:`check_errors`), refined (:func:`refine_tiles`) when its check views read
     more than ``refine.check_errors`` wrong bits on average; the refined one is kept only when its check views
-    read fewer and the photo as saved no more in place (else the residual as it was)."""
+    read fewer and the photo, as saved and resized by each of :data:`GUARD_SHRINKS`, no more in place (else the
+    residual as it was)."""
     before = check_errors(decoder, rgb, residual, size, grid, config, refine)
     if before <= refine.check_errors:
         return residual
     refined = refine_tiles(decoder, rgb, residual, size, grid, config, refine, progress)
-    if check_errors(decoder, rgb, refined, size, grid, config, refine) < before and \
-            in_place_errors(decoder, rgb, refined, size, grid, config) <= \
-            in_place_errors(decoder, rgb, residual, size, grid, config):
-        return refined
-    return residual
+    if check_errors(decoder, rgb, refined, size, grid, config, refine) >= before:
+        return residual
+    for shrink in GUARD_SHRINKS:
+        if in_place_errors(decoder, rgb, refined, size, grid, config, shrink) > \
+                in_place_errors(decoder, rgb, residual, size, grid, config, shrink):
+            return residual
+    return refined
+
+
+def _blurred(residual: torch.Tensor, share: float) -> torch.Tensor:
+    """``residual`` (3, h, w) shrunk to ``share`` of its sides (antialiased) and enlarged back: what of it a
+    resize to that share keeps."""
+    _, h, w = residual.shape
+    small = F.interpolate(residual[None], size=(max(1, round(h * share)), max(1, round(w * share))),
+                          mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False)[0]
 
 
 def refine_tiles(decoder, rgb: Image.Image, residual: torch.Tensor, size: tuple[int, int], grid: torch.Tensor,
                  config: NetworkConfig, refine: TileRefineConfig, progress: Progress | None = None) -> torch.Tensor:
     """The tiled ``residual`` (3, h, w on the working copy of ``size`` of ``rgb``; [-1, 1] units; ``grid`` its
-    (rows, cols) 0/1 cells) tuned so that views of the marked photo read, at the same energy (its rms).
+    (rows, cols) 0/1 cells) tuned so that views of the marked photo read: its fine part at its energy, its coarse
+    part (what a resize to the least of :data:`GUARD_SHRINKS` keeps) as it was.
     ``progress(step, steps)`` follows it (it may raise to cancel)."""
     views = _Views(decoder, rgb, size, grid, config, refine)
-    rms = residual.pow(2).mean().sqrt()
-    param = residual.detach().clone().float().requires_grad_(True)
+    # the coarse part, what a resize to the smallest share keeps (with room: the antialiasing passes some finer
+    # detail too), stays as it was: what the unrefined mark read at that size it still reads (none when the
+    # working copy's pixels survive the resize)
+    kept = min(rgb.width / size[0], rgb.height / size[1]) * min(GUARD_SHRINKS) * COARSE_ROOM
+    coarse = _blurred(residual.detach().float(), kept) if kept < 1.0 else torch.zeros_like(residual)
+    fine = residual.detach().float() - coarse
+    rms = fine.pow(2).mean().sqrt()
+    param = fine.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([param], lr=refine.learning_rate * float(rms))
     rng = np.random.default_rng(refine.seed)
 
     def at_energy(x: torch.Tensor) -> torch.Tensor:
-        return x * (rms / x.pow(2).mean().sqrt().clamp_min(1e-12))
+        return coarse + x * (rms / x.pow(2).mean().sqrt().clamp_min(1e-12))
 
     for step in range(refine.steps):
         if progress:

@@ -53,7 +53,7 @@ def test_settings_out_of_range_are_refused(bad):
         TileRefineConfig(**bad)
 
 
-@pytest.mark.parametrize("kind", ["crop", "turn"])
+@pytest.mark.parametrize("kind", ["whole", "small", "crop", "turn"])
 def test_a_view_reads_the_cells_it_holds_where_the_working_copy_has_them(shipped, coffee, kind):
     """Views hold whole cells inside what they show, a tile or more and at most VIEW_TILES tiles a side; unedited
     (no JPEG loss, no jitter, no turn) a view's pixels are the working copy's there."""
@@ -65,6 +65,8 @@ def test_a_view_reads_the_cells_it_holds_where_the_working_copy_has_them(shipped
     rng = np.random.default_rng(4)
     drawn = views.draw(coffee, rng, (kind,) * 6)
     assert len(drawn) == 6
+    if kind == "small":  # the copy at a quarter, enlarged back: the working copy blurred as the stand-in is
+        work = tr._blurred(work[0], min(views.scale) * min(tr.GUARD_SHRINKS))[None]
     for view in drawn:
         top, left, bottom, right = view.cells
         assert 0 <= top and 0 <= left and bottom <= grid.shape[0] and right <= grid.shape[1]
@@ -72,7 +74,9 @@ def test_a_view_reads_the_cells_it_holds_where_the_working_copy_has_them(shipped
         got = tr.view_input(view, views.scale, shipped.config)
         want = work[:, :, top * cell:bottom * cell, left * cell:right * cell]
         assert got.shape == want.shape
-        assert (got - want).abs().mean() < 0.02  # 1 % of the range: resampling alone (JPEG at 100 kept)
+        # 1 % of the range: resampling alone (JPEG at 100 kept); at a quarter the stand-in's blur is PIL's
+        # antialiased resize approximated (measured 0.021)
+        assert (got - want).abs().mean() < (0.035 if kind == "small" else 0.02)
 
 
 def test_the_check_counts_the_wrong_bits_of_views_where_the_tiles_are(shipped, coffee):
@@ -86,7 +90,7 @@ def test_the_check_counts_the_wrong_bits_of_views_where_the_tiles_are(shipped, c
 
 def test_refinement_has_a_texture_s_views_read_better_at_the_same_energy(shipped, grass):
     """Grass needs all the mark's energy (no cap) and its crops and turns read with too many wrong bits; refined,
-    the check's views (drawn apart from the refinement's) read with fewer, at the same rms."""
+    the check's views (drawn apart from the refinement's) read with fewer, at about the same rms."""
     residual, grid, size = tiled(shipped, grass)
     config = TileRefineConfig()
     assert tr.check_errors(shipped.decoder, grass, residual, size, grid, shipped.config, config) > config.check_errors
@@ -98,7 +102,8 @@ def test_refinement_has_a_texture_s_views_read_better_at_the_same_energy(shipped
     before, after = (tr.check_errors(shipped.decoder, grass, r, size, grid, shipped.config, exact)
                      for r in (residual, refined))
     assert after <= 0.8 * before, (before, after)
-    assert float(refined.pow(2).mean().sqrt()) == pytest.approx(float(residual.pow(2).mean().sqrt()), rel=1e-4)
+    # its fine part rescaled to its energy, the coarse part kept (the render brings the whole to the PSNR)
+    assert float(refined.pow(2).mean().sqrt()) == pytest.approx(float(residual.pow(2).mean().sqrt()), rel=0.05)
     assert seen == [(step, config.steps) for step in range(config.steps + 1)]
 
 
