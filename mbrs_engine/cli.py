@@ -212,13 +212,17 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         if not args.force:
             _refuse_marked(wm, loaded.image, job, args.key)
         tiled = args.layout == "tiles"
-        refining = wm.refine and not args.no_refine and wm.tile_size(loaded.image, tiled) is None
-        bar = ProgressBar(wm.refine.steps) if refining and sys.stderr.isatty() and 1 in (len(jobs), args.jobs) \
-            else None  # one bar at a time
-        progress = (lambda done, total: bar.update(done, f"refining {job.source.name}")) if bar else None
+        bars = []  # made when a refinement starts (the tiles' only where they need one); one bar at a time
+
+        def progress(done: int, total: int) -> None:
+            if not bars:
+                bars.append(ProgressBar(total))
+            bars[0].update(done, f"refining {job.source.name}")
+
+        show = sys.stderr.isatty() and 1 in (len(jobs), args.jobs)
         marked = wm.embed(loaded.image, args.message, strength=args.strength, key=args.key, refine=not args.no_refine,
-                          progress=progress, tiled=tiled)
-        if bar:
+                          progress=progress if show else None, tiled=tiled)
+        for bar in bars:
             bar.close()
         save_like(marked, job.target, loaded, quality=args.quality, overwrite=args.overwrite)
         saved = open_image(job.target)
@@ -559,7 +563,8 @@ def _add_embed(sub) -> None:
                         "finer and less visible; frame: one message map stretched over the whole image, refined "
                         "against attacks (images smaller than two tiles always take it; see docs/watermarking.md)")
     p.add_argument("--no-refine", action="store_true",
-                   help="frame layout: skip the refinement against attacks (instant, less robust)")
+                   help="skip the refinement against attacks: the frame layout's, and the tiles' where crops and "
+                        "turns read them with little margin (instant, less robust)")
     p.add_argument("--force", action="store_true",
                    help="embed even into an image that already carries a watermark (it may destroy both)")
     _add_jobs(p)

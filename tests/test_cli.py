@@ -86,17 +86,18 @@ def test_embed_no_refine_is_the_networks_alone(tiny_model_path, photo, tmp_path,
     from mbrs_engine.imageio import open_image
 
     plain, refined = tmp_path / "plain.png", tmp_path / "refined.png"
-    tiles = tmp_path / "tiles.png"
+    tiles, plain_tiles = tmp_path / "tiles.png", tmp_path / "plain-tiles.png"
     for target, extra in ((plain, ["--no-refine", "--layout", "frame"]), (refined, ["--layout", "frame"]),
-                          (tiles, [])):
+                          (tiles, []), (plain_tiles, ["--no-refine"])):
         assert run(capsys, "embed", photo, "-o", target, "-m", "hi", "--model", tiny_model_path, *extra)[0] == 0
     wm = Watermarker.from_pretrained(tiny_model_path)
     source = open_image(photo)
     assert np.array_equal(np.asarray(open_image(plain)), np.asarray(wm.embed(source, "hi", refine=False, tiled=False)))
     assert np.array_equal(np.asarray(open_image(refined)), np.asarray(wm.embed(source, "hi", tiled=False)))
     assert not np.array_equal(np.asarray(open_image(plain)), np.asarray(open_image(refined)))
-    # the default layout is tiles, which need no refinement: both ways give the same image
-    assert np.array_equal(np.asarray(open_image(tiles)), np.asarray(wm.embed(source, "hi", refine=False)))
+    # the default layout is tiles, refined only where crops and turns read them with little margin
+    assert np.array_equal(np.asarray(open_image(tiles)), np.asarray(wm.embed(source, "hi")))
+    assert np.array_equal(np.asarray(open_image(plain_tiles)), np.asarray(wm.embed(source, "hi", refine=False)))
     assert not np.array_equal(np.asarray(open_image(tiles)), np.asarray(open_image(refined)))
 
 

@@ -214,9 +214,10 @@ class EmbedTab(FileDropTarget, QWidget, Tab):
         self.tiles.toggled.connect(self._tiles_toggled)
         self.refine = QCheckBox("Refine against attacks")
         self.refine.setChecked(bool(self.ctx.settings.get("refine")))
-        self.refine.setToolTip("Whole-frame layout (tiles off, or a small photo): tune the watermark of each photo "
-                               "against JPEG, resizing and cropping, at the same PSNR: much more robust, takes seconds "
-                               "per photo. Off: the network's watermark as is, instantly.")
+        self.refine.setToolTip("Tune the watermark of a photo against JPEG, resizing, cropping and turning, at the "
+                               "same PSNR: every photo in the whole-frame layout (tiles off, or a small photo), and "
+                               "tiles where crops and turns read them with little margin (dense textures). Much more "
+                               "robust, takes seconds per such photo. Off: the network's watermark as is, instantly.")
         self.refine.toggled.connect(self._refine_toggled)
         box = QVBoxLayout(strength)
         box.addLayout(slider_row)
