@@ -106,7 +106,8 @@ class TileRefineConfig:
         if not 1 <= low <= high <= 100:
             raise ValueError(f"JPEG qualities must satisfy 1 <= low <= high <= 100, got {self.jpeg_quality}")
         if not 0.0 <= self.jitter <= 1.0 or not 0.0 <= self.scale_jitter <= 0.05 or not 0.0 <= self.angle_jitter <= 2.0:
-            raise ValueError("the jitter must be within a working pixel and the scale jitter within 5 %")
+            raise ValueError("the jitter must be within a working pixel, the scale's within 5 % and the angle's "
+                             "within 2 degrees")
 
 
 @dataclass(frozen=True)
@@ -363,7 +364,8 @@ def refine_tiles(decoder, rgb: Image.Image, residual: torch.Tensor, size: tuple[
     fine = residual.detach().float() - coarse
     rms = fine.pow(2).mean().sqrt()
     param = fine.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([param], lr=refine.learning_rate * float(rms))
+    rate = refine.learning_rate * float(rms)
+    optimizer = torch.optim.Adam([param], lr=rate)
     rng = np.random.default_rng(refine.seed)
 
     def at_energy(x: torch.Tensor) -> torch.Tensor:
@@ -382,7 +384,7 @@ def refine_tiles(decoder, rgb: Image.Image, residual: torch.Tensor, size: tuple[
         loss = torch.stack(losses).mean()
         (param.grad,) = torch.autograd.grad(loss, param)
         for group in optimizer.param_groups:
-            group["lr"] = refine.learning_rate * float(rms) * (0.1 + 0.45 * (1.0 + math.cos(math.pi * step / refine.steps)))
+            group["lr"] = rate * (0.1 + 0.45 * (1.0 + math.cos(math.pi * step / refine.steps)))
         optimizer.step()
     if progress:
         progress(refine.steps, refine.steps)
