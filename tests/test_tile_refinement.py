@@ -19,14 +19,14 @@ def shipped():
     return Watermarker.from_pretrained()
 
 
-def tiled(wm, photo, shapings=None):
+def tiled(wm, photo):
     """(residual, grid, size) of ``photo`` carrying random bits: the shaped residual the watermarker saves."""
     bits = torch.from_numpy(np.random.default_rng(1).integers(0, 2, wm.message_length).astype(np.float32))
     size = wm.tile_size(photo)
     with torch.inference_mode():
         raw, grid, amplitude = wm.tiled_raw(photo, bits, size)
         residual = choose_shaping(wm.decoder, raw, grid, tiling.cells(wm.config), wm.config.grid_size,
-                                  shapings or wm.shapings, amplitude, photo)
+                                  wm.shapings, amplitude, photo)
     return residual.clone(), grid.clone(), size
 
 
