@@ -265,6 +265,21 @@ class _Views:
         """The 8-bit copy views are made of, marked with ``residual`` (3, h, w; [-1, 1] units)."""
         return add_residual(self.copy, residual.detach().cpu() * 127.5)
 
+    @torch.no_grad()
+    def check(self, residual: torch.Tensor) -> float:
+        """:func:`check_errors` of ``residual``."""
+        drawn = self.draw(self.marked(residual), np.random.default_rng(_CHECK_SEED), CHECK_VIEWS)
+        return float(np.mean([self.wrong_bits(view) for view in drawn])) if drawn else 0.0
+
+    @torch.no_grad()
+    def in_place(self, residual: torch.Tensor, shrink: float = 1.0) -> int:
+        """:func:`in_place_errors` of ``residual``."""
+        marked = self.marked(residual)
+        small = marked.resize((max(1, round(marked.width * shrink)), max(1, round(marked.height * shrink))),
+                              Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP) if shrink != 1.0 else marked
+        return self.wrong_bits(View(small, (0, 0), (0, 0) + tuple(self.grid.shape),
+                                    shrink=(small.width / marked.width, small.height / marked.height)))
+
     def wrong_bits(self, view: View) -> int:
         """The wrong message bits of a view's folded tile."""
         folded, sign, carries = self.folded(view)
@@ -299,12 +314,7 @@ def check_errors(decoder, rgb: Image.Image, residual: torch.Tensor, size: tuple[
     """The mean number of wrong message bits over :data:`CHECK_VIEWS` fixed views (crops and turns, as the
     refinement draws them) of ``rgb`` marked with the tiled ``residual`` (3, h, w on the working copy of
     ``size``; [-1, 1] units; ``grid`` its (rows, cols) 0/1 cells), each read where its tiles are."""
-    views = _Views(decoder, rgb, size, grid, config, refine)
-    marked, rng = views.marked(residual), np.random.default_rng(_CHECK_SEED)
-    drawn = views.draw(marked, rng, CHECK_VIEWS)
-    if not drawn:
-        return 0.0
-    return float(np.mean([views.wrong_bits(view) for view in drawn]))
+    return _Views(decoder, rgb, size, grid, config, refine).check(residual)
 
 
 @torch.no_grad()
@@ -312,12 +322,7 @@ def in_place_errors(decoder, rgb: Image.Image, residual: torch.Tensor, size: tup
                     config: NetworkConfig, shrink: float = 1.0) -> int:
     """Wrong message bits of ``rgb`` marked with the tiled ``residual`` (as :func:`check_errors`), as saved and
     resized by ``shrink``, read in place over every tile."""
-    views = _Views(decoder, rgb, size, grid, config, TileRefineConfig())
-    marked = views.marked(residual)
-    small = marked.resize((max(1, round(marked.width * shrink)), max(1, round(marked.height * shrink))),
-                          Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP) if shrink != 1.0 else marked
-    return views.wrong_bits(View(small, (0, 0), (0, 0) + tuple(grid.shape),
-                                 shrink=(small.width / marked.width, small.height / marked.height)))
+    return _Views(decoder, rgb, size, grid, config, TileRefineConfig()).in_place(residual, shrink)
 
 
 def refined_where_needed(decoder, rgb: Image.Image, residual: torch.Tensor, size: tuple[int, int],
@@ -327,16 +332,15 @@ def refined_where_needed(decoder, rgb: Image.Image, residual: torch.Tensor, size
     more than ``refine.check_errors`` wrong bits on average; the refined one is kept only when its check views
     read fewer and the photo, as saved and resized by each of :data:`GUARD_SHRINKS`, no more in place (else the
     residual as it was)."""
-    before = check_errors(decoder, rgb, residual, size, grid, config, refine)
+    views = _Views(decoder, rgb, size, grid, config, refine)  # one copy of the photo for every reading
+    before = views.check(residual)
     if before <= refine.check_errors:
         return residual
     refined = refine_tiles(decoder, rgb, residual, size, grid, config, refine, progress)
-    if check_errors(decoder, rgb, refined, size, grid, config, refine) >= before:
+    if views.check(refined) >= before:
         return residual
-    for shrink in GUARD_SHRINKS:
-        if in_place_errors(decoder, rgb, refined, size, grid, config, shrink) > \
-                in_place_errors(decoder, rgb, residual, size, grid, config, shrink):
-            return residual
+    if any(views.in_place(refined, shrink) > views.in_place(residual, shrink) for shrink in GUARD_SHRINKS):
+        return residual
     return refined
 
 

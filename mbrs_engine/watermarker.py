@@ -264,12 +264,12 @@ class Watermarker:
                                      f"model '{self.name}' needs at least {self.min_side} pixels on the shorter side")
         message = _check_bits(bits, self.message_length)
         size = self.tile_size(rgb, tiled)
+        # (whole-frame, tiles): a config refines its own layout only, True both with this watermarker's
+        config, tile_config = (refine, None) if isinstance(refine, RefineConfig) else \
+            (None, refine) if isinstance(refine, TileRefineConfig) else \
+            (self.refine, self.tile_refine) if refine else (None, None)
         if size is not None:
-            tile_config = refine if isinstance(refine, TileRefineConfig) else \
-                self.tile_refine if refine and not isinstance(refine, RefineConfig) else None
             return self._prepare_tiled(rgb, alpha, message, size, tile_config, progress)
-        config = refine if isinstance(refine, RefineConfig) else \
-            self.refine if refine and not isinstance(refine, TileRefineConfig) else None
         residual = self._residual(to_model_size(rgb, self.image_size), message, 1.0)
         if config is None:
             return PreparedEmbedding(rgb, alpha, residual, None)
@@ -319,13 +319,15 @@ class Watermarker:
                                             refine, progress)
         return PreparedEmbedding(rgb, alpha, residual.cpu() * 127.5, self.strength_psnr(1.0), as_checked=capped)
 
-    def prepare(self, img: Image.Image, text: str, key: str | None = None, refine: bool | RefineConfig = True,
-                progress: Progress | None = None, tiled: bool | None = None) -> "PreparedEmbedding":
+    def prepare(self, img: Image.Image, text: str, key: str | None = None,
+                refine: bool | RefineConfig | TileRefineConfig = True, progress: Progress | None = None,
+                tiled: bool | None = None) -> "PreparedEmbedding":
         """:meth:`prepare_bits` for a text message (see :meth:`embed`)."""
         return self.prepare_bits(img, payload.encode_text(text, self.message_length, key), refine, progress, tiled)
 
-    def embed_bits(self, img: Image.Image, bits, strength: float = 1.0, refine: bool | RefineConfig = True,
-                   progress: Progress | None = None, tiled: bool | None = None) -> Image.Image:
+    def embed_bits(self, img: Image.Image, bits, strength: float = 1.0,
+                   refine: bool | RefineConfig | TileRefineConfig = True, progress: Progress | None = None,
+                   tiled: bool | None = None) -> Image.Image:
         """Embed L bits; same size out, 8-bit RGB (RGBA when the input had alpha, kept untouched).
 
         ``refine``, ``progress`` and ``tiled`` as in :meth:`prepare_bits`.  Tiled or refined, the
@@ -358,7 +360,7 @@ class Watermarker:
     # ------------------------------------------------------------ text
 
     def embed(self, img: Image.Image, text: str, strength: float = 1.0, key: str | None = None,
-              refine: bool | RefineConfig = True, progress: Progress | None = None,
+              refine: bool | RefineConfig | TileRefineConfig = True, progress: Progress | None = None,
               tiled: bool | None = None) -> Image.Image:
         """Embed a text message (UTF-8, at most :attr:`capacity` bytes; longer raises PayloadTooLongError).
 
