@@ -27,6 +27,8 @@ each) and return an 8-bit RGB image (an alpha channel is dropped):
 * ``rotate:D``            rotate by D degrees anticlockwise (bicubic), then trim the borders to the largest
                           centred rectangle of the image's aspect ratio that holds no filled corner.
 * ``flip``                mirror left to right.
+* ``turn:K``              turn by K quarter turns anticlockwise (K = 1 to 3), as a viewer or a phone turns a
+                          photo to portrait; with ``flip``, every way of turning and mirroring.
 * ``fit:N``               resize (bicubic, antialiased) so that the longer side is N pixels, as a site re-encoding
                           uploads does.
 * ``blur:S``              Gaussian blur of standard deviation S pixels.
@@ -203,6 +205,10 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("flip", "Flip", "mirror left to right", (),
          lambda x, v, seed=0, original=None: torch.flip(x, dims=[-1]), geometric=True,
          stand_in=lambda x, v: torch.flip(x, dims=[-1])),
+    Kind("turn", "Quarter turn", "turn anticlockwise by this many quarter turns (90° each)",
+         (Param("quarters", 1, 1, 3, " × 90°", step=1, decimals=0, integer=True),),
+         lambda x, v, seed=0, original=None: torch.rot90(x, int(v[0]), (-2, -1)), geometric=True,
+         stand_in=lambda x, v: torch.rot90(x, int(v[0]), (-2, -1))),
     Kind("blur", "Gaussian blur", "Gaussian filter", (Param("sigma", 1.0, 0.1, 10.0, " px", step=0.1, decimals=1),),
          _layer(GaussianBlur), training=Training("GaussianBlur", 1.0)),
     Kind("noise", "Gaussian noise", "additive Gaussian noise, standard deviation in 8-bit levels",

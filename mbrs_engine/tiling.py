@@ -46,8 +46,9 @@ from itertools import zip_longest
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 
+from . import orientations
 from .attacks import inner_rectangle
 from .nets import NetworkConfig
 from .nets.precision import inference_precision
@@ -354,19 +355,30 @@ class Lattice:
     period: float
     angle: float = 0.0
     aspect: float = 1.0
+    orientation: int = 0  # how to read the tiles (:mod:`orientations`): 0 as they lie in the image
 
     def near(self, other: "Lattice") -> bool:
-        return abs(self.period - other.period) <= 0.02 * other.period and abs(self.angle - other.angle) < 0.5
+        return abs(self.period - other.period) <= 0.02 * other.period and abs(self.angle - other.angle) < 0.5 \
+            and self.orientation == other.orientation
+
+    def oriented(self) -> "Lattice":
+        """The same tiles in the image oriented by :attr:`orientation` (orientation 0): a quarter turn exchanges
+        their width and height, a mirror turns the angle the other way."""
+        o = self.orientation
+        period, aspect = (self.period * self.aspect, 1.0 / self.aspect) if orientations.swaps_sides(o) else \
+            (self.period, self.aspect)
+        return Lattice(period, -self.angle if orientations.reflects(o) else self.angle, aspect)
 
 
 def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.Tensor | None = None) \
         -> Iterator[Lattice]:
     """Tile geometries to search, each once: the autocorrelation's peak the pilot's template confirms best
     (:meth:`TemplateMatcher.confirms`, when ``template`` is given: of the first :data:`CONFIRM_PEAKS`, at least
-    :data:`CONFIRM_Z`), then the autocorrelation's first :data:`PERIOD_PEAKS` peaks, then the template's own
-    period (:meth:`TemplateMatcher.lattice`, when its peak stands out), then the embedding rule's period for this
-    size, upright (right for an image cut along its longer side only).  A generator: the template's scan
-    (0.34-0.44 s for a 12 MP photo, AMD EPYC) runs only when the search has not read the lattices before it."""
+    :data:`CONFIRM_Z`) upright, and the one it confirms best turned or mirrored (read in that orientation, when
+    it rates at least :data:`CONFIRM_Z`), the higher rated first; then the autocorrelation's first :data:`PERIOD_PEAKS` peaks, then the template's own period
+    (:meth:`TemplateMatcher.lattice`, when its peak stands out), then the embedding rule's period for this size,
+    upright (right for an image cut along its longer side only).  A generator: the template's scan (0.34-0.44 s
+    for a 12 MP photo, AMD EPYC) runs only when the search has not read the lattices before it."""
     found: list[Lattice] = []
 
     def matched():
@@ -374,9 +386,18 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
             yield from autocorrelation_peaks(rgb)
         else:
             peaks, matcher = autocorrelation_peaks(rgb, CONFIRM_PEAKS), TemplateMatcher(rgb, template, config)
-            rates = [matcher.confirms(lattice) for lattice in peaks]
-            if rates and max(rates) >= CONFIRM_Z:
-                yield peaks[rates.index(max(rates))]
+            confirmed = []
+            if peaks:
+                rates = torch.stack([matcher.confirms(lattice) for lattice in peaks])
+                upright = int(rates[:, 0].argmax())
+                confirmed.append((float(rates[upright, 0]), peaks[upright]))
+                # any orientation but upright (the template half matches its mirror image: the pilot column
+                # mirrored left to right is the same column, so upright may rate about as high)
+                i, o = divmod(int(rates[:, 1:].argmax()), rates.shape[1] - 1)
+                confirmed.append((float(rates[i, o + 1]), replace(peaks[i], orientation=o + 1)))
+            for rate, lattice in sorted(confirmed, key=lambda c: -c[0]):
+                if rate >= CONFIRM_Z:
+                    yield lattice
             yield from peaks[:PERIOD_PEAKS]
             yield matcher.lattice()
         yield rule_lattice(*rgb.size, config)
@@ -620,20 +641,24 @@ class TemplateMatcher:
             self._last_turn = ((level, angle), turned[..., top:top + ih, left:left + iw])
         return self._last_turn[1]
 
-    def rates(self, periods: list[float], tiles: float, angle: float = 0.0, aspect: float = 1.0) -> list[float]:
-        """The template's z-score at each of ``periods`` (copy pixels), folding ``tiles`` tiles a side."""
-        reach = math.ceil(tiles * self.size)
+    def rates(self, periods: list[float], tiles: float, angle: float = 0.0, aspect: float = 1.0,
+              turns: Iterable[int] = (0,)) -> torch.Tensor:
+        """The template's z-score (len(periods), len(turns)) at each of ``periods`` (copy pixels), folding
+        ``tiles`` tiles a side, with the image read in each of the orientations ``turns``
+        (:mod:`orientations`: the folded tile oriented; the fold's origin does not matter, every offset is
+        matched)."""
+        reach, turns = math.ceil(tiles * self.size), list(turns)
         out = []
         for start in range(0, len(periods), 32):  # a batch of periods at a time
             batch = periods[start:start + 32]
             folded = torch.stack([tile_sums(self._centre(period, reach, angle, aspect), self.size)
                                   for period in batch])
-            spectrum = torch.fft.rfft2(folded)
+            spectrum = torch.fft.rfft2(torch.cat([orientations.orient_tensor(folded, o) for o in turns]))
             spectrum = spectrum / (spectrum.abs().square().sum(1, keepdim=True).sqrt() + 1e-6)
             match = torch.fft.irfft2(spectrum * self.template, s=(self.size, self.size)).sum(1).flatten(1)
             z = (match - match.mean(1, keepdim=True)) / match.std(1, keepdim=True).clamp_min(1e-12)
-            out += z.amax(1).tolist()
-        return out
+            out.append(z.amax(1).reshape(len(turns), len(batch)).T)
+        return torch.cat(out) if out else torch.zeros(0, len(turns))
 
     @torch.no_grad()
     def scan(self) -> tuple[float, float]:
@@ -650,7 +675,7 @@ class TemplateMatcher:
         if hi <= lo:
             return 0.0, 0.0
         periods = np.exp(np.arange(math.log(lo), math.log(hi), TEMPLATE_STEP)).tolist()
-        scores = self.rates(periods, TEMPLATE_REACH)
+        scores = self.rates(periods, TEMPLATE_REACH)[:, 0].tolist()
         best: list[float] = []
         for i in np.argsort(scores)[::-1]:
             if all(abs(math.log(periods[i] / p)) > 4 * TEMPLATE_STEP for p in best):
@@ -658,7 +683,7 @@ class TemplateMatcher:
             if len(best) == TEMPLATE_REFINED:
                 break
         steps = np.arange(-TEMPLATE_STEP, TEMPLATE_STEP + 1e-9, TEMPLATE_FINE_STEP)
-        fine = torch.tensor(self.rates([p * math.exp(f) for p in best for f in steps], TEMPLATE_FINE_REACH))
+        fine = self.rates([p * math.exp(f) for p in best for f in steps], TEMPLATE_FINE_REACH)[:, 0]
         k, i = divmod(int(fine.argmax()), len(steps))
         # between the steps: the vertex of the parabola through the best and its neighbours
         offset = steps[i] + _vertex(fine[k * len(steps):(k + 1) * len(steps)], i) * TEMPLATE_FINE_STEP
@@ -670,16 +695,18 @@ class TemplateMatcher:
         return Lattice(period, 0.0) if z >= TEMPLATE_Z else None
 
     @torch.no_grad()
-    def confirms(self, lattice: Lattice) -> float:
+    def confirms(self, lattice: Lattice) -> torch.Tensor:
         """The template's z-score at ``lattice`` (its angle and aspect; periods within
-        :data:`CONFIRM_STEPS` of :data:`TEMPLATE_FINE_STEP` of its own, the best of them); 0 for a period under
-        :data:`TEMPLATE_MIN_SCALE` tiles of the working copy (as the scan) or over :data:`MAX_PERIOD_SHARE` of the
-        image's shorter side (the autocorrelation's longest lag: :func:`lattice_count` relies on it)."""
+        :data:`CONFIRM_STEPS` of :data:`TEMPLATE_FINE_STEP` of its own, the best of them) in each orientation
+        (:mod:`orientations`; index 0 upright); 0 for a period under :data:`TEMPLATE_MIN_SCALE` tiles of the
+        working copy (as the scan) or over :data:`MAX_PERIOD_SHARE` of the image's shorter side (the
+        autocorrelation's longest lag: :func:`lattice_count` relies on it)."""
+        turns = range(orientations.count())
         period = lattice.period / self.shrink
         if not TEMPLATE_MIN_SCALE * self.size <= period <= MAX_PERIOD_SHARE * self.short:
-            return 0.0
+            return torch.zeros(len(turns))
         steps = [period * math.exp(k * TEMPLATE_FINE_STEP) for k in range(-CONFIRM_STEPS, CONFIRM_STEPS + 1)]
-        return max(self.rates(steps, TEMPLATE_FINE_REACH, lattice.angle, lattice.aspect))
+        return self.rates(steps, TEMPLATE_FINE_REACH, lattice.angle, lattice.aspect, turns).amax(0)
 
 
 def _vertex(values: torch.Tensor, i: int) -> float:
@@ -693,13 +720,13 @@ def _vertex(values: torch.Tensor, i: int) -> float:
 
 def lattice_count(width: int, height: int, config: NetworkConfig) -> int:
     """The most lattices :func:`candidate_lattices` can give for an image of this size (known before looking at
-    it): the autocorrelation's first :data:`PERIOD_PEAKS`; the peak the template confirms and the template's own
-    period, where the template's copy (:class:`TemplateMatcher`) spans periods it rates (from
-    :data:`TEMPLATE_MIN_SCALE` tiles of the working copy: a 102-px thumbnail has none); the rule's, where the
-    embedding tiles this size."""
+    it): the autocorrelation's first :data:`PERIOD_PEAKS`; the two peaks the template confirms (upright, and
+    turned or mirrored) and the template's own period, where the template's copy (:class:`TemplateMatcher`) spans
+    periods it rates (from :data:`TEMPLATE_MIN_SCALE` tiles of the working copy: a 102-px thumbnail has none);
+    the rule's, where the embedding tiles this size."""
     short = min(_shrunk_size(width, height, _copy_factor(width, height)))  # the template copy's shorter side
     least = TEMPLATE_MIN_SCALE * tile_pixels(config)
-    return PERIOD_PEAKS + (MAX_PERIOD_SHARE * short >= least) + (short > least) + \
+    return PERIOD_PEAKS + 2 * (MAX_PERIOD_SHARE * short >= least) + (short > least) + \
         (rule_lattice(width, height, config) is not None)
 
 
@@ -720,25 +747,26 @@ class Candidate:
     offset: tuple[float, float]  # (x, y) image pixels of a tile's top-left corner (in the image turned back)
     angle: float = 0.0  # degrees the image was found rotated by
     pivot: tuple[float, float] = (0.0, 0.0)  # the image point it was turned back about
-    mirrored: bool = False  # read from the image mirrored back (x counted from its right edge)
+    orientation: int = 0  # read from the image oriented so (:mod:`orientations`); the fields above are in its pixels
     aspect: float = 1.0  # the tile's height over its width
     phase: tuple[int, int] = (0, 0)  # (dy, dx) working pixels: where the cells start in the region read
 
     def describe(self) -> str:
         text = f"tiles of {self.period:.0f} px at ({self.offset[0]:.0f}, {self.offset[1]:.0f})"
-        return text + (f", rotated {self.angle:+.1f}°" if abs(self.angle) >= MIN_TURN else "")
+        text += f", rotated {self.angle:+.1f}°" if abs(self.angle) >= MIN_TURN else ""
+        return text + (f", {orientations.name(self.orientation)}" if self.orientation else "")
 
     def tile_outlines(self, width: int, height: int) -> list[tuple[tuple[float, float], ...]]:
         """The tiles of this reading's lattice in a ``width`` x ``height`` image (those with a corner or their
         centre inside it, at most :data:`MAX_OUTLINES`), as their four corners in the image's pixels, from the
-        tile's own top-left corner on (clockwise unless read mirrored)."""
+        tile's own top-left corner on (clockwise unless the orientation mirrors)."""
         turn = math.radians(self.angle) if abs(self.angle) >= MIN_TURN else 0.0
         cos, sin = math.cos(turn), math.sin(turn)
         (cx, cy), (ox, oy), p, q = self.pivot, self.offset, self.period, self.period * self.aspect
 
         def to_image(x: float, y: float) -> tuple[float, float]:  # undo the turn back (PIL turns anticlockwise)
             x, y = cx + cos * (x - cx) + sin * (y - cy), cy - sin * (x - cx) + cos * (y - cy)
-            return (width - x, y) if self.mirrored else (x, y)
+            return orientations.point_back(x, y, width, height, self.orientation)
 
         reach = math.hypot(width, height) + max(p, q)  # the image, turned back, lies within this of the pivot
         first_x, first_y = math.floor((cx - reach - ox) / p), math.floor((cy - reach - oy) / q)
@@ -830,31 +858,32 @@ def in_place_tiles(width: int, height: int, config: NetworkConfig) -> tuple[int,
 
 
 @torch.no_grad()
-def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig, mirrored: bool = False,
+def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig, orientation: int = 0,
                   tiles: int = MAX_TILES_READ) -> Candidate:
     """The reading of an image tiled as embedded (not cropped, perhaps resized): the rule's period, phase 0,
-    roll 0, one decoder pass over up to ``tiles`` tiles a side from the top-left corner (of the image mirrored
-    back, when ``mirrored``: only the part read is mirrored, not a copy of the whole image).
+    roll 0, one decoder pass over up to ``tiles`` tiles a side from the top-left corner of the image oriented
+    by ``orientation`` (:mod:`orientations`: only the part read is turned or mirrored, not the whole image).
 
     An image smaller than two tiles is read as a shrunk copy of a photo with
     two tiles across (the rule for photos up to about 1 MP, so any shrinking
     of those keeps the tiles where the rule puts them): its working copy is
     larger than the image."""
-    size = _in_place_size(*rgb.size, config)
+    seen = orientations.oriented_size(*rgb.size, orientation)
+    size = _in_place_size(*seen, config)
     # image pixels per working pixel, across and down: whole cells make the two differ by up to half a cell
     # over the image, and a tile misplaced by a third of a cell no longer reads
-    sx, sy = rgb.width / size[0], rgb.height / size[1]
+    sx, sy = seen[0] / size[0], seen[1] / size[1]
     # only the top-left tiles are read: cut them out before resizing (a 16 x 1200 image would otherwise make a
     # working copy of 272 x 20400)
     reach = tiles * tile_pixels(config)
-    width, height = min(rgb.width, round(reach * sx)), min(rgb.height, round(reach * sy))
-    part = ImageOps.mirror(rgb.crop((rgb.width - width, 0, rgb.width, height))) if mirrored else \
-        rgb.crop((0, 0, width, height))
+    width, height = min(seen[0], round(reach * sx)), min(seen[1], round(reach * sy))
+    box = orientations.box_back((0, 0, width, height), *rgb.size, orientation)
+    part = orientations.orient(rgb.crop(box), orientation)
     work = working_copy(part, (max(1, math.floor(part.width / sx)), max(1, math.floor(part.height / sy))), (sx, sy))
     maps = cell_map(decoder, work.to(next(decoder.parameters()).device))[None]
     lattice = Lattice(tile_pixels(config) * sx, 0.0, sy / sx)
     found = _readings(maps, [(0, 0)], config, 1, lattice, (sx, sy), (0.0, 0.0), rolls=False)
-    return replace(found[0], mirrored=mirrored)
+    return replace(found[0], orientation=orientation)
 
 
 def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[Lattice],
@@ -879,11 +908,15 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
     """
     device = next(decoder.parameters()).device
     passes, phases = len(_strided(decoder)), config.cell_pixels
-    for lattice in lattices:
+    for given in lattices:
+        # in the image oriented as the lattice says (the centre only is cut out and oriented)
+        lattice, seen = given.oriented(), orientations.oriented_size(*rgb.size, given.orientation)
         # only the centre is read: cut it out first (with room for the turn), then turn it back
         side = math.ceil((MAX_TILES_READ + 1) * lattice.period)
-        left, top = max(0, (rgb.width - side) // 2), max(0, (rgb.height - side) // 2)
-        centre = rgb.crop((left, top, min(rgb.width, left + side), min(rgb.height, top + side)))
+        left, top = max(0, (seen[0] - side) // 2), max(0, (seen[1] - side) // 2)
+        box = orientations.box_back((left, top, min(seen[0], left + side), min(seen[1], top + side)), *rgb.size,
+                                    given.orientation)
+        centre = orientations.orient(rgb.crop(box), given.orientation)
         shrink = 1.0  # image pixels per pixel of the centre
         if abs(lattice.angle) >= MIN_TURN:
             centre, shrink = _shrunk(centre, lattice.period / tile_pixels(config) / TURN_RESOLUTION)
@@ -915,7 +948,7 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
             whole = _read_around(decoder, centre, likeliest, here, config, (left, top), shrink)
             found = [whole] + found if whole is not None else found
         pivot = (left + centre.width * shrink / 2, top + centre.height * shrink / 2)  # PIL turns about the centre
-        yield [replace(c, angle=lattice.angle, pivot=pivot) for c in found]
+        yield [replace(c, angle=lattice.angle, pivot=pivot, orientation=given.orientation) for c in found]
 
 
 @torch.no_grad()

@@ -45,7 +45,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from . import payload, tiling
+from . import orientations, payload, tiling
 from .frames import (CENTRAL_SEARCH, CORNER_SEARCH, SEARCH_OVERSAMPLING, Frame, SearchConfig,  # noqa: F401
                      decoder_input, erased_cells, frame_view)
 from .imageio import join_alpha, split_alpha
@@ -380,14 +380,15 @@ class Watermarker:
         rgb, _ = split_alpha(_check_image(img))
         config = search if isinstance(search, SearchConfig) else self.search
         frames = config.frames() if search else [Frame()]
-        mirrored = bool(search) and config.mirrored
+        # the tiles in place as they lie, and (searching) turned back by quarter turns and mirrored back too
+        turns = orientations.count(config.mirrored) if search else 1
         count = len(frames)
         in_place = tiling.in_place_tiles(*rgb.size, self.config) if self.tiled else ()
-        if self.tiled:  # the tiles in place (and mirrored), then every hypothesis of the tile search
-            count += len(in_place) * (1 + mirrored) + (tiling.hypotheses(*rgb.size, self.config) if search else 0)
+        if self.tiled:  # the tiles in place in each orientation, then every hypothesis of the tile search
+            count += len(in_place) * turns + (tiling.hypotheses(*rgb.size, self.config) if search else 0)
         first = None
         for soft, where, erased, soft_decoding, outlines in self._readings(rgb, frames, config, bool(search),
-                                                                         mirrored, in_place):
+                                                                         turns, in_place):
             result = payload.decode_payload(soft, key, hypotheses=count, threshold=threshold, erased=erased,
                                             soft_decoding=soft_decoding)
             result.frame, result.model = where, self.name
@@ -397,11 +398,12 @@ class Watermarker:
             first = first or result
         return first
 
-    def _readings(self, rgb: Image.Image, frames: list[Frame], config: SearchConfig, search: bool, mirrored: bool,
+    def _readings(self, rgb: Image.Image, frames: list[Frame], config: SearchConfig, search: bool, turns: int,
                   in_place: tuple[int, ...]):
         """(soft bits, where, erased bits, soft decoding, outlines) of every reading :meth:`decode` tests,
         likeliest and cheapest first: the full frame and the tiles in place (``in_place``: tiles a side of each
-        reading; and mirrored back), then the other frames and the tile search.  When an image of this size is
+        reading; in the first ``turns`` orientations, :mod:`orientations`), then the other frames and the tile
+        search.  When an image of this size is
         embedded in tiles, the tiles come first: in place before the full frame, the search before the other
         frames (an edit of a tiled photo is likelier than a cropped whole-frame mark, and a search that reads
         skips the frames' 0.3-0.5 s).  ``outlines(width, height)`` gives where the
@@ -410,12 +412,11 @@ class Watermarker:
             return [((0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height)))]
 
         def tiles_in_place():
-            for flip in (False, True)[:1 + mirrored]:
+            for orientation in range(turns):
                 for tiles in in_place:
-                    reading = tiling.read_in_place(self.decoder, rgb, self.config, mirrored=flip, tiles=tiles)
+                    reading = tiling.read_in_place(self.decoder, rgb, self.config, orientation, tiles)
                     agrees = reading.pilot >= tiling.IN_PLACE_PILOT
-                    yield (reading.soft, reading.describe() + (", mirrored" if flip else ""), None, agrees,
-                           reading.tile_outlines)
+                    yield reading.soft, reading.describe(), None, agrees, reading.tile_outlines
                     if not agrees:  # no tiles where the rule puts them: reading more of them is no use
                         break
 

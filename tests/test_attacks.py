@@ -112,6 +112,19 @@ def test_flip_mirrors_and_is_its_own_inverse(image):
         parse_attack("flip:1")
 
 
+def test_a_quarter_turn_turns_anticlockwise_as_pil_does_and_four_make_none(image):
+    pixels = np.asarray(image)
+    for quarters, op in ((1, Image.Transpose.ROTATE_90), (2, Image.Transpose.ROTATE_180),
+                         (3, Image.Transpose.ROTATE_270)):
+        turned = apply_chain(image, parse_chain(f"turn:{quarters}"))
+        assert np.array_equal(np.asarray(turned), np.asarray(image.transpose(op)))
+    assert np.array_equal(np.asarray(apply_chain(image, parse_chain("turn:1"))), np.rot90(pixels))
+    assert np.array_equal(np.asarray(apply_chain(image, parse_chain("turn:3+turn:1"))), pixels)
+    for bad in ("turn:0", "turn:4", "turn:1.5"):
+        with pytest.raises(AttackError):
+            parse_attack(bad)
+
+
 def test_mixing_attacks_need_the_original(image):
     from mbrs_engine.attacks import is_geometric
 

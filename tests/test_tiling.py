@@ -200,13 +200,14 @@ def test_a_tiled_embedding_reads_in_place_and_says_where(shipped, marked_photo):
     assert result.message == "tiled 2026" and result.frame.startswith("tiles of") and result.hypotheses == 3
     # the p-value is the payload test's, times every hypothesis of the search
     searched = shipped.decode(marked)
-    assert searched.hypotheses == 10 + 2 * 2 + tiling.hypotheses(*marked.size, shipped.config)
+    assert searched.hypotheses == 10 + 8 * 2 + tiling.hypotheses(*marked.size, shipped.config)
     assert searched.p_value == pytest.approx(min(1.0, result.p_value / 3 * searched.hypotheses))
 
 
 def test_a_reading_says_where_the_tiles_lie(shipped, marked_photo):
-    """In place: the rule's tiles from the top-left corner; after a crop: the original's tiles, moved by the
-    crop's offset; after a turn: tiles turned the same way (what the app's Verify lab draws)."""
+    """In place: the rule's tiles from the top-left corner; turned to portrait, the same tiles turned; after a
+    crop: the original's tiles, moved by the crop's offset; after a turn: tiles turned the same way (what the
+    app's Verify lab draws)."""
     _, marked = marked_photo  # 600 x 400: tiles of 600 / 408 * 136 = 200 px
     outlines = shipped.decode(marked, search=False).outlines
     assert len(outlines) == 6
@@ -218,6 +219,13 @@ def test_a_reading_says_where_the_tiles_lie(shipped, marked_photo):
     assert cropped.message == "tiled 2026" and cropped.outlines, cropped.frame
     for x, y in (corners[0] for corners in cropped.outlines):  # the original's corners at multiples of 200
         assert min((x + 70) % 200, -(x + 70) % 200) < 6 and min((y + 50) % 200, -(y + 50) % 200) < 6, (x, y)
+
+    portrait = shipped.decode(apply_chain(marked, parse_chain("turn:1")))  # 400 x 600: (x, y) went to (y, 600 - x)
+    assert portrait.message == "tiled 2026" and portrait.frame.endswith("turned back 90° clockwise")
+    assert {tuple(round(v) for v in corners[0]) for corners in portrait.outlines} == {
+        (y, 600 - x) for x in (0, 200, 400) for y in (0, 200)}
+    for (x0, y0), (x1, y1), *_ in portrait.outlines:  # the tile's top edge now runs up the image
+        assert (x1, y1) == pytest.approx((x0, y0 - 200), abs=1)
 
     turned = shipped.decode(apply_chain(marked, parse_chain("rotate:3")))
     assert turned.message == "tiled 2026" and "rotated +3" in turned.frame, turned.frame
@@ -309,13 +317,13 @@ def test_the_pilot_s_template_confirms_a_turned_photo_s_tiles_among_the_autocorr
     peaks = tiling.autocorrelation_peaks(turned, tiling.CONFIRM_PEAKS)
     assert not peaks[0].near(truth) and any(peak.near(truth) for peak in peaks)
     matcher = tiling.TemplateMatcher(turned, shipped.pilot_template, shipped.config)
-    assert matcher.confirms(next(peak for peak in peaks if peak.near(truth))) >= tiling.CONFIRM_Z + 2
-    assert matcher.confirms(tiling.Lattice(truth.period, -1.05)) < tiling.CONFIRM_Z - 1
+    assert matcher.confirms(next(peak for peak in peaks if peak.near(truth)))[0] >= tiling.CONFIRM_Z + 2
+    assert matcher.confirms(tiling.Lattice(truth.period, -1.05))[0] < tiling.CONFIRM_Z - 1
     assert next(tiling.candidate_lattices(turned, shipped.config, shipped.pilot_template)).near(truth)
     assert shipped.decode(turned).message == "turned 2026"
     clean = apply_chain(photo, edit)
     matcher = tiling.TemplateMatcher(clean, shipped.pilot_template, shipped.config)
-    assert max(matcher.confirms(peak) for peak in tiling.autocorrelation_peaks(clean, tiling.CONFIRM_PEAKS)) \
+    assert max(float(matcher.confirms(peak)[0]) for peak in tiling.autocorrelation_peaks(clean, tiling.CONFIRM_PEAKS)) \
         < tiling.CONFIRM_Z - 1
 
 
@@ -368,6 +376,10 @@ def test_a_large_photo_turned_is_read_from_a_shrunk_copy(shipped):
     "rotate:3+jpeg:85",
     "rotate:-4.5",
     "flip",
+    "turn:1",  # in place, turned to portrait
+    "turn:2+flip+jpeg:75",  # in place, upside down
+    "turn:1+crop:0.6,1.25,0.9,0.15+jpeg:85",  # turned and cropped: the template tells the orientation
+    "flip+turn:1+crop:0.8,1,0.5,0.5+jpeg:90",
     "crop:0.7,1,0.3,0.6+fit:400+jpeg:80",  # cropped, shrunk, re-encoded (to 300 px: lost with the caps' spread)
     "jpeg:50",
     "resize:0.5",
@@ -379,17 +391,18 @@ def test_a_tiled_photo_is_found_after_each_kind_of_edit(shipped, marked_photo, e
 
 
 def test_the_lattices_counted_are_those_an_image_of_its_size_can_be_searched_at(shipped):
-    """Five for a photo (the confirmed peak, two autocorrelation peaks, the template's scan, the rule's); the rule's
-    none for one too small to be tiled (under 272 px: whole frame), and the template's none for one whose
-    shorter side is under 0.75 tile of the working copy (102 px; its autocorrelation's longest lag, 0.9 of it, too).
+    """Six for a photo (the two confirmed peaks, upright and turned, two autocorrelation peaks, the template's
+    scan, the rule's); the rule's none for one too small to be tiled (under 272 px: whole frame), and the
+    template's none for one whose shorter side is under 0.75 tile of the working copy (102 px; its
+    autocorrelation's longest lag, 0.9 of it, too).
     The search never gives more: every lattice of the 102-px thumbnail is an autocorrelation peak."""
     count = tiling.lattice_count
     assert [count(w, h, shipped.config) for w, h in ((4000, 3000), (512, 512), (384, 191), (128, 128), (102, 102),
-                                                       (20000, 100))] == [5, 5, 4, 4, 2, 2]
+                                                       (20000, 100))] == [6, 6, 5, 5, 2, 2]
     assert tiling.hypotheses(102, 102, shipped.config) == 2 * 64 * 17 * 17 * 2
     thumbnail = Image.fromarray(random_crops(1, 102, seed=5)[0])
     assert len(list(tiling.candidate_lattices(thumbnail, shipped.config, shipped.pilot_template))) <= 2
-    assert shipped.decode(thumbnail).hypotheses == 10 + 2 + tiling.hypotheses(102, 102, shipped.config)
+    assert shipped.decode(thumbnail).hypotheses == 10 + 8 + tiling.hypotheses(102, 102, shipped.config)
 
 
 def test_the_whole_frame_readings_of_an_image_embed_tiles_get_hard_decisions_only(shipped):
@@ -400,7 +413,7 @@ def test_the_whole_frame_readings_of_an_image_embed_tiles_get_hard_decisions_onl
     for side, soft in ((420, False), (200, True)):
         img = Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8))
         in_place = tiling.in_place_tiles(side, side, shipped.config)
-        readings = list(shipped._readings(img, shipped.search.frames(), shipped.search, True, True, in_place))
+        readings = list(shipped._readings(img, shipped.search.frames(), shipped.search, True, 8, in_place))
         frames = [r[3] for r in readings if not r[1].startswith("tiles")]
         assert len(frames) == 10 and set(frames) == {soft}, side
 
@@ -420,7 +433,7 @@ def test_random_words_through_the_whole_search_are_not_detected(shipped, monkeyp
     img = Image.fromarray(random_crops(1, 256, seed=3)[0]).resize((420, 420), Image.Resampling.BICUBIC)
     for _ in range(3):
         assert not shipped.decode(img).detected
-    assert len(seen) > 3 * 20 and set(seen) == {10 + 2 + tiling.hypotheses(420, 420, shipped.config)}
+    assert len(seen) > 3 * 20 and set(seen) == {10 + 8 + tiling.hypotheses(420, 420, shipped.config)}
 
 
 def test_whole_frame_layout_on_request(shipped, marked_photo):
