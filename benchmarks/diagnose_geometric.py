@@ -23,25 +23,36 @@ from mbrs_engine import Watermarker  # first: it sets OMP_WAIT_POLICY before tor
 
 from PIL import Image  # noqa: E402
 
-from mbrs_engine import payload, tiling  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mbrs_engine import orientations, payload, tiling  # noqa: E402
 from mbrs_engine.attacks import apply_chain  # noqa: E402
 from mbrs_engine.evaluate import GEOMETRIC_SUITE, attacked_image, image_message, load_folder  # noqa: E402
 from mbrs_engine.imageio import ModeWarning  # noqa: E402
 
 
 def true_lattice(chain, cover: Image.Image, marked: Image.Image, attacked: Image.Image, config):
-    """Where the tiles are in the attacked image: the rule's, scaled as a fit scaled the crop, turned as rotated."""
+    """Where the tiles are in the attacked image: the rule's, scaled as a fit scaled the crop, turned as rotated,
+    read in the orientation that undoes the chain's quarter turns and mirrors."""
     rule = tiling.rule_lattice(*cover.size, config)
     if rule is None:
         return None
-    period, angle = rule.period, 0.0
+    period, angle, aspect = rule.period, 0.0, rule.aspect
     for attack in chain:
         if attack.name == "rotate":
             angle = attack.values[0]
+        if attack.name == "flip":  # a turn before a mirror is seen the other way
+            angle = -angle
         if attack.name == "fit":
-            cropped = apply_chain(marked, tuple(a for a in chain if a.name == "crop"))
+            cropped = apply_chain(marked, tuple(a for a in chain if a.name in ("crop", "turn", "flip")))
             period *= attacked.width / cropped.width
-    return tiling.Lattice(period, angle, rule.aspect)
+    probe = Image.fromarray(np.arange(36, dtype=np.uint8).reshape(3, 4, 3))
+    moved = apply_chain(probe, tuple(a for a in chain if a.name in ("turn", "flip")))
+    orientation = next(o for o in range(orientations.count())
+                       if np.array_equal(np.asarray(orientations.orient(moved, o)), np.asarray(probe)))
+    if orientations.swaps_sides(orientation):
+        period, aspect = period * aspect, 1.0 / aspect
+    return tiling.Lattice(period, angle, aspect, orientation)
 
 
 def reads_with(wm, attacked: Image.Image, lattice, text: str, count: int) -> bool:

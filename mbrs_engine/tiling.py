@@ -84,8 +84,13 @@ CONFIRM_STEPS = 2
 #: Readings whose pilot agrees less than this get hard-decision decoding only (clean images score about
 #: 0.45-0.6, marked ones 0.7-0.85); the false-positive bound counts them either way.
 SOFT_DECODING_PILOT = 0.6
-#: The largest rotation (degrees, either way) the autocorrelation looks for.
+#: The largest rotation (degrees, either way) of the autocorrelation's peaks searched as they rank (straightening
+#: a horizon).
 MAX_ANGLE = 6.0
+#: Rotations beyond :data:`MAX_ANGLE` up to this (degrees, either way) are looked for in a band of their own: its
+#: first :data:`WIDE_PEAKS` peaks are searched only where the pilot's template confirms them (ranked with the
+#: others, their wider choice of angles let the photo's own repeats displace the tiles of turns within 6 degrees).
+WIDE_ANGLE, WIDE_PEAKS = 20.0, 4
 #: Angles (degrees) below this are read as they are (the decoder reads cells turned by up to about 0.3°).
 MIN_TURN = 0.2
 #: Candidates (best pilot agreement first) handed to the payload test per image.
@@ -385,16 +390,17 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
         if template is None:
             yield from autocorrelation_peaks(rgb)
         else:
-            peaks, matcher = autocorrelation_peaks(rgb, CONFIRM_PEAKS), TemplateMatcher(rgb, template, config)
+            peaks, wide = autocorrelation_bands(rgb, CONFIRM_PEAKS, WIDE_PEAKS)
+            matcher, rated = TemplateMatcher(rgb, template, config), peaks + wide
             confirmed = []
-            if peaks:
-                rates = torch.stack([matcher.confirms(lattice) for lattice in peaks])
+            if rated:
+                rates = torch.stack([matcher.confirms(lattice) for lattice in rated])
                 upright = int(rates[:, 0].argmax())
-                confirmed.append((float(rates[upright, 0]), peaks[upright]))
+                confirmed.append((float(rates[upright, 0]), rated[upright]))
                 # any orientation but upright (the template half matches its mirror image: the pilot column
                 # mirrored left to right is the same column, so upright may rate about as high)
                 i, o = divmod(int(rates[:, 1:].argmax()), rates.shape[1] - 1)
-                confirmed.append((float(rates[i, o + 1]), replace(peaks[i], orientation=o + 1)))
+                confirmed.append((float(rates[i, o + 1]), replace(rated[i], orientation=o + 1)))
             for rate, lattice in sorted(confirmed, key=lambda c: -c[0]):
                 if rate >= CONFIRM_Z:
                     yield lattice
@@ -409,18 +415,29 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
 
 
 def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[Lattice]:
-    """Where the image's fine detail best repeats: the tiles' side and the image's rotation, best first.
+    """Where the image's fine detail best repeats: the tiles' side and the image's rotation (within
+    :data:`MAX_ANGLE`), best first (:func:`autocorrelation_bands`)."""
+    return autocorrelation_bands(rgb, count, 0)[0]
+
+
+def autocorrelation_bands(rgb: Image.Image, count: int, wide: int) -> tuple[list[Lattice], list[Lattice]]:
+    """The ``count`` first peaks of the autocorrelation turned within :data:`MAX_ANGLE`, and the ``wide`` first
+    turned by more, up to :data:`WIDE_ANGLE`.
 
     Looked for in each of :data:`AUTOCORRELATION_CHANNELS` (:func:`channel_peaks`); their peaks are taken in
     turn, the first of each channel, then the second of each, and so on, each lattice once.
     """
     copies = _autocorrelation_copies(rgb)
-    turns = zip_longest(*(channel_peaks(copies, weights, count) for weights in AUTOCORRELATION_CHANNELS))
-    found: list[Lattice] = []
-    for lattice in (lattice for turn in turns for lattice in turn if lattice is not None):
-        if not any(lattice.near(f) for f in found):
-            found.append(lattice)
-    return found[:count]
+    channels = [channel_peaks(copies, weights, max(count, wide)) for weights in AUTOCORRELATION_CHANNELS]
+    bands = []
+    for band, wanted in enumerate((count, wide)):
+        found: list[Lattice] = []
+        for turn in zip_longest(*(peaks[band] for peaks in channels)):
+            for lattice in turn:
+                if lattice is not None and not any(lattice.near(f) for f in found):
+                    found.append(lattice)
+        bands.append(found[:wanted])
+    return bands[0], bands[1]
 
 
 def _autocorrelation_copies(rgb: Image.Image) -> list[tuple[np.ndarray, int, int, tuple[float, float]]]:
@@ -460,16 +477,18 @@ def _copy_factor(width: int, height: int) -> float:
     return max(width, height) / AUTOCORRELATION_SIDE
 
 
-def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERIOD_PEAKS) -> list[Lattice]:
+def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERIOD_PEAKS) -> list[list[Lattice]]:
     """Where the fine detail of one channel (``weights`` of R, G and B) of :func:`_autocorrelation_copies` best
-    repeats, best first.
+    repeats, best first: the ``count`` first turned within :data:`MAX_ANGLE`, and those turned by more, up to
+    :data:`WIDE_ANGLE` (a band of their own, ranked apart).
 
     The channel's high-pass (less a 5 x 5 mean), softly clipped so
     that strong edges do not dominate, is correlated with itself (FFT) and
     divided by the square root of the overlap (a z-score: a repeat seen over
     a small overlap is weaker evidence).  For each lag L the best pair of lattice
     vectors rotated by the same angle, (L, dy) and (-dy, L) with |dy| up to
-    tan(:data:`MAX_ANGLE`) L, is kept; the lags whose pair is a local maximum
+    tan(:data:`MAX_ANGLE`) L, is kept (and apart, the best with |dy| beyond
+    that up to tan(:data:`WIDE_ANGLE`) L); the lags whose pair is a local maximum
     are returned with the angle dy / L gives, refined between neighbouring
     pixels by a parabola, and each vector's own peak near L as the tiles'
     width and height.  Lags from :data:`COARSE_PERIOD` on are looked for the
@@ -478,27 +497,32 @@ def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERI
     to 1080 pixels: 27 of 48 such crops found among the luma's first two peaks
     without it, 36 with it; no other edit of the geometric suite lost one).
     """
-    found = []
+    bands: list[list] = [[], []]
     for pixels, low, high, scale in copies:
         channel = np.ascontiguousarray(pixels @ np.asarray(weights, np.float32))
-        found += _lattice_peaks(channel, low, high, count, scale)
-    found.sort(key=lambda f: -f[0])
-    # a pattern repeating every P also repeats every 2P and 3P: drop a multiple of a peak at least half as sharp
-    # (a far weaker peak at half the tiles' period, from the photo's texture, must not drop the tiles; the coarse
-    # copy can show a multiple a little sharper than the fine copy shows the tiles)
-    return [f for sharp, f in found if not any(
-        f.near(Lattice(k * g.period, g.angle)) for other, g in found if other >= sharp / 2 for k in (2, 3))][:count]
+        for band, peaks in zip(bands, _lattice_peaks(channel, low, high, count, scale)):
+            band += peaks
+    out = []
+    for found in bands:
+        found.sort(key=lambda f: -f[0])
+        # a pattern repeating every P also repeats every 2P and 3P: drop a multiple of a peak at least half as
+        # sharp (a far weaker peak at half the tiles' period, from the photo's texture, must not drop the tiles;
+        # the coarse copy can show a multiple a little sharper than the fine copy shows the tiles)
+        out.append([f for sharp, f in found if not any(
+            f.near(Lattice(k * g.period, g.angle)) for other, g in found if other >= sharp / 2 for k in (2, 3))][:count])
+    return out
 
 
 def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
-                   scale: tuple[float, float]) -> list[tuple[float, Lattice]]:
+                   scale: tuple[float, float]) -> list[list[tuple[float, Lattice]]]:
     """The ``count`` + 3 sharpest (sharpness, lattice) of :func:`autocorrelation_peaks` with lags from ``lo`` to
-    ``hi`` of ``grey`` (h, w), whose pixels are ``scale`` image pixels across and down."""
+    ``hi`` of ``grey`` (h, w), whose pixels are ``scale`` image pixels across and down, in each band of angles
+    (within :data:`MAX_ANGLE`, then beyond it up to :data:`WIDE_ANGLE`)."""
     x = torch.from_numpy(grey)
     h, w = x.shape
     hi = min(hi, int(min(h, w) * MAX_PERIOD_SHARE))
     if hi <= lo + 2:
-        return []
+        return [[], []]
     detail = x - F.avg_pool2d(x[None, None], 5, 1, 2, count_include_pad=False)[0, 0]
     detail = detail / (detail.abs() + 4.0)
     detail = detail - detail.mean()
@@ -511,25 +535,19 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
     def down(lag, dy: torch.Tensor) -> torch.Tensor:  # the vector (-dy, lag)
         return auto[lag, (-dy) % (2 * w)] / ((h - lag) * (w - dy.abs())).float().sqrt()
 
-    slope = math.tan(math.radians(MAX_ANGLE))
-    best = []  # (value, lag, dy, whole dy) per lag
+    narrow, wide = math.tan(math.radians(MAX_ANGLE)), math.tan(math.radians(WIDE_ANGLE))
+    bands: tuple[list, list] = ([], [])  # per band: (value, lag, dy, whole dy) per lag
     for lag in range(lo, hi):
-        m = math.ceil(slope * lag)
+        m = math.ceil(wide * lag)
         dy = torch.arange(-m, m + 1)
         pair = across(lag, dy) + down(lag, dy)
-        k = int(pair.argmax())
-        best.append((float(pair[k]), lag, float(dy[k] + _vertex(pair, k)), dy[k:k + 1]))
-    values = [b[0] for b in best]
-    peaks = [i for i in range(1, len(best) - 1) if values[i - 1] < values[i] >= values[i + 1]]
-    # a repeat of the tiles is a sharp peak; the image's own textures make broad ones: rank by the height
-    # above the lags a few pixels away on both sides
-    ring = torch.tensor(values)
+        inside = dy.abs() <= math.ceil(narrow * lag)
+        for best, where in zip(bands, (inside, ~inside)):
+            k = int(torch.where(where, pair, -torch.inf).argmax())
+            # between pixels only within the band (a neighbour outside it is another band's)
+            step = _vertex(pair, k) if where[max(0, k - 1):k + 2].all() else 0.0
+            best.append((float(pair[k]), lag, float(dy[k] + step), dy[k:k + 1]))
 
-    def sharpness(i: int) -> float:
-        around = torch.cat([ring[max(0, i - 8):max(0, i - 2)], ring[i + 3:i + 9]])
-        return values[i] - (float(around.max()) if around.numel() else 0.0)
-
-    peaks.sort(key=lambda i: -sharpness(i))
     def refined(vector, lag: int, whole_dy: torch.Tensor) -> float:
         """One vector's own peak near ``lag`` (its highest local maximum within :data:`MAX_ASPECT_CHANGE`: a
         higher value at the window's edge is the slope of another peak, such as JPEG's blocks make every 8
@@ -541,14 +559,28 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
         k = max(tops, key=lambda k: float(values[k])) if tops else lags.index(lag)
         return lags[k] + _vertex(values, k)
 
-    found = []
-    for i in peaks[:count + 3]:
-        _, lag, dy, whole_dy = best[i]
-        # the two vectors separately: the tiles can be a little taller than wide, or wider than tall
-        wide, tall = (math.hypot(refined(vector, lag, whole_dy), dy) for vector in (across, down))
-        wide, tall = wide * scale[0], tall * scale[1]
-        found.append((sharpness(i), Lattice(wide, -math.degrees(math.atan2(dy, lag)), tall / wide)))
-    return found
+    out = []
+    for best in bands:
+        values = [b[0] for b in best]
+        peaks = [i for i in range(1, len(best) - 1) if values[i - 1] < values[i] >= values[i + 1]]
+        # a repeat of the tiles is a sharp peak; the image's own textures make broad ones: rank by the height
+        # above the lags a few pixels away on both sides
+        ring = torch.tensor(values)
+
+        def sharpness(i: int) -> float:
+            around = torch.cat([ring[max(0, i - 8):max(0, i - 2)], ring[i + 3:i + 9]])
+            return values[i] - (float(around.max()) if around.numel() else 0.0)
+
+        found = []
+        for i in sorted(peaks, key=lambda i: -sharpness(i))[:count + 3]:
+            _, lag, dy, whole_dy = best[i]
+            # the two vectors separately: the tiles can be a little taller than wide, or wider than tall
+            across_side, down_side = (math.hypot(refined(vector, lag, whole_dy), dy) for vector in (across, down))
+            across_side, down_side = across_side * scale[0], down_side * scale[1]
+            found.append((sharpness(i), Lattice(across_side, -math.degrees(math.atan2(dy, lag)),
+                                                down_side / across_side)))
+        out.append(found)
+    return out
 
 
 @torch.no_grad()

@@ -27,7 +27,8 @@ under attacks, at a fixed PSNR (:mod:`mbrs_engine.refinement`).  Decoding
 resizes (antialiased) to H x H and runs the decoder.  See ``docs/watermarking.md``.
 
 :meth:`Watermarker.decode` reads both layouts and searches: the full frame,
-the tiles in place (and mirrored back), the whole-frame crops of
+the tiles in place (and turned back by quarter turns and mirrored back:
+:mod:`mbrs_engine.orientations`), the whole-frame crops of
 :class:`~mbrs_engine.frames.SearchConfig` (the image padded back to a presumed
 original frame), then the tile search over lattices, phases and rolls.  It
 keeps the first hypothesis whose payload passes the test; the p-value is
