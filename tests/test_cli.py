@@ -76,9 +76,9 @@ def test_embed_attack_decode(tiny_model_path, photo, tmp_path, capsys):
     result = json.loads(out)
     assert result["detected"] and result["message"] == "Grüße, Jane" and result["p_value"] < 1e-6
     config = Watermarker.from_pretrained(tiny_model_path).config
-    # 10 frames, the tiles in place (2 x 2, then 4 x 4) and mirrored, and the tile search, however far it went
+    # 10 frames, the tiles in place (2 x 2, then 4 x 4) in the 8 orientations, and the tile search, however far it went
     assert tiling.in_place_tiles(192, 144, config) == (2, 4)
-    assert len(result["bits"]) == 256 and result["hypotheses"] == 10 + 2 * 2 + tiling.hypotheses(192, 144, config)
+    assert len(result["bits"]) == 256 and result["hypotheses"] == 10 + 8 * 2 + tiling.hypotheses(192, 144, config)
 
 
 def test_embed_no_refine_is_the_networks_alone(tiny_model_path, photo, tmp_path, capsys):

@@ -15,7 +15,7 @@ def image():
 
 @pytest.mark.parametrize("orientation", range(8))
 def test_an_orientation_is_the_same_transpose_of_an_image_a_tensor_and_a_point(image, orientation):
-    pixels, oriented = np.asarray(image), np.asarray(orientations.orient(image, orientation))
+    pixels, oriented = np.array(image), np.asarray(orientations.orient(image, orientation))
     as_tensor = orientations.orient_tensor(torch.from_numpy(pixels).permute(2, 0, 1), orientation)
     assert np.array_equal(as_tensor.permute(1, 2, 0).numpy(), oriented)
     width, height = orientations.oriented_size(*image.size, orientation)
