@@ -687,7 +687,8 @@ class TemplateMatcher:
                                   for period in batch])
             spectrum = torch.fft.rfft2(torch.cat([orientations.orient_tensor(folded, o) for o in turns]))
             spectrum = spectrum / (spectrum.abs().square().sum(1, keepdim=True).sqrt() + 1e-6)
-            match = torch.fft.irfft2(spectrum * self.template, s=(self.size, self.size)).sum(1).flatten(1)
+            # the channels summed before the inverse transform (it is linear): one per period and orientation
+            match = torch.fft.irfft2((spectrum * self.template).sum(1), s=(self.size, self.size)).flatten(1)
             z = (match - match.mean(1, keepdim=True)) / match.std(1, keepdim=True).clamp_min(1e-12)
             out.append(z.amax(1).reshape(len(turns), len(batch)).T)
         return torch.cat(out) if out else torch.zeros(0, len(turns))
