@@ -379,8 +379,9 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
         -> Iterator[Lattice]:
     """Tile geometries to search, each once: the autocorrelation's peak the pilot's template confirms best
     (:meth:`TemplateMatcher.confirms`, when ``template`` is given: of the first :data:`CONFIRM_PEAKS`, at least
-    :data:`CONFIRM_Z`) upright, and the one it confirms best turned or mirrored (read in that orientation, when
-    it rates at least :data:`CONFIRM_Z`), the higher rated first; then the autocorrelation's first :data:`PERIOD_PEAKS` peaks, then the template's own period
+    :data:`CONFIRM_Z`; the wide band's first :data:`WIDE_PEAKS` too) upright, and the one it confirms best turned
+    or mirrored (read in that orientation, when it rates at least :data:`CONFIRM_Z`), the higher rated first;
+    then the autocorrelation's first :data:`PERIOD_PEAKS` peaks, then the template's own period
     (:meth:`TemplateMatcher.lattice`, when its peak stands out), then the embedding rule's period for this size,
     upright (right for an image cut along its longer side only).  A generator: the template's scan (0.34-0.44 s
     for a 12 MP photo, AMD EPYC) runs only when the search has not read the lattices before it."""
@@ -508,8 +509,9 @@ def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERI
         # a pattern repeating every P also repeats every 2P and 3P: drop a multiple of a peak at least half as
         # sharp (a far weaker peak at half the tiles' period, from the photo's texture, must not drop the tiles;
         # the coarse copy can show a multiple a little sharper than the fine copy shows the tiles)
-        out.append([f for sharp, f in found if not any(
-            f.near(Lattice(k * g.period, g.angle)) for other, g in found if other >= sharp / 2 for k in (2, 3))][:count])
+        kept = [f for sharp, f in found if not any(
+            f.near(Lattice(k * g.period, g.angle)) for other, g in found if other >= sharp / 2 for k in (2, 3))]
+        out.append(kept[:count])
     return out
 
 

@@ -404,10 +404,9 @@ class Watermarker:
         """(soft bits, where, erased bits, soft decoding, outlines) of every reading :meth:`decode` tests,
         likeliest and cheapest first: the full frame and the tiles in place (``in_place``: tiles a side of each
         reading; in the first ``turns`` orientations, :mod:`orientations`), then the other frames and the tile
-        search.  When an image of this size is
-        embedded in tiles, the tiles come first: in place before the full frame, the search before the other
-        frames (an edit of a tiled photo is likelier than a cropped whole-frame mark, and a search that reads
-        skips the frames' 0.3-0.5 s).  ``outlines(width, height)`` gives where the
+        search.  When an image of this size is embedded in tiles, the tiles come first: in place before the full
+        frame, the search before the other frames (an edit of a tiled photo is likelier than a cropped whole-frame
+        mark, and a search that reads skips the frames' 0.3-0.5 s).  ``outlines(width, height)`` gives where the
         reading lies (:attr:`DecodeResult.outlines`)."""
         def whole(width: int, height: int) -> list:
             return [((0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height)))]
