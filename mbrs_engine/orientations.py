@@ -37,7 +37,7 @@ _REFLECTS = {T.FLIP_LEFT_RIGHT, T.FLIP_TOP_BOTTOM, T.TRANSPOSE, T.TRANSVERSE}
 
 def count(mirrors: bool = True) -> int:
     """How many orientations there are: all eight, or the four turns when mirrored images are not read."""
-    return len(ORIENTATIONS) if mirrors else 4
+    return len(ORIENTATIONS) if mirrors else sum(not reflects(o) for o in range(len(ORIENTATIONS)))
 
 
 def name(orientation: int) -> str:
@@ -99,6 +99,12 @@ def point_back(x: float, y: float, width: int, height: int, orientation: int) ->
     if op is T.ROTATE_90:  # the image's (x, y) went to (y, width - x)
         return width - y, x
     return y, height - x  # ROTATE_270: the image's (x, y) went to (height - y, x)
+
+
+def part(image: Image.Image, box: tuple[float, float, float, float], orientation: int) -> Image.Image:
+    """The part ``box`` (left, top, right, bottom) of ``image`` oriented, cut out before it is oriented (only
+    that part is transposed, not the whole image)."""
+    return orient(image.crop(box_back(box, *image.size, orientation)), orientation)
 
 
 def box_back(box: tuple[float, float, float, float], width: int, height: int,

@@ -912,8 +912,7 @@ def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig, orientation:
     # working copy of 272 x 20400)
     reach = tiles * tile_pixels(config)
     width, height = min(seen[0], round(reach * sx)), min(seen[1], round(reach * sy))
-    box = orientations.box_back((0, 0, width, height), *rgb.size, orientation)
-    part = orientations.orient(rgb.crop(box), orientation)
+    part = orientations.part(rgb, (0, 0, width, height), orientation)
     work = working_copy(part, (max(1, math.floor(part.width / sx)), max(1, math.floor(part.height / sy))), (sx, sy))
     maps = cell_map(decoder, work.to(next(decoder.parameters()).device))[None]
     lattice = Lattice(tile_pixels(config) * sx, 0.0, sy / sx)
@@ -949,9 +948,8 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
         # only the centre is read: cut it out first (with room for the turn), then turn it back
         side = math.ceil((MAX_TILES_READ + 1) * lattice.period)
         left, top = max(0, (seen[0] - side) // 2), max(0, (seen[1] - side) // 2)
-        box = orientations.box_back((left, top, min(seen[0], left + side), min(seen[1], top + side)), *rgb.size,
-                                    given.orientation)
-        centre = orientations.orient(rgb.crop(box), given.orientation)
+        centre = orientations.part(rgb, (left, top, min(seen[0], left + side), min(seen[1], top + side)),
+                                   given.orientation)
         shrink = 1.0  # image pixels per pixel of the centre
         if abs(lattice.angle) >= MIN_TURN:
             centre, shrink = _shrunk(centre, lattice.period / tile_pixels(config) / TURN_RESOLUTION)

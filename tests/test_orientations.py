@@ -33,6 +33,8 @@ def test_a_box_maps_back_to_the_part_that_orients_to_it(orientation):
     part = image.crop(orientations.box_back(box, *image.size, orientation))
     assert np.array_equal(np.asarray(orientations.orient(part, orientation)),
                           np.asarray(orientations.orient(image, orientation).crop(box)))
+    assert np.array_equal(np.asarray(orientations.part(image, box, orientation)),
+                          np.asarray(orientations.orient(part, orientation)))
 
 
 def test_the_eight_are_distinct_and_the_first_four_turn_only():
