@@ -91,6 +91,10 @@ MAX_ANGLE = 6.0
 #: first :data:`WIDE_PEAKS` peaks are searched only where the pilot's template confirms them (ranked with the
 #: others, their wider choice of angles let the photo's own repeats displace the tiles of turns within 6 degrees).
 WIDE_ANGLE, WIDE_PEAKS = 20.0, 4
+#: Tiles stretched (an image resized to another aspect: a 3:2 photo to a square, 16:9 to 4:3) are looked for in a
+#: band of their own, their width and height repeating at lags up to this factor apart; its first
+#: :data:`STRETCHED_PEAKS` peaks are searched only where the pilot's template confirms them, as the wide band's.
+MAX_STRETCH, STRETCHED_PEAKS = 2.0, 4
 #: Angles (degrees) below this are read as they are (the decoder reads cells turned by up to about 0.3°).
 MIN_TURN = 0.2
 #: Candidates (best pilot agreement first) handed to the payload test per image.
@@ -364,7 +368,7 @@ class Lattice:
 
     def near(self, other: "Lattice") -> bool:
         return abs(self.period - other.period) <= 0.02 * other.period and abs(self.angle - other.angle) < 0.5 \
-            and self.orientation == other.orientation
+            and abs(math.log(self.aspect / other.aspect)) <= 0.05 and self.orientation == other.orientation
 
     def oriented(self) -> "Lattice":
         """The same tiles in the image oriented by :attr:`orientation` (orientation 0): a quarter turn exchanges
@@ -379,7 +383,8 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
         -> Iterator[Lattice]:
     """Tile geometries to search, each once: the autocorrelation's peak the pilot's template confirms best
     (:meth:`TemplateMatcher.confirms`, when ``template`` is given: of the first :data:`CONFIRM_PEAKS`, at least
-    :data:`CONFIRM_Z`; the wide band's first :data:`WIDE_PEAKS` too) upright, and the one it confirms best turned
+    :data:`CONFIRM_Z`; the wide band's first :data:`WIDE_PEAKS` and the stretched band's first
+    :data:`STRETCHED_PEAKS` too) upright, and the one it confirms best turned
     or mirrored (read in that orientation, when it rates at least :data:`CONFIRM_Z`), the higher rated first;
     then the autocorrelation's first :data:`PERIOD_PEAKS` peaks, then the template's own period
     (:meth:`TemplateMatcher.lattice`, when its peak stands out), then the embedding rule's period for this size,
@@ -391,8 +396,8 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
         if template is None:
             yield from autocorrelation_peaks(rgb)
         else:
-            peaks, wide = autocorrelation_bands(rgb, CONFIRM_PEAKS, WIDE_PEAKS)
-            matcher, rated = TemplateMatcher(rgb, template, config), peaks + wide
+            peaks, wide, stretched = autocorrelation_bands(rgb, CONFIRM_PEAKS, WIDE_PEAKS, STRETCHED_PEAKS)
+            matcher, rated = TemplateMatcher(rgb, template, config), peaks + wide + stretched
             confirmed = []
             if rated:
                 rates = torch.stack([matcher.confirms(lattice) for lattice in rated])
@@ -418,27 +423,28 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
 def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[Lattice]:
     """Where the image's fine detail best repeats: the tiles' side and the image's rotation (within
     :data:`MAX_ANGLE`), best first (:func:`autocorrelation_bands`)."""
-    return autocorrelation_bands(rgb, count, 0)[0]
+    return autocorrelation_bands(rgb, count)[0]
 
 
-def autocorrelation_bands(rgb: Image.Image, count: int, wide: int) -> tuple[list[Lattice], list[Lattice]]:
-    """The ``count`` first peaks of the autocorrelation turned within :data:`MAX_ANGLE`, and the ``wide`` first
-    turned by more, up to :data:`WIDE_ANGLE`.
+def autocorrelation_bands(rgb: Image.Image, count: int, wide: int = 0, stretched: int = 0) \
+        -> tuple[list[Lattice], list[Lattice], list[Lattice]]:
+    """The ``count`` first peaks of the autocorrelation turned within :data:`MAX_ANGLE`, the ``wide`` first
+    turned by more, up to :data:`WIDE_ANGLE`, and the ``stretched`` first stretched (up to :data:`MAX_STRETCH`).
 
     Looked for in each of :data:`AUTOCORRELATION_CHANNELS` (:func:`channel_peaks`); their peaks are taken in
     turn, the first of each channel, then the second of each, and so on, each lattice once.
     """
     copies = _autocorrelation_copies(rgb)
-    channels = [channel_peaks(copies, weights, max(count, wide)) for weights in AUTOCORRELATION_CHANNELS]
+    channels = [channel_peaks(copies, weights, max(count, wide, stretched)) for weights in AUTOCORRELATION_CHANNELS]
     bands = []
-    for band, wanted in enumerate((count, wide)):
+    for band, wanted in enumerate((count, wide, stretched)):
         found: list[Lattice] = []
         for turn in zip_longest(*(peaks[band] for peaks in channels)):
             for lattice in turn:
                 if lattice is not None and not any(lattice.near(f) for f in found):
                     found.append(lattice)
         bands.append(found[:wanted])
-    return bands[0], bands[1]
+    return bands[0], bands[1], bands[2]
 
 
 def _autocorrelation_copies(rgb: Image.Image) -> list[tuple[np.ndarray, int, int, tuple[float, float]]]:
@@ -480,8 +486,8 @@ def _copy_factor(width: int, height: int) -> float:
 
 def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERIOD_PEAKS) -> list[list[Lattice]]:
     """Where the fine detail of one channel (``weights`` of R, G and B) of :func:`_autocorrelation_copies` best
-    repeats, best first: the ``count`` first turned within :data:`MAX_ANGLE`, and those turned by more, up to
-    :data:`WIDE_ANGLE` (a band of their own, ranked apart).
+    repeats, best first: the ``count`` first turned within :data:`MAX_ANGLE`, those turned by more, up to
+    :data:`WIDE_ANGLE`, and those stretched (each a band of its own, ranked apart).
 
     The channel's high-pass (less a 5 x 5 mean), softly clipped so
     that strong edges do not dominate, is correlated with itself (FFT) and
@@ -492,13 +498,14 @@ def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERI
     that up to tan(:data:`WIDE_ANGLE`) L); the lags whose pair is a local maximum
     are returned with the angle dy / L gives, refined between neighbouring
     pixels by a parabola, and each vector's own peak near L as the tiles'
-    width and height.  Lags from :data:`COARSE_PERIOD` on are looked for the
+    width and height.  Stretched tiles repeat across and down at two lags: the vectors across and down
+    are ranked alone and paired (:func:`_stretched_peaks`).  Lags from :data:`COARSE_PERIOD` on are looked for the
     same way in a copy shrunk by half more, and the peaks of both are ranked
     together by their sharpness (the lags of a 512-pixel photo's crop enlarged
     to 1080 pixels: 27 of 48 such crops found among the luma's first two peaks
     without it, 36 with it; no other edit of the geometric suite lost one).
     """
-    bands: list[list] = [[], []]
+    bands: list[list] = [[], [], []]
     for pixels, low, high, scale in copies:
         channel = np.ascontiguousarray(pixels @ np.asarray(weights, np.float32))
         for band, peaks in zip(bands, _lattice_peaks(channel, low, high, count, scale)):
@@ -509,8 +516,8 @@ def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERI
         # a pattern repeating every P also repeats every 2P and 3P: drop a multiple of a peak at least half as
         # sharp (a far weaker peak at half the tiles' period, from the photo's texture, must not drop the tiles;
         # the coarse copy can show a multiple a little sharper than the fine copy shows the tiles)
-        kept = [f for sharp, f in found if not any(
-            f.near(Lattice(k * g.period, g.angle)) for other, g in found if other >= sharp / 2 for k in (2, 3))]
+        kept = [f for sharp, f in found if not any(f.near(Lattice(k * g.period, g.angle, g.aspect))
+                                                   for other, g in found if other >= sharp / 2 for k in (2, 3))]
         out.append(kept[:count])
     return out
 
@@ -518,13 +525,14 @@ def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERI
 def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
                    scale: tuple[float, float]) -> list[list[tuple[float, Lattice]]]:
     """The ``count`` + 3 sharpest (sharpness, lattice) of :func:`autocorrelation_peaks` with lags from ``lo`` to
-    ``hi`` of ``grey`` (h, w), whose pixels are ``scale`` image pixels across and down, in each band of angles
-    (within :data:`MAX_ANGLE`, then beyond it up to :data:`WIDE_ANGLE`)."""
+    ``hi`` of ``grey`` (h, w), whose pixels are ``scale`` image pixels across and down, in each band: turned
+    within :data:`MAX_ANGLE`, turned beyond it up to :data:`WIDE_ANGLE`, and stretched (within
+    :data:`MAX_ANGLE`; :func:`_stretched_peaks`)."""
     x = torch.from_numpy(grey)
     h, w = x.shape
     hi = min(hi, int(min(h, w) * MAX_PERIOD_SHARE))
     if hi <= lo + 2:
-        return [[], []]
+        return [[], [], []]
     detail = x - F.avg_pool2d(x[None, None], 5, 1, 2, count_include_pad=False)[0, 0]
     detail = detail / (detail.abs() + 4.0)
     detail = detail - detail.mean()
@@ -538,17 +546,35 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
         return auto[lag, (-dy) % (2 * w)] / ((h - lag) * (w - dy.abs())).float().sqrt()
 
     narrow, wide = math.tan(math.radians(MAX_ANGLE)), math.tan(math.radians(WIDE_ANGLE))
-    bands: tuple[list, list] = ([], [])  # per band: (value, lag, dy, whole dy) per lag
-    for lag in range(lo, hi):
-        m = math.ceil(wide * lag)
-        dy = torch.arange(-m, m + 1)
-        pair = across(lag, dy) + down(lag, dy)
-        inside = dy.abs() <= math.ceil(narrow * lag)
-        for best, where in zip(bands, (inside, ~inside)):
-            k = int(torch.where(where, pair, -torch.inf).argmax())
-            # between pixels only within the band (a neighbour outside it is another band's)
-            step = _vertex(pair, k) if where[max(0, k - 1):k + 2].all() else 0.0
-            best.append((float(pair[k]), lag, float(dy[k] + step), dy[k:k + 1]))
+    # every lag and turn at once: a row per lag, a column per dy (from -reach to reach; the lag's own reach
+    # within tan(WIDE_ANGLE) lag)
+    lags, reach = torch.arange(lo, hi), math.ceil(wide * (hi - 1))
+    dy = torch.arange(-reach, reach + 1)
+    held = dy.abs() <= torch.tensor([math.ceil(wide * lag) for lag in range(lo, hi)])[:, None]
+    inside = dy.abs() <= torch.tensor([math.ceil(narrow * lag) for lag in range(lo, hi)])[:, None]
+    across_overlap = ((h - dy.abs())[None, :] * (w - lags)[:, None]).float().sqrt()
+    down_overlap = ((h - lags)[:, None] * (w - dy.abs())[None, :]).float().sqrt()
+    vectors = (auto[(dy % (2 * h))[None, :], lags[:, None]] / across_overlap,  # (lag, dy), as across() gives
+               auto[lags[:, None], (-dy % (2 * w))[None, :]] / down_overlap)  # (-dy, lag), as down() gives
+    pair = vectors[0] + vectors[1]
+
+    def best(values: torch.Tensor, where: torch.Tensor) -> list[tuple]:
+        """Per lag, (value, lag, dy, whole dy) of the best of ``values`` where ``where`` holds, its dy refined
+        between pixels by a parabola only within the band (a neighbour outside it is another band's)."""
+        k = torch.where(where, values, -torch.inf).argmax(1)
+        rows = torch.arange(len(k))
+        edge = (k == 0) | (k == len(dy) - 1)
+        near = k.clamp(1, len(dy) - 2)
+        a, b, c = (values[rows, near + i].double() for i in (-1, 0, 1))
+        both = where[rows, near - 1] & where[rows, near + 1] & ~edge
+        denom = a - 2.0 * b + c
+        step = torch.where(both & (denom < 0), (0.5 * (a - c) / denom).clamp(-0.5, 0.5), 0.0)
+        return [(float(v), lag, float(d + t), d[None]) for v, lag, d, t in
+                zip(values[rows, k], range(lo, hi), dy[k], step.tolist())]
+
+    # per lag: the best pair turned within MAX_ANGLE, beyond it, and the best vector across and down alone within it
+    bands = best(pair, inside), best(pair, held & ~inside)
+    alone = best(vectors[0], inside), best(vectors[1], inside)
 
     def refined(vector, lag: int, whole_dy: torch.Tensor) -> float:
         """One vector's own peak near ``lag`` (its highest local maximum within :data:`MAX_ASPECT_CHANGE`: a
@@ -561,28 +587,62 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
         k = max(tops, key=lambda k: float(values[k])) if tops else lags.index(lag)
         return lags[k] + _vertex(values, k)
 
-    out = []
-    for best in bands:
-        values = [b[0] for b in best]
-        peaks = [i for i in range(1, len(best) - 1) if values[i - 1] < values[i] >= values[i + 1]]
-        # a repeat of the tiles is a sharp peak; the image's own textures make broad ones: rank by the height
-        # above the lags a few pixels away on both sides
-        ring = torch.tensor(values)
+    def lattice(a: tuple, d: tuple) -> Lattice:
+        """The tiles whose width repeats as ``a`` and height as ``d`` ((value, lag, dy, whole dy) each), each
+        vector at its own peak (the tiles can be a little taller than wide, or wider than tall)."""
+        across_side = math.hypot(refined(across, a[1], a[3]), a[2]) * scale[0]
+        down_side = math.hypot(refined(down, d[1], d[3]), d[2]) * scale[1]
+        turn = (math.atan2(a[2], a[1]) + math.atan2(d[2], d[1])) / 2
+        return Lattice(across_side, -math.degrees(turn), down_side / across_side)
 
-        def sharpness(i: int) -> float:
-            around = torch.cat([ring[max(0, i - 8):max(0, i - 2)], ring[i + 3:i + 9]])
-            return values[i] - (float(around.max()) if around.numel() else 0.0)
+    out = [[(sharp, lattice(best[i], best[i])) for sharp, i in _sharpest(best, count + 3)] for best in bands]
+    return out + [_stretched_peaks(alone, count + 3, lattice)]
 
-        found = []
-        for i in sorted(peaks, key=lambda i: -sharpness(i))[:count + 3]:
-            _, lag, dy, whole_dy = best[i]
-            # the two vectors separately: the tiles can be a little taller than wide, or wider than tall
-            across_side, down_side = (math.hypot(refined(vector, lag, whole_dy), dy) for vector in (across, down))
-            across_side, down_side = across_side * scale[0], down_side * scale[1]
-            found.append((sharpness(i), Lattice(across_side, -math.degrees(math.atan2(dy, lag)),
-                                                down_side / across_side)))
-        out.append(found)
-    return out
+
+def _sharpest(best: list[tuple], count: int) -> list[tuple[float, int]]:
+    """(sharpness, index) of the ``count`` sharpest local maxima of the per-lag values ``best[i][0]``.  A repeat
+    of the tiles is a sharp peak, the image's own textures make broad ones: the sharpness is the height above
+    the lags a few pixels away on both sides."""
+    values = [b[0] for b in best]
+    peaks = [i for i in range(1, len(best) - 1) if values[i - 1] < values[i] >= values[i + 1]]
+    ring = torch.tensor(values)
+
+    def sharpness(i: int) -> float:
+        around = torch.cat([ring[max(0, i - 8):max(0, i - 2)], ring[i + 3:i + 9]])
+        return values[i] - (float(around.max()) if around.numel() else 0.0)
+
+    return [(sharpness(i), i) for i in sorted(peaks, key=lambda i: -sharpness(i))[:count]]
+
+
+def _stretched_peaks(alone: tuple[list, list], count: int, lattice) -> list[tuple[float, Lattice]]:
+    """The ``count`` best (sharpness, lattice) of tiles stretched: a peak of the vectors across alone and one of
+    those down alone (``alone``: (value, lag, dy, whole dy) per lag each), their angles within half a degree
+    (or a pixel and a half at the shorter lag) and their lags at most :data:`MAX_STRETCH` apart, ranked by the
+    lesser of their sharpness (both vectors of the tiles repeat sharply; a sharp one paired with any other
+    would otherwise rank high).  A square lattice adds the two vectors at one lag (:func:`_lattice_peaks`);
+    stretched tiles repeat across and down at two.  Pairs within :data:`MAX_ASPECT_CHANGE` (square: the
+    other bands') are not returned, nor pairs whose lags are multiples (1 to 3 times) of a better pair's
+    (the tiles repeat every second and third tile too)."""
+    pairs = []
+    for sharp_a, i in _sharpest(alone[0], count):
+        for sharp_d, j in _sharpest(alone[1], count):
+            a, d = alone[0][i], alone[1][j]
+            tolerance = max(math.tan(math.radians(0.5)), 1.5 / min(a[1], d[1]))
+            if max(d[1] / a[1], a[1] / d[1]) <= MAX_STRETCH and abs(a[2] / a[1] - d[2] / d[1]) <= tolerance:
+                pairs.append((min(sharp_a, sharp_d), a, d))
+    pairs.sort(key=lambda p: -p[0])
+
+    def multiple(lag: int, of: int) -> bool:
+        return any(abs(lag - k * of) <= MAX_ASPECT_CHANGE * lag + 1 for k in (1, 2, 3))
+
+    kept, out = [], []
+    for sharp, a, d in pairs:
+        if any(multiple(a[1], b[1]) and multiple(d[1], e[1]) for b, e in kept):
+            continue
+        kept.append((a, d))
+        if max(d[1] / a[1], a[1] / d[1]) > 1.0 + MAX_ASPECT_CHANGE:
+            out.append((sharp, lattice(a, d)))
+    return out[:count]
 
 
 @torch.no_grad()

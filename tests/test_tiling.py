@@ -100,7 +100,7 @@ def periodic_image(period: int, angle: float, size=(480, 400), seed=0, tall: int
                                                  (140, 142, 2.0), (120, 120, 12.0), (150, 150, -17.0)])
 def test_the_autocorrelation_finds_the_period_the_aspect_and_the_angle(period, tall, angle):
     """Turned within 6 degrees among the first peaks; turned further (up to 20) among the wide band's."""
-    narrow, wide = tiling.autocorrelation_bands(periodic_image(period, angle, tall=tall), 2, 2)
+    narrow, wide, _ = tiling.autocorrelation_bands(periodic_image(period, angle, tall=tall), 2, 2)
     best = (narrow if abs(angle) <= tiling.MAX_ANGLE else wide)[0]
     assert best.period == pytest.approx(period, rel=0.004) and best.angle == pytest.approx(angle, abs=0.25)
     assert best.aspect == pytest.approx(tall / period, abs=0.004)  # tiles 1.3 % taller or wider than square
@@ -129,7 +129,7 @@ def test_a_multiple_is_dropped_for_a_peak_at_least_half_as_sharp_only(monkeypatc
     copies = [(np.zeros((4, 4, 3), np.float32), 2, 3, (1.0, 1.0))]
     for peaks, expected in (([(10.05, L(150.3)), (0.54, L(43.9, -0.23)), (0.19, L(75.1, 0.07))], [150.3, 43.9]),
                             ([(2.94, L(568.0)), (2.57, L(284.2, 0.02)), (0.66, L(81.4))], [284.2, 81.4])):
-        monkeypatch.setattr(tiling, "_lattice_peaks", lambda *args, peaks=peaks: [list(peaks), []])
+        monkeypatch.setattr(tiling, "_lattice_peaks", lambda *args, peaks=peaks: [list(peaks), [], []])
         assert [f.period for f in tiling.channel_peaks(copies, (1.0, 0.0, 0.0))[0]] == expected
 
 
