@@ -32,8 +32,8 @@ from mbrs_engine.imageio import ModeWarning  # noqa: E402
 
 
 def true_lattice(chain, cover: Image.Image, marked: Image.Image, attacked: Image.Image, config):
-    """Where the tiles are in the attacked image: the rule's, scaled as a fit scaled the crop, turned as rotated,
-    read in the orientation that undoes the chain's quarter turns and mirrors."""
+    """Where the tiles are in the attacked image: the rule's, stretched as a stretch, scaled as a fit scaled the
+    crop, turned as rotated, read in the orientation that undoes the chain's quarter turns and mirrors."""
     rule = tiling.rule_lattice(*cover.size, config)
     if rule is None:
         return None
@@ -43,8 +43,10 @@ def true_lattice(chain, cover: Image.Image, marked: Image.Image, attacked: Image
             angle = attack.values[0]
         if attack.name == "flip":  # a turn before a mirror is seen the other way
             angle = -angle
+        if attack.name == "stretch":
+            period, aspect = period * attack.values[0], aspect / attack.values[0]
         if attack.name == "fit":
-            cropped = apply_chain(marked, tuple(a for a in chain if a.name in ("crop", "turn", "flip")))
+            cropped = apply_chain(marked, tuple(a for a in chain if a.name in ("crop", "turn", "flip", "stretch")))
             period *= attacked.width / cropped.width
     probe = Image.fromarray(np.arange(36, dtype=np.uint8).reshape(3, 4, 3))
     moved = apply_chain(probe, tuple(a for a in chain if a.name in ("turn", "flip")))
@@ -53,6 +55,11 @@ def true_lattice(chain, cover: Image.Image, marked: Image.Image, attacked: Image
     if orientations.swaps_sides(orientation):
         period, aspect = period * aspect, 1.0 / aspect
     return tiling.Lattice(period, angle, aspect, orientation)
+
+
+def brief(lattice) -> list[float]:
+    """A lattice's period, angle and aspect, rounded for the log."""
+    return [round(lattice.period, 1), round(lattice.angle, 2), round(lattice.aspect, 3)]
 
 
 def reads_with(wm, attacked: Image.Image, lattice, text: str, count: int) -> bool:
@@ -98,10 +105,9 @@ def main() -> None:
             seconds = time.perf_counter() - start
             truth = true_lattice(chain, cover, marked, attacked, wm.config)
             row = {"photo": name, "edit": template, "read": ok, "seconds": round(seconds, 2),
-                   "true": None if truth is None else [round(truth.period, 1), round(truth.angle, 2)],
+                   "true": None if truth is None else brief(truth),
                    "tiles_held": None if truth is None else round(min(attacked.size) / truth.period, 2),
-                   "found": [[round(f.period, 1), round(f.angle, 2)]
-                             for f in tiling.candidate_lattices(attacked, wm.config, wm.pilot_template)]}
+                   "found": [brief(f) for f in tiling.candidate_lattices(attacked, wm.config, wm.pilot_template)]}
             if not ok and truth is not None:
                 row["true_lattice_reads"] = reads_with(wm, attacked, truth, text, result.hypotheses)
             print(json.dumps(row), flush=True)

@@ -29,6 +29,8 @@ each) and return an 8-bit RGB image (an alpha channel is dropped):
 * ``flip``                mirror left to right.
 * ``turn:K``              turn by K quarter turns anticlockwise (K = 1 to 3), as a viewer or a phone turns a
                           photo to portrait; with ``flip``, every way of turning and mirroring.
+* ``stretch:F``           resize the width by F and keep the height (bicubic, antialiased when shrinking): the
+                          image resized to another aspect, as a fixed-size export (a 3:2 photo to a square) does.
 * ``fit:N``               resize (bicubic, antialiased) so that the longer side is N pixels, as a site re-encoding
                           uploads does.
 * ``blur:S``              Gaussian blur of standard deviation S pixels.
@@ -161,6 +163,12 @@ def _fit(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=Non
     return pil_to_tensor(img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)).to(x)
 
 
+def _stretch(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
+    img = tensor_to_pil(x)
+    size = (max(1, round(img.width * values[0])), img.height)
+    return pil_to_tensor(img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)).to(x)
+
+
 def _layer(make) -> Run:
     """A run function for a noise layer of the engine, made by ``make(*values)``; seeded."""
     def run(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
@@ -200,6 +208,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          stand_in=lambda x, v: Resize(v[0])(x), training=Training("Resize", 0.5, "{layer}({value}, back=True)")),
     Kind("rotate", "Rotate", "rotate anticlockwise, then trim the borders to the largest inner rectangle",
          (Param("angle", 2.0, -45.0, 45.0, "°", step=0.5, decimals=1),), _rotate, geometric=True),
+    Kind("stretch", "Stretch", "resize the width by this factor and keep the height (another aspect ratio)",
+         (Param("width", 0.75, 0.25, 4.0, "×"),), _stretch, geometric=True),
     Kind("fit", "Fit", "resize so that the longer side has this many pixels",
          (Param("long side", 1080, 16, 20000, " px", step=10, decimals=0, integer=True),), _fit, geometric=True),
     Kind("flip", "Flip", "mirror left to right", (),

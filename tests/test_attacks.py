@@ -125,6 +125,19 @@ def test_a_quarter_turn_turns_anticlockwise_as_pil_does_and_four_make_none(image
             parse_attack(bad)
 
 
+def test_a_stretch_resizes_the_width_only(image):
+    assert apply_chain(image, parse_chain("stretch:1.5")).size == (240, 120)
+    assert apply_chain(image, parse_chain("stretch:0.5")).size == (80, 120)
+    # rows of one grey each stay exactly that grey, however the width changes
+    rows = np.repeat(np.arange(0, 240, 2, dtype=np.uint8)[:, None, None], 160, 1).repeat(3, 2)
+    for factor in (0.6, 1.25):
+        out = np.asarray(apply_chain(Image.fromarray(rows), parse_chain(f"stretch:{factor}")))
+        assert out.shape == (120, round(160 * factor), 3) and np.array_equal(out, rows[:, :1].repeat(out.shape[1], 1))
+    for bad in ("stretch:0.1", "stretch:5", "stretch:1,2"):
+        with pytest.raises(AttackError):
+            parse_attack(bad)
+
+
 def test_mixing_attacks_need_the_original(image):
     from mbrs_engine.attacks import is_geometric
 

@@ -97,13 +97,19 @@ def periodic_image(period: int, angle: float, size=(480, 400), seed=0, tall: int
 
 
 @pytest.mark.parametrize("period, tall, angle", [(96, 96, 0.0), (150, 150, 3.0), (120, 120, -4.5), (150, 148, 0.0),
-                                                 (140, 142, 2.0), (120, 120, 12.0), (150, 150, -17.0)])
+                                                 (140, 142, 2.0), (120, 120, 12.0), (150, 150, -17.0),
+                                                 (100, 150, 0.0), (150, 100, 0.0), (120, 90, 2.0), (90, 160, -3.0)])
 def test_the_autocorrelation_finds_the_period_the_aspect_and_the_angle(period, tall, angle):
     """Turned within 6 degrees among the first peaks; turned further (up to 20) among the wide band's."""
-    narrow, wide, _ = tiling.autocorrelation_bands(periodic_image(period, angle, tall=tall), 2, 2)
-    best = (narrow if abs(angle) <= tiling.MAX_ANGLE else wide)[0]
+    """Square tiles (or up to 1.3 % taller or wider) turned within 6 degrees, turned further, and stretched (a
+    band each)."""
+    narrow, wide, stretched = tiling.autocorrelation_bands(periodic_image(period, angle, tall=tall), 2, 2, 2)
+    square = abs(tall / period - 1.0) <= tiling.MAX_ASPECT_CHANGE
+    best = (stretched if not square else narrow if abs(angle) <= tiling.MAX_ANGLE else wide)[0]
     assert best.period == pytest.approx(period, rel=0.004) and best.angle == pytest.approx(angle, abs=0.25)
-    assert best.aspect == pytest.approx(tall / period, abs=0.004)  # tiles 1.3 % taller or wider than square
+    assert best.aspect == pytest.approx(tall / period, abs=0.004)
+    assert best.near(tiling.Lattice(period, angle, tall / period))
+    assert square == best.near(tiling.Lattice(period, angle))  # a stretch is another lattice
     assert narrow == tiling.autocorrelation_peaks(periodic_image(period, angle, tall=tall))
 
 
@@ -384,6 +390,8 @@ def test_a_large_photo_turned_is_read_from_a_shrunk_copy(shipped):
     "turn:1+crop:0.6,1.25,0.9,0.15+jpeg:85",  # turned and cropped: the template tells the orientation
     "flip+turn:1+crop:0.8,1,0.5,0.5+jpeg:90",
     "crop:0.7,1,0.3,0.6+fit:400+jpeg:80",  # cropped, shrunk, re-encoded (to 300 px: lost with the caps' spread)
+    "stretch:0.7+jpeg:85",  # resized to another aspect (a square)
+    "crop:0.8,1,0.2,0.7+stretch:0.8+jpeg:85",
     "jpeg:50",
     "resize:0.5",
 ])
