@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -32,12 +33,12 @@ from mbrs_engine.imageio import ModeWarning  # noqa: E402
 
 
 def true_lattice(chain, cover: Image.Image, marked: Image.Image, attacked: Image.Image, config):
-    """Where the tiles are in the attacked image: the rule's, stretched as a stretch, scaled as a fit scaled the
-    crop, turned as rotated, read in the orientation that undoes the chain's quarter turns and mirrors."""
+    """Where the tiles are in the attacked image: the rule's, stretched as a stretch, sheared as a shear, scaled as
+    a fit scaled the crop, turned as rotated (not both), read in the orientation that undoes the chain's quarter turns and mirrors."""
     rule = tiling.rule_lattice(*cover.size, config)
     if rule is None:
         return None
-    period, angle, aspect = rule.period, 0.0, rule.aspect
+    period, angle, aspect, shear = rule.period, 0.0, rule.aspect, 0.0
     for attack in chain:
         if attack.name == "rotate":
             angle = attack.values[0]
@@ -45,6 +46,8 @@ def true_lattice(chain, cover: Image.Image, marked: Image.Image, attacked: Image
             angle = -angle
         if attack.name == "stretch":
             period, aspect = period * attack.values[0], aspect / attack.values[0]
+        if attack.name == "shear":  # the tiles' height leans, and is longer by 1 / cos
+            shear, aspect = attack.values[0], aspect / math.cos(math.radians(attack.values[0]))
         if attack.name == "fit":
             cropped = apply_chain(marked, tuple(a for a in chain if a.name in ("crop", "turn", "flip", "stretch")))
             period *= attacked.width / cropped.width
@@ -54,12 +57,12 @@ def true_lattice(chain, cover: Image.Image, marked: Image.Image, attacked: Image
                        if np.array_equal(np.asarray(orientations.orient(moved, o)), np.asarray(probe)))
     if orientations.swaps_sides(orientation):
         period, aspect = period * aspect, 1.0 / aspect
-    return tiling.Lattice(period, angle, aspect, orientation)
+    return tiling.Lattice(period, angle, aspect, orientation, shear)
 
 
 def brief(lattice) -> list[float]:
-    """A lattice's period, angle and aspect, rounded for the log."""
-    return [round(lattice.period, 1), round(lattice.angle, 2), round(lattice.aspect, 3)]
+    """A lattice's period, angle, aspect and shear, rounded for the log."""
+    return [round(lattice.period, 1), round(lattice.angle, 2), round(lattice.aspect, 3), round(lattice.shear, 2)]
 
 
 def reads_with(wm, attacked: Image.Image, lattice, text: str, count: int) -> bool:

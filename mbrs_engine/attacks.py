@@ -29,6 +29,8 @@ each) and return an 8-bit RGB image (an alpha channel is dropped):
 * ``flip``                mirror left to right.
 * ``turn:K``              turn by K quarter turns anticlockwise (K = 1 to 3), as a viewer or a phone turns a
                           photo to portrait; with ``flip``, every way of turning and mirroring.
+* ``shear:D``             lean the verticals by D degrees anticlockwise (a horizontal shear about the centre, as a
+                          perspective correction leans the sides; bicubic), then trim the sides the shear filled.
 * ``stretch:F``           resize the width by F and keep the height (bicubic, antialiased when shrinking): the
                           image resized to another aspect, as a fixed-size export (a 3:2 photo to a square) does.
 * ``fit:N``               resize (bicubic, antialiased) so that the longer side is N pixels, as a site re-encoding
@@ -163,6 +165,20 @@ def _fit(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=Non
     return pil_to_tensor(img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)).to(x)
 
 
+def _shear(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
+    (degrees,) = values
+    if degrees == 0.0:
+        return x
+    img = tensor_to_pil(x)
+    w, h = img.size
+    lean = math.tan(math.radians(degrees))
+    # a pixel (x, y) of the result is the image's (x - lean (y - h / 2), y): its verticals lean anticlockwise
+    sheared = img.transform((w, h), Image.Transform.AFFINE, (1.0, -lean, lean * h / 2, 0.0, 1.0, 0.0),
+                            Image.Resampling.BICUBIC)
+    trim = min(w // 2 - 1, math.ceil(abs(lean) * h / 2))
+    return pil_to_tensor(sheared.crop((trim, 0, w - trim, h))).to(x)
+
+
 def _stretch(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
     img = tensor_to_pil(x)
     size = (max(1, round(img.width * values[0])), img.height)
@@ -208,6 +224,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          stand_in=lambda x, v: Resize(v[0])(x), training=Training("Resize", 0.5, "{layer}({value}, back=True)")),
     Kind("rotate", "Rotate", "rotate anticlockwise, then trim the borders to the largest inner rectangle",
          (Param("angle", 2.0, -45.0, 45.0, "°", step=0.5, decimals=1),), _rotate, geometric=True),
+    Kind("shear", "Shear", "lean the verticals anticlockwise (a horizontal shear), then trim the sides it filled",
+         (Param("angle", 2.0, -20.0, 20.0, "°", step=0.5, decimals=1),), _shear, geometric=True),
     Kind("stretch", "Stretch", "resize the width by this factor and keep the height (another aspect ratio)",
          (Param("width", 0.75, 0.25, 4.0, "×"),), _stretch, geometric=True),
     Kind("fit", "Fit", "resize so that the longer side has this many pixels",

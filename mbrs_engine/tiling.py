@@ -91,10 +91,11 @@ MAX_ANGLE = 6.0
 #: first :data:`WIDE_PEAKS` peaks are searched only where the pilot's template confirms them (ranked with the
 #: others, their wider choice of angles let the photo's own repeats displace the tiles of turns within 6 degrees).
 WIDE_ANGLE, WIDE_PEAKS = 20.0, 4
-#: Tiles stretched (an image resized to another aspect: a 3:2 photo to a square, 16:9 to 4:3) are looked for in a
-#: band of their own, their width and height repeating at lags up to this factor apart; its first
-#: :data:`STRETCHED_PEAKS` peaks are searched only where the pilot's template confirms them, as the wide band's.
-MAX_STRETCH, STRETCHED_PEAKS = 2.0, 4
+#: Tiles stretched (an image resized to another aspect: a 3:2 photo to a square, 16:9 to 4:3) or sheared (a
+#: perspective correction shears the tiles at the image's sides) are looked for in a band of their own, their width
+#: and height repeating at lags up to MAX_STRETCH apart and turned up to MAX_SHEAR degrees apart; its first
+#: WARPED_PEAKS peaks are searched only where the pilot's template confirms them, as the wide band's.
+MAX_STRETCH, MAX_SHEAR, WARPED_PEAKS = 2.0, 6.0, 4
 #: Angles (degrees) below this are read as they are (the decoder reads cells turned by up to about 0.3°).
 MIN_TURN = 0.2
 #: Candidates (best pilot agreement first) handed to the payload test per image.
@@ -357,34 +358,72 @@ def pilot_scores(folded: torch.Tensor, config: NetworkConfig) -> torch.Tensor:
 @dataclass(frozen=True)
 class Lattice:
     """One guess at the tiles' geometry in an image: their width (image pixels), the angle (degrees,
-    anticlockwise as :meth:`PIL.Image.Image.rotate` turns) the image was rotated by, and their height over
-    their width (the embedding's whole cells make it up to about 1.5 % off 1, and a decoder reading a tile
-    only within about a pixel needs it)."""
+    anticlockwise as :meth:`PIL.Image.Image.rotate` turns) the image was rotated by, their height over their
+    width (the embedding's whole cells make it up to about 1.5 % off 1, and a decoder reading a tile only
+    within about a pixel needs it; a resize to another aspect more), and the shear: how much further (degrees,
+    the same way) their height is turned than their width (0: a right angle, as embedded)."""
 
     period: float
     angle: float = 0.0
     aspect: float = 1.0
     orientation: int = 0  # how to read the tiles (:mod:`orientations`): 0 as they lie in the image
+    shear: float = 0.0
 
     def near(self, other: "Lattice") -> bool:
         return abs(self.period - other.period) <= 0.02 * other.period and abs(self.angle - other.angle) < 0.5 \
-            and abs(math.log(self.aspect / other.aspect)) <= 0.05 and self.orientation == other.orientation
+            and abs(math.log(self.aspect / other.aspect)) <= 0.05 and abs(self.shear - other.shear) < 0.5 \
+            and self.orientation == other.orientation
+
+    @property
+    def turned(self) -> bool:
+        """Whether the image must be turned back (or sheared back) to read the tiles."""
+        return abs(self.angle) >= MIN_TURN or abs(self.shear) >= MIN_TURN
 
     def oriented(self) -> "Lattice":
         """The same tiles in the image oriented by :attr:`orientation` (orientation 0): a quarter turn exchanges
-        their width and height, a mirror turns the angle the other way."""
+        their width and height (the height's angle becomes the width's), a mirror turns the angles the other
+        way."""
         o = self.orientation
-        period, aspect = (self.period * self.aspect, 1.0 / self.aspect) if orientations.swaps_sides(o) else \
-            (self.period, self.aspect)
-        return Lattice(period, -self.angle if orientations.reflects(o) else self.angle, aspect)
+        if orientations.swaps_sides(o):
+            period, aspect, angle, shear = self.period * self.aspect, 1.0 / self.aspect, self.angle + self.shear, \
+                -self.shear
+        else:
+            period, aspect, angle, shear = self.period, self.aspect, self.angle, self.shear
+        sign = -1.0 if orientations.reflects(o) else 1.0
+        return Lattice(period, sign * angle, aspect, shear=sign * shear)
+
+
+def turn_matrix(angle: float, shear: float = 0.0) -> tuple[float, float, float, float]:
+    """(a, b, c, d): the point (x, y) of an image turned back by ``angle`` and sheared back by ``shear``
+    (:class:`Lattice`), relative to the point it turned about, lies at (a x + b y, c x + d y) of the image
+    relative to it: the tiles' width turned anticlockwise by ``angle``, their height by ``angle + shear``."""
+    across, down = math.radians(angle), math.radians(angle + shear)
+    return math.cos(across), math.sin(down), -math.sin(across), math.cos(down)
+
+
+def turned_back(image: Image.Image, lattice: Lattice) -> Image.Image:
+    """``image`` turned back by the lattice's angle and shear about its centre (the tiles then lie square and
+    upright), as large as it was; bicubic."""
+    if not lattice.shear:
+        return image.rotate(-lattice.angle, Image.Resampling.BICUBIC)
+    a, b, c, d = turn_matrix(lattice.angle, lattice.shear)
+    cx, cy = image.width / 2, image.height / 2
+    return image.transform(image.size, Image.Transform.AFFINE, (a, b, cx - a * cx - b * cy, c, d, cy - c * cx - d * cy),
+                           Image.Resampling.BICUBIC)
+
+
+def inner_part(width: int, height: int, lattice: Lattice) -> tuple[int, int]:
+    """(width, height) of the centred part of an image of this size that :func:`turned_back` leaves whole (for a
+    shear, as for a turn by its angle and shear together: a little less than it could be)."""
+    return inner_rectangle(width, height, abs(lattice.angle) + abs(lattice.shear))
 
 
 def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.Tensor | None = None) \
         -> Iterator[Lattice]:
     """Tile geometries to search, each once: the autocorrelation's peak the pilot's template confirms best
     (:meth:`TemplateMatcher.confirms`, when ``template`` is given: of the first :data:`CONFIRM_PEAKS`, at least
-    :data:`CONFIRM_Z`; the wide band's first :data:`WIDE_PEAKS` and the stretched band's first
-    :data:`STRETCHED_PEAKS` too) upright, and the one it confirms best turned
+    :data:`CONFIRM_Z`; the wide band's first :data:`WIDE_PEAKS` and the warped band's first
+    :data:`WARPED_PEAKS` too) upright, and the one it confirms best turned
     or mirrored (read in that orientation, when it rates at least :data:`CONFIRM_Z`), the higher rated first;
     then the autocorrelation's first :data:`PERIOD_PEAKS` peaks, then the template's own period
     (:meth:`TemplateMatcher.lattice`, when its peak stands out), then the embedding rule's period for this size,
@@ -396,8 +435,8 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
         if template is None:
             yield from autocorrelation_peaks(rgb)
         else:
-            peaks, wide, stretched = autocorrelation_bands(rgb, CONFIRM_PEAKS, WIDE_PEAKS, STRETCHED_PEAKS)
-            matcher, rated = TemplateMatcher(rgb, template, config), peaks + wide + stretched
+            peaks, wide, warped = autocorrelation_bands(rgb, CONFIRM_PEAKS, WIDE_PEAKS, WARPED_PEAKS)
+            matcher, rated = TemplateMatcher(rgb, template, config), peaks + wide + warped
             confirmed = []
             if rated:
                 rates = torch.stack([matcher.confirms(lattice) for lattice in rated])
@@ -426,18 +465,18 @@ def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[L
     return autocorrelation_bands(rgb, count)[0]
 
 
-def autocorrelation_bands(rgb: Image.Image, count: int, wide: int = 0, stretched: int = 0) \
+def autocorrelation_bands(rgb: Image.Image, count: int, wide: int = 0, warped: int = 0) \
         -> tuple[list[Lattice], list[Lattice], list[Lattice]]:
     """The ``count`` first peaks of the autocorrelation turned within :data:`MAX_ANGLE`, the ``wide`` first
-    turned by more, up to :data:`WIDE_ANGLE`, and the ``stretched`` first stretched (up to :data:`MAX_STRETCH`).
+    turned by more, up to :data:`WIDE_ANGLE`, and the ``warped`` first stretched or sheared (:data:`MAX_STRETCH`).
 
     Looked for in each of :data:`AUTOCORRELATION_CHANNELS` (:func:`channel_peaks`); their peaks are taken in
     turn, the first of each channel, then the second of each, and so on, each lattice once.
     """
     copies = _autocorrelation_copies(rgb)
-    channels = [channel_peaks(copies, weights, max(count, wide, stretched)) for weights in AUTOCORRELATION_CHANNELS]
+    channels = [channel_peaks(copies, weights, max(count, wide, warped)) for weights in AUTOCORRELATION_CHANNELS]
     bands = []
-    for band, wanted in enumerate((count, wide, stretched)):
+    for band, wanted in enumerate((count, wide, warped)):
         found: list[Lattice] = []
         for turn in zip_longest(*(peaks[band] for peaks in channels)):
             for lattice in turn:
@@ -487,7 +526,7 @@ def _copy_factor(width: int, height: int) -> float:
 def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERIOD_PEAKS) -> list[list[Lattice]]:
     """Where the fine detail of one channel (``weights`` of R, G and B) of :func:`_autocorrelation_copies` best
     repeats, best first: the ``count`` first turned within :data:`MAX_ANGLE`, those turned by more, up to
-    :data:`WIDE_ANGLE`, and those stretched (each a band of its own, ranked apart).
+    :data:`WIDE_ANGLE`, and those stretched or sheared (each a band of its own, ranked apart).
 
     The channel's high-pass (less a 5 x 5 mean), softly clipped so
     that strong edges do not dominate, is correlated with itself (FFT) and
@@ -498,8 +537,8 @@ def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERI
     that up to tan(:data:`WIDE_ANGLE`) L); the lags whose pair is a local maximum
     are returned with the angle dy / L gives, refined between neighbouring
     pixels by a parabola, and each vector's own peak near L as the tiles'
-    width and height.  Stretched tiles repeat across and down at two lags: the vectors across and down
-    are ranked alone and paired (:func:`_stretched_peaks`).  Lags from :data:`COARSE_PERIOD` on are looked for the
+    width and height.  Stretched or sheared tiles repeat across and down at two lags or two angles: the vectors
+    across and down are ranked alone and paired (:func:`_warped_peaks`).  Lags from :data:`COARSE_PERIOD` on are looked for the
     same way in a copy shrunk by half more, and the peaks of both are ranked
     together by their sharpness (the lags of a 512-pixel photo's crop enlarged
     to 1080 pixels: 27 of 48 such crops found among the luma's first two peaks
@@ -516,7 +555,7 @@ def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERI
         # a pattern repeating every P also repeats every 2P and 3P: drop a multiple of a peak at least half as
         # sharp (a far weaker peak at half the tiles' period, from the photo's texture, must not drop the tiles;
         # the coarse copy can show a multiple a little sharper than the fine copy shows the tiles)
-        kept = [f for sharp, f in found if not any(f.near(Lattice(k * g.period, g.angle, g.aspect))
+        kept = [f for sharp, f in found if not any(f.near(replace(g, period=k * g.period))
                                                    for other, g in found if other >= sharp / 2 for k in (2, 3))]
         out.append(kept[:count])
     return out
@@ -526,8 +565,8 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
                    scale: tuple[float, float]) -> list[list[tuple[float, Lattice]]]:
     """The ``count`` + 3 sharpest (sharpness, lattice) of :func:`autocorrelation_peaks` with lags from ``lo`` to
     ``hi`` of ``grey`` (h, w), whose pixels are ``scale`` image pixels across and down, in each band: turned
-    within :data:`MAX_ANGLE`, turned beyond it up to :data:`WIDE_ANGLE`, and stretched (within
-    :data:`MAX_ANGLE`; :func:`_stretched_peaks`)."""
+    within :data:`MAX_ANGLE`, turned beyond it up to :data:`WIDE_ANGLE`, and stretched or sheared (within
+    :data:`MAX_ANGLE`; :func:`_warped_peaks`)."""
     x = torch.from_numpy(grey)
     h, w = x.shape
     hi = min(hi, int(min(h, w) * MAX_PERIOD_SHARE))
@@ -589,14 +628,18 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
 
     def lattice(a: tuple, d: tuple) -> Lattice:
         """The tiles whose width repeats as ``a`` and height as ``d`` ((value, lag, dy, whole dy) each), each
-        vector at its own peak (the tiles can be a little taller than wide, or wider than tall)."""
+        vector at its own peak (the tiles can be a little taller than wide, or wider than tall), turned by their
+        mean angle, or by the width's and sheared when the two differ by more than :func:`_same_turn`."""
         across_side = math.hypot(refined(across, a[1], a[3]), a[2]) * scale[0]
         down_side = math.hypot(refined(down, d[1], d[3]), d[2]) * scale[1]
-        turn = (math.atan2(a[2], a[1]) + math.atan2(d[2], d[1])) / 2
-        return Lattice(across_side, -math.degrees(turn), down_side / across_side)
+        if _same_turn(a, d):
+            turn = (math.atan2(a[2], a[1]) + math.atan2(d[2], d[1])) / 2
+            return Lattice(across_side, -math.degrees(turn), down_side / across_side)
+        turns = -math.degrees(math.atan2(a[2], a[1])), -math.degrees(math.atan2(d[2], d[1]))
+        return Lattice(across_side, turns[0], down_side / across_side, shear=turns[1] - turns[0])
 
     out = [[(sharp, lattice(best[i], best[i])) for sharp, i in _sharpest(best, count + 3)] for best in bands]
-    return out + [_stretched_peaks(alone, count + 3, lattice)]
+    return out + [_warped_peaks(alone, count + 3, lattice)]
 
 
 def _sharpest(best: list[tuple], count: int) -> list[tuple[float, int]]:
@@ -614,21 +657,28 @@ def _sharpest(best: list[tuple], count: int) -> list[tuple[float, int]]:
     return [(sharpness(i), i) for i in sorted(peaks, key=lambda i: -sharpness(i))[:count]]
 
 
-def _stretched_peaks(alone: tuple[list, list], count: int, lattice) -> list[tuple[float, Lattice]]:
-    """The ``count`` best (sharpness, lattice) of tiles stretched: a peak of the vectors across alone and one of
-    those down alone (``alone``: (value, lag, dy, whole dy) per lag each), their angles within half a degree
-    (or a pixel and a half at the shorter lag) and their lags at most :data:`MAX_STRETCH` apart, ranked by the
-    lesser of their sharpness (both vectors of the tiles repeat sharply; a sharp one paired with any other
-    would otherwise rank high).  A square lattice adds the two vectors at one lag (:func:`_lattice_peaks`);
-    stretched tiles repeat across and down at two.  Pairs within :data:`MAX_ASPECT_CHANGE` (square: the
-    other bands') are not returned, nor pairs whose lags are multiples (1 to 3 times) of a better pair's
-    (the tiles repeat every second and third tile too)."""
+def _same_turn(a: tuple, d: tuple) -> bool:
+    """Whether the vectors ``a`` across and ``d`` down ((value, lag, dy, whole dy)) are turned alike: within half a
+    degree, or a pixel and a half at the shorter lag."""
+    tolerance = max(math.radians(0.5), math.atan(1.5 / min(a[1], d[1])))
+    return abs(math.atan2(a[2], a[1]) - math.atan2(d[2], d[1])) <= tolerance
+
+
+def _warped_peaks(alone: tuple[list, list], count: int, lattice) -> list[tuple[float, Lattice]]:
+    """The ``count`` best (sharpness, lattice) of tiles stretched or sheared: a peak of the vectors across alone
+    and one of those down alone (``alone``: (value, lag, dy, whole dy) per lag each), their lags at most
+    :data:`MAX_STRETCH` apart and their angles at most :data:`MAX_SHEAR`, ranked by the lesser of their
+    sharpness (both vectors of the tiles repeat sharply; a sharp one paired with any other would otherwise rank
+    high).  A square lattice adds the two vectors at one lag and angle (:func:`_lattice_peaks`); warped tiles
+    repeat across and down at two.  Pairs within :data:`MAX_ASPECT_CHANGE` and :func:`_same_turn` (square: the
+    other bands') are not returned, nor pairs whose lags are multiples (1 to 3 times) of a better pair's (the
+    tiles repeat every second and third tile too)."""
     pairs = []
     for sharp_a, i in _sharpest(alone[0], count):
         for sharp_d, j in _sharpest(alone[1], count):
             a, d = alone[0][i], alone[1][j]
-            tolerance = max(math.tan(math.radians(0.5)), 1.5 / min(a[1], d[1]))
-            if max(d[1] / a[1], a[1] / d[1]) <= MAX_STRETCH and abs(a[2] / a[1] - d[2] / d[1]) <= tolerance:
+            shear = abs(math.atan2(a[2], a[1]) - math.atan2(d[2], d[1]))
+            if max(d[1] / a[1], a[1] / d[1]) <= MAX_STRETCH and shear <= math.radians(MAX_SHEAR):
                 pairs.append((min(sharp_a, sharp_d), a, d))
     pairs.sort(key=lambda p: -p[0])
 
@@ -637,10 +687,11 @@ def _stretched_peaks(alone: tuple[list, list], count: int, lattice) -> list[tupl
 
     kept, out = [], []
     for sharp, a, d in pairs:
-        if any(multiple(a[1], b[1]) and multiple(d[1], e[1]) for b, e in kept):
+        if any(multiple(a[1], b[1]) and multiple(d[1], e[1]) and _same_turn(a, b) and _same_turn(d, e)
+               for b, e in kept):
             continue
         kept.append((a, d))
-        if max(d[1] / a[1], a[1] / d[1]) > 1.0 + MAX_ASPECT_CHANGE:
+        if max(d[1] / a[1], a[1] / d[1]) > 1.0 + MAX_ASPECT_CHANGE or not _same_turn(a, d):
             out.append((sharp, lattice(a, d)))
     return out[:count]
 
@@ -704,11 +755,13 @@ class TemplateMatcher:
             self.pyramid.append(detail / (detail.abs() + 4.0))
         self._last_turn: tuple = (None, None)
 
-    def _centre(self, period: float, reach: int, angle: float = 0.0, aspect: float = 1.0) -> torch.Tensor:
+    def _centre(self, period: float, reach: int, angle: float = 0.0, aspect: float = 1.0,
+                shear: float = 0.0) -> torch.Tensor:
         """The detail of the image's centre at the working copy's scale for this period (copy pixels), turned back
-        by ``angle`` (degrees, as :meth:`PIL.Image.Image.rotate` turns): (C, at most reach, at most reach)."""
+        by ``angle`` and sheared back by ``shear`` (degrees, :class:`Lattice`): (C, at most reach, at most
+        reach)."""
         level = min(len(self.pyramid) - 1, max(0, math.floor(math.log2(period / self.size))))
-        image, scale = self._turned(level, angle), period / 2 ** level / self.size  # level pixels per working one
+        image, scale = self._turned(level, angle, shear), period / 2 ** level / self.size  # level px per working px
         h, w = image.shape[-2:]
         ch, cw = min(h, math.ceil(reach * scale * aspect) + 1), min(w, math.ceil(reach * scale) + 1)
         top, left = (h - ch) // 2, (w - cw) // 2
@@ -717,26 +770,27 @@ class TemplateMatcher:
                              recompute_scale_factor=False)[0]
         return part[:, :reach, :reach]
 
-    def _turned(self, level: int, angle: float) -> torch.Tensor:
-        """Pyramid level ``level`` turned back by ``angle`` about its centre (as ``rotate(-angle)`` turns a PIL
-        image), cut to the part the turn left whole; the level itself for an angle under :data:`MIN_TURN`.  The
-        last one is kept: the periods rated at one angle mostly share a level."""
-        if abs(angle) < MIN_TURN:
+    def _turned(self, level: int, angle: float, shear: float = 0.0) -> torch.Tensor:
+        """Pyramid level ``level`` turned back by ``angle`` and sheared back by ``shear`` about its centre (as
+        :func:`turned_back` turns a PIL image), cut to the part the turn left whole; the level itself for angles
+        under :data:`MIN_TURN`.  The last one is kept: the periods rated at one angle mostly share a level."""
+        lattice = Lattice(1.0, angle, shear=shear)
+        if not lattice.turned:
             return self.pyramid[level]
-        if self._last_turn[0] != (level, angle):
+        if self._last_turn[0] != (level, angle, shear):
             image = self.pyramid[level]
             h, w = image.shape[-2:]
-            cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-            theta = torch.tensor([[[cos, sin * h / w, 0.0], [-sin * w / h, cos, 0.0]]])
+            a, b, c, d = turn_matrix(angle, shear)
+            theta = torch.tensor([[[a, b * h / w, 0.0], [c * w / h, d, 0.0]]])
             grid = F.affine_grid(theta, list(image.shape), align_corners=False)
             turned = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-            iw, ih = inner_rectangle(w, h, angle)
+            iw, ih = inner_part(w, h, lattice)
             top, left = (h - ih) // 2, (w - iw) // 2
-            self._last_turn = ((level, angle), turned[..., top:top + ih, left:left + iw])
+            self._last_turn = ((level, angle, shear), turned[..., top:top + ih, left:left + iw])
         return self._last_turn[1]
 
     def rates(self, periods: list[float], tiles: float, angle: float = 0.0, aspect: float = 1.0,
-              turns: Iterable[int] = (0,)) -> torch.Tensor:
+              turns: Iterable[int] = (0,), shear: float = 0.0) -> torch.Tensor:
         """The template's z-score (len(periods), len(turns)) at each of ``periods`` (copy pixels), folding
         ``tiles`` tiles a side, with the image read in each of the orientations ``turns``
         (:mod:`orientations`: the folded tile oriented; the fold's origin does not matter, every offset is
@@ -745,7 +799,7 @@ class TemplateMatcher:
         out = []
         for start in range(0, len(periods), 32):  # a batch of periods at a time
             batch = periods[start:start + 32]
-            folded = torch.stack([tile_sums(self._centre(period, reach, angle, aspect), self.size)
+            folded = torch.stack([tile_sums(self._centre(period, reach, angle, aspect, shear), self.size)
                                   for period in batch])
             spectrum = torch.fft.rfft2(torch.cat([orientations.orient_tensor(folded, o) for o in turns]))
             spectrum = spectrum / (spectrum.abs().square().sum(1, keepdim=True).sqrt() + 1e-6)
@@ -801,7 +855,7 @@ class TemplateMatcher:
         if not TEMPLATE_MIN_SCALE * self.size <= period <= MAX_PERIOD_SHARE * self.short:
             return torch.zeros(len(turns))
         steps = [period * math.exp(k * TEMPLATE_FINE_STEP) for k in range(-CONFIRM_STEPS, CONFIRM_STEPS + 1)]
-        return self.rates(steps, TEMPLATE_FINE_REACH, lattice.angle, lattice.aspect, turns).amax(0)
+        return self.rates(steps, TEMPLATE_FINE_REACH, lattice.angle, lattice.aspect, turns, lattice.shear).amax(0)
 
 
 def _vertex(values: torch.Tensor, i: int) -> float:
@@ -845,25 +899,28 @@ class Candidate:
     orientation: int = 0  # read from the image oriented so (:mod:`orientations`); the fields above are in its pixels
     aspect: float = 1.0  # the tile's height over its width
     phase: tuple[int, int] = (0, 0)  # (dy, dx) working pixels: where the cells start in the region read
+    shear: float = 0.0  # degrees the image was found sheared by (:class:`Lattice`)
 
     def describe(self) -> str:
         text = f"tiles of {self.period:.0f} px at ({self.offset[0]:.0f}, {self.offset[1]:.0f})"
         text += f", rotated {self.angle:+.1f}°" if abs(self.angle) >= MIN_TURN else ""
+        text += f", sheared {self.shear:+.1f}°" if abs(self.shear) >= MIN_TURN else ""
         return text + (f", {orientations.name(self.orientation)}" if self.orientation else "")
 
     def tile_outlines(self, width: int, height: int) -> list[tuple[tuple[float, float], ...]]:
         """The tiles of this reading's lattice in a ``width`` x ``height`` image (those with a corner or their
         centre inside it, at most :data:`MAX_OUTLINES`), as their four corners in the image's pixels, from the
         tile's own top-left corner on (clockwise unless the orientation mirrors)."""
-        turn = math.radians(self.angle) if abs(self.angle) >= MIN_TURN else 0.0
-        cos, sin = math.cos(turn), math.sin(turn)
+        lattice = Lattice(self.period, self.angle, self.aspect, shear=self.shear)
+        a, b, c, d = turn_matrix(self.angle, self.shear) if lattice.turned else (1.0, 0.0, 0.0, 1.0)
         (cx, cy), (ox, oy), p, q = self.pivot, self.offset, self.period, self.period * self.aspect
 
         def to_image(x: float, y: float) -> tuple[float, float]:  # undo the turn back (PIL turns anticlockwise)
-            x, y = cx + cos * (x - cx) + sin * (y - cy), cy - sin * (x - cx) + cos * (y - cy)
+            x, y = cx + a * (x - cx) + b * (y - cy), cy + c * (x - cx) + d * (y - cy)
             return orientations.point_back(x, y, width, height, self.orientation)
 
-        reach = math.hypot(width, height) + max(p, q)  # the image, turned back, lies within this of the pivot
+        # the image, turned back, lies within this of the pivot (a shear of up to 30 degrees stretches it less)
+        reach = 1.2 * math.hypot(width, height) + max(p, q)
         first_x, first_y = math.floor((cx - reach - ox) / p), math.floor((cy - reach - oy) / q)
         count_x, count_y = math.ceil((cx + reach - ox) / p) - first_x, math.ceil((cy + reach - oy) / q) - first_y
         out = []
@@ -985,7 +1042,7 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
     """For each lattice in turn, its ``count`` readings of ``rgb`` with the best pilot agreement over every phase
     and roll (a generator of lists: the caller stops as soon as one reads).
 
-    A rotated image is first turned back by the lattice's angle (a copy at
+    A rotated image is first turned back by the lattice's angle (and sheared back by its shear; a copy at
     :data:`TURN_RESOLUTION` times the working copy's resolution).  Then, over
     :data:`SEARCH_TILES` tiles a side around the centre, from one run of the
     decoder's full-resolution layers (:func:`shared_features`): the 16 even
@@ -1011,9 +1068,9 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
         centre = orientations.part(rgb, (left, top, min(seen[0], left + side), min(seen[1], top + side)),
                                    given.orientation)
         shrink = 1.0  # image pixels per pixel of the centre
-        if abs(lattice.angle) >= MIN_TURN:
+        if lattice.turned:
             centre, shrink = _shrunk(centre, lattice.period / tile_pixels(config) / TURN_RESOLUTION)
-            centre = centre.rotate(-lattice.angle, Image.Resampling.BICUBIC)
+            centre = turned_back(centre, lattice)
         here = replace(lattice, period=lattice.period / shrink)  # the lattice in the centre's pixels
         with torch.no_grad():
             region = _region(centre, here, config, SEARCH_TILES)
@@ -1041,7 +1098,8 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
             whole = _read_around(decoder, centre, likeliest, here, config, (left, top), shrink)
             found = [whole] + found if whole is not None else found
         pivot = (left + centre.width * shrink / 2, top + centre.height * shrink / 2)  # PIL turns about the centre
-        yield [replace(c, angle=lattice.angle, pivot=pivot, orientation=given.orientation) for c in found]
+        yield [replace(c, angle=lattice.angle, shear=lattice.shear, pivot=pivot, orientation=given.orientation)
+               for c in found]
 
 
 @torch.no_grad()
@@ -1054,8 +1112,7 @@ def _read_around(decoder, centre: Image.Image, found: Candidate, lattice: Lattic
     """
     size, cell, T, g = tile_pixels(config), config.cell_pixels, cells(config), config.grid_size
     sx, sy = lattice.period / size, lattice.period * lattice.aspect / size
-    inner = inner_rectangle(centre.width, centre.height, lattice.angle) if abs(lattice.angle) >= MIN_TURN \
-        else centre.size
+    inner = inner_part(centre.width, centre.height, lattice) if lattice.turned else centre.size
     x_lo, y_lo = (centre.width - inner[0]) / 2, (centre.height - inner[1]) / 2
     # the first cell corner inside, and how many cells after a tile's corner it is
     first = []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ def test_parsing():
     assert chain_spec(()) == "identity"
 
 
-@pytest.mark.parametrize("text, message", [("shear:5", "unknown attack"), ("jpeg", "needs a value"),
+@pytest.mark.parametrize("text, message", [("warp:5", "unknown attack"), ("jpeg", "needs a value"),
                                            ("jpeg:abc", "not a number"), ("jpeg:0", "quality"),
                                            ("jpeg:75.5", "whole number"), ("crop:0", r"\(0, 1\]"),
                                            ("crop:1.5", r"\(0, 1\]"), ("blur:-1", "sigma"), ("noise:-3", "std"),
@@ -134,6 +135,22 @@ def test_a_stretch_resizes_the_width_only(image):
         out = np.asarray(apply_chain(Image.fromarray(rows), parse_chain(f"stretch:{factor}")))
         assert out.shape == (120, round(160 * factor), 3) and np.array_equal(out, rows[:, :1].repeat(out.shape[1], 1))
     for bad in ("stretch:0.1", "stretch:5", "stretch:1,2"):
+        with pytest.raises(AttackError):
+            parse_attack(bad)
+
+
+def test_a_shear_leans_the_verticals_anticlockwise_and_trims_the_sides():
+    """A vertical line through the centre leans left at the top and right at the bottom; the sides the shear
+    filled are trimmed (no black left), the height kept."""
+    line = np.full((200, 300, 3), 200, np.uint8)
+    line[:, 148:152] = 0
+    out = np.asarray(apply_chain(Image.fromarray(line), parse_chain("shear:5"))).mean(2)
+    trim = math.ceil(math.tan(math.radians(5)) * 100)
+    assert out.shape == (200, 300 - 2 * trim) and out[:, [0, -1]].min() > 150
+    top, bottom = out[10].argmin(), out[189].argmin()
+    assert bottom - top == pytest.approx(math.tan(math.radians(5)) * 179, abs=1.5)
+    assert np.array_equal(np.asarray(apply_chain(Image.fromarray(line), parse_chain("shear:0"))), line)
+    for bad in ("shear:25", "shear:1,2"):
         with pytest.raises(AttackError):
             parse_attack(bad)
 

@@ -1,4 +1,7 @@
 """The eight orientations: the same transpose of an image, a tensor and a point, and a lattice seen in each."""
+import math
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -54,3 +57,23 @@ def test_a_lattice_read_turned_or_mirrored_is_seen_so_in_the_oriented_image():
     mirrored = Lattice(200.0, 2.0, 1.01, orientation=orientations.MIRRORED).oriented()
     assert (mirrored.period, mirrored.angle, mirrored.aspect) == (200.0, -2.0, 1.01)
     assert not lattice.near(Lattice(200.0, 2.0, 1.01, orientation=2))
+
+
+@pytest.mark.parametrize("orientation", range(8))
+def test_a_sheared_lattice_oriented_has_the_same_tile_sides_mapped_back(orientation):
+    """The tiles' width and height vectors of the oriented lattice, mapped back to the image, are the lattice's
+    own (up to their sign, and exchanged by a quarter turn), for a lattice turned, stretched and sheared."""
+    def sides(lattice):  # the width and height vectors in the image's pixels (y down; angles anticlockwise)
+        across, down = math.radians(lattice.angle), math.radians(lattice.angle + lattice.shear)
+        q = lattice.period * lattice.aspect
+        return np.array([lattice.period * math.cos(across), -lattice.period * math.sin(across)]), \
+            np.array([q * math.sin(down), q * math.cos(down)])
+
+    lattice = Lattice(200.0, 2.0, 1.3, orientation=orientation, shear=3.0)
+    origin = np.array(orientations.point_back(0.0, 0.0, 1000, 800, orientation))
+    back = [np.array(orientations.point_back(*v, 1000, 800, orientation)) - origin for v in sides(lattice.oriented())]
+    want = list(sides(replace(lattice, orientation=0)))
+    if orientations.swaps_sides(orientation):
+        want.reverse()
+    for got, expected in zip(back, want):
+        assert min(np.abs(got - expected).max(), np.abs(got + expected).max()) < 1e-9, (got, expected)

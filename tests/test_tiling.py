@@ -103,9 +103,9 @@ def test_the_autocorrelation_finds_the_period_the_aspect_and_the_angle(period, t
     """Turned within 6 degrees among the first peaks; turned further (up to 20) among the wide band's."""
     """Square tiles (or up to 1.3 % taller or wider) turned within 6 degrees, turned further, and stretched (a
     band each)."""
-    narrow, wide, stretched = tiling.autocorrelation_bands(periodic_image(period, angle, tall=tall), 2, 2, 2)
+    narrow, wide, warped = tiling.autocorrelation_bands(periodic_image(period, angle, tall=tall), 2, 2, 2)
     square = abs(tall / period - 1.0) <= tiling.MAX_ASPECT_CHANGE
-    best = (stretched if not square else narrow if abs(angle) <= tiling.MAX_ANGLE else wide)[0]
+    best = (warped if not square else narrow if abs(angle) <= tiling.MAX_ANGLE else wide)[0]
     assert best.period == pytest.approx(period, rel=0.004) and best.angle == pytest.approx(angle, abs=0.25)
     assert best.aspect == pytest.approx(tall / period, abs=0.004)
     assert best.near(tiling.Lattice(period, angle, tall / period))
@@ -240,6 +240,12 @@ def test_a_reading_says_where_the_tiles_lie(shipped, marked_photo):
     assert turned.message == "tiled 2026" and "rotated +3" in turned.frame, turned.frame
     for (x0, y0), (x1, y1), *_ in turned.outlines:  # the top edge rises to the right by 3 degrees
         assert math.degrees(math.atan2(y0 - y1, x1 - x0)) == pytest.approx(3.0, abs=0.5)
+
+    sheared = shipped.decode(apply_chain(marked, parse_chain("shear:2")))
+    assert sheared.message == "tiled 2026" and "sheared +2" in sheared.frame, sheared.frame
+    for (x0, y0), (x1, y1), _, (x3, y3) in sheared.outlines:  # the top edge level, the left one leaning by 2 degrees
+        assert math.degrees(math.atan2(y0 - y1, x1 - x0)) == pytest.approx(0.0, abs=0.5)
+        assert math.degrees(math.atan2(x3 - x0, y3 - y0)) == pytest.approx(2.0, abs=0.5)
 
 
 def test_the_search_reads_its_likeliest_reading_again_over_every_tile_around(shipped):
@@ -391,6 +397,7 @@ def test_a_large_photo_turned_is_read_from_a_shrunk_copy(shipped):
     "flip+turn:1+crop:0.8,1,0.5,0.5+jpeg:90",
     "crop:0.7,1,0.3,0.6+fit:400+jpeg:80",  # cropped, shrunk, re-encoded (to 300 px: lost with the caps' spread)
     "stretch:0.7+jpeg:85",  # resized to another aspect (a square)
+    "shear:2+jpeg:90",  # the sides leaning, as a perspective correction leans them
     "crop:0.8,1,0.2,0.7+stretch:0.8+jpeg:85",
     "jpeg:50",
     "resize:0.5",
