@@ -34,7 +34,8 @@ from mbrs_engine.imageio import ModeWarning  # noqa: E402
 
 def true_lattice(chain, cover: Image.Image, marked: Image.Image, attacked: Image.Image, config):
     """Where the tiles are in the attacked image: the rule's, stretched as a stretch, sheared as a shear, scaled as
-    a fit scaled the crop, turned as rotated (not both), read in the orientation that undoes the chain's quarter turns and mirrors."""
+    a fit scaled the crop, turned as rotated (not both), read in the orientation that undoes the chain's quarter
+    turns and mirrors."""
     rule = tiling.rule_lattice(*cover.size, config)
     if rule is None:
         return None

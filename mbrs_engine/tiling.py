@@ -537,8 +537,9 @@ def channel_peaks(copies, weights: tuple[float, float, float], count: int = PERI
     that up to tan(:data:`WIDE_ANGLE`) L); the lags whose pair is a local maximum
     are returned with the angle dy / L gives, refined between neighbouring
     pixels by a parabola, and each vector's own peak near L as the tiles'
-    width and height.  Stretched or sheared tiles repeat across and down at two lags or two angles: the vectors
-    across and down are ranked alone and paired (:func:`_warped_peaks`).  Lags from :data:`COARSE_PERIOD` on are looked for the
+    width and height.  Stretched or sheared tiles repeat across and down at
+    two lags or two angles: the vectors across and down are ranked alone and
+    paired (:func:`_warped_peaks`).  Lags from :data:`COARSE_PERIOD` on are looked for the
     same way in a copy shrunk by half more, and the peaks of both are ranked
     together by their sharpness (the lags of a 512-pixel photo's crop enlarged
     to 1080 pixels: 27 of 48 such crops found among the luma's first two peaks
