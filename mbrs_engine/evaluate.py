@@ -52,13 +52,14 @@ DEFAULT_ATTACKS = ("identity", "jpeg:90", "jpeg:75", "jpeg:50", "crop:0.8", "res
 #: re-encoded at JPEG 80; and what already passes (JPEG 50, 30, resize to 25 %).  Then, beyond the issue's
 #: targets: a photo turned by quarter turns (to portrait, upside down) and cropped anywhere, a mirrored one cropped
 #: anywhere, a crop turned by up to 15 degrees either way (JPEG 85 each), the photo resized to another aspect (its
-#: width by 2/3 to 3/2, then JPEG 85), and a crop of 60-90 % exported at another aspect (its width by 3/4 to 4/3),
-#: brought to a 1080-pixel long side, JPEG 80.  New edits go at the end: an edit's draws depend on its place.
+#: width by 2/3 to 3/2, then JPEG 85), a crop of 60-90 % exported at another aspect (its width by 3/4 to 4/3),
+#: brought to a 1080-pixel long side, JPEG 80, and the sides leant by up to 3 degrees either way (a shear, as a
+#: perspective correction leans them), JPEG 85.  New edits go at the end: an edit's draws depend on its place.
 GEOMETRIC_SUITE = ("crop:0.5~0.9,0.75~1.333,0~1,0~1+jpeg:85", "crop:0.25~0.5,1,0~1,0~1", "rotate:-5~5+jpeg:85",
                    "flip", "crop:0.6~0.9,1,0~1,0~1+fit:1080+jpeg:80", "jpeg:50", "jpeg:30", "resize:0.25",
                    "turn:1~3+crop:0.5~0.9,0.75~1.333,0~1,0~1+jpeg:85", "flip+crop:0.5~0.9,0.75~1.333,0~1,0~1+jpeg:85",
                    "crop:0.6~0.9,1,0~1,0~1+rotate:-15~15+jpeg:85", "stretch:0.667~1.5+jpeg:85",
-                   "crop:0.6~0.9,1,0~1,0~1+stretch:0.75~1.333+fit:1080+jpeg:80")
+                   "crop:0.6~0.9,1,0~1,0~1+stretch:0.75~1.333+fit:1080+jpeg:80", "shear:-3~3+jpeg:85")
 SUITES = {"default": DEFAULT_ATTACKS, "geometric": GEOMETRIC_SUITE}
 _TEXT_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 "
 _SSIM_MIN_SIDE = 11
