@@ -795,7 +795,7 @@ class TemplateMatcher:
         """The template's z-score (len(periods), len(turns)) at each of ``periods`` (copy pixels), folding
         ``tiles`` tiles a side, with the image read in each of the orientations ``turns``
         (:mod:`orientations`: the folded tile oriented; the fold's origin does not matter, every offset is
-        matched)."""
+        matched), the image turned back by ``angle`` and sheared back by ``shear`` (:class:`Lattice`)."""
         reach, turns = math.ceil(tiles * self.size), list(turns)
         out = []
         for start in range(0, len(periods), 32):  # a batch of periods at a time
@@ -846,7 +846,7 @@ class TemplateMatcher:
 
     @torch.no_grad()
     def confirms(self, lattice: Lattice) -> torch.Tensor:
-        """The template's z-score at ``lattice`` (its angle and aspect; periods within
+        """The template's z-score at ``lattice`` (its angle, aspect and shear; periods within
         :data:`CONFIRM_STEPS` of :data:`TEMPLATE_FINE_STEP` of its own, the best of them) in each orientation
         (:mod:`orientations`; index 0 upright); 0 for a period under :data:`TEMPLATE_MIN_SCALE` tiles of the
         working copy (as the scan) or over :data:`MAX_PERIOD_SHARE` of the image's shorter side (the
