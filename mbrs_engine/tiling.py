@@ -622,9 +622,10 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
         pixels), between pixels."""
         reach = math.ceil(MAX_ASPECT_CHANGE * lag) + 1
         lags = range(max(1, lag - reach), min(lag + reach + 1, h - 1, w - 1))
-        values = torch.cat([vector(j, whole_dy) for j in lags])
-        tops = [k for k in range(1, len(lags) - 1) if values[k - 1] < values[k] >= values[k + 1]]
-        k = max(tops, key=lambda k: float(values[k])) if tops else lags.index(lag)
+        values = vector(torch.tensor(lags), whole_dy)  # every lag at once
+        v = values.tolist()
+        tops = [k for k in range(1, len(lags) - 1) if v[k - 1] < v[k] >= v[k + 1]]
+        k = max(tops, key=lambda k: v[k]) if tops else lags.index(lag)
         return lags[k] + _vertex(values, k)
 
     def lattice(a: tuple, d: tuple) -> Lattice:
@@ -674,9 +675,9 @@ def _warped_peaks(alone: tuple[list, list], count: int, lattice) -> list[tuple[f
     repeat across and down at two.  Pairs within :data:`MAX_ASPECT_CHANGE` and :func:`_same_turn` (square: the
     other bands') are not returned, nor pairs whose lags are multiples (1 to 3 times) of a better pair's (the
     tiles repeat every second and third tile too)."""
-    pairs = []
+    pairs, downs = [], _sharpest(alone[1], count)
     for sharp_a, i in _sharpest(alone[0], count):
-        for sharp_d, j in _sharpest(alone[1], count):
+        for sharp_d, j in downs:
             a, d = alone[0][i], alone[1][j]
             shear = abs(math.atan2(a[2], a[1]) - math.atan2(d[2], d[1]))
             if max(d[1] / a[1], a[1] / d[1]) <= MAX_STRETCH and shear <= math.radians(MAX_SHEAR):
@@ -694,7 +695,9 @@ def _warped_peaks(alone: tuple[list, list], count: int, lattice) -> list[tuple[f
         kept.append((a, d))
         if max(d[1] / a[1], a[1] / d[1]) > 1.0 + MAX_ASPECT_CHANGE or not _same_turn(a, d):
             out.append((sharp, lattice(a, d)))
-    return out[:count]
+            if len(out) == count:
+                break
+    return out
 
 
 @torch.no_grad()
