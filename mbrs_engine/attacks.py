@@ -55,6 +55,7 @@ from .imageio import split_alpha
 from .noise import BrightnessContrast, Cropout, Dropout, GaussianBlur, GaussianNoise, RealJpeg, Resize
 from .noise.geometric import _box_size, _scaled
 from .pixels import pil_to_tensor, quantize, tensor_to_pil
+from .resampling import REDUCING_GAP
 
 
 class AttackError(ValueError):
@@ -158,11 +159,16 @@ def _rotate(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=
     return pil_to_tensor(img.crop((left, top, left + iw, top + ih))).to(x)
 
 
-def _fit(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
+def _resized(x: torch.Tensor, across: float, down: float) -> torch.Tensor:
+    """``x`` resized by ``across`` and ``down`` (bicubic, antialiased when shrinking), sides rounded."""
     img = tensor_to_pil(x)
-    scale = values[0] / max(img.size)
-    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    return pil_to_tensor(img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)).to(x)
+    size = (max(1, round(img.width * across)), max(1, round(img.height * down)))
+    return pil_to_tensor(img.resize(size, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)).to(x)
+
+
+def _fit(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
+    scale = values[0] / max(x.shape[-2:])
+    return _resized(x, scale, scale)
 
 
 def _shear(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
@@ -180,9 +186,7 @@ def _shear(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=N
 
 
 def _stretch(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
-    img = tensor_to_pil(x)
-    size = (max(1, round(img.width * values[0])), img.height)
-    return pil_to_tensor(img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)).to(x)
+    return _resized(x, values[0], 1.0)
 
 
 def _layer(make) -> Run:

@@ -70,7 +70,7 @@ def test_full_protocol_refines_by_default_and_native_never_unless_asked(frame_wm
     # business, and varies with the processor's floating point)
     assert refined.psnr == pytest.approx(plain.psnr, abs=0.1)
     with pytest.raises(ValueError, match="unknown attack"):
-        EvalConfig(attacks=("shear:3",))
+        EvalConfig(attacks=("warp:3",))
 
 
 def test_reports(tiny_wm, images, tmp_path):
