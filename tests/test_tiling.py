@@ -396,9 +396,9 @@ def test_a_large_photo_turned_is_read_from_a_shrunk_copy(shipped):
     "turn:1+crop:0.6,1.25,0.9,0.15+jpeg:85",  # turned and cropped: the template tells the orientation
     "flip+turn:1+crop:0.8,1,0.5,0.5+jpeg:90",
     "crop:0.7,1,0.3,0.6+fit:400+jpeg:80",  # cropped, shrunk, re-encoded (to 300 px: lost with the caps' spread)
-    "stretch:0.7+jpeg:85",  # resized to another aspect (a square)
-    "shear:2+jpeg:90",  # the sides leaning, as a perspective correction leans them
-    "crop:0.8,1,0.2,0.7+stretch:0.8+jpeg:85",
+    "stretch:1.3+jpeg:85",  # resized to another aspect (the pilot's template rates it 8.0-8.4: the gate is 6)
+    "shear:2+jpeg:90",  # the sides leaning, as a perspective correction leans them (rated 7.8-7.9)
+    "crop:0.9,1,0.2,0.6+stretch:0.75+jpeg:90",  # (rated 7.7-7.9)
     "jpeg:50",
     "resize:0.5",
 ])
