@@ -7,6 +7,7 @@ every test and trains the tiny model once per session.
 """
 from __future__ import annotations
 
+import gc
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -150,6 +151,9 @@ def _close(qtbot, win) -> None:
     win.ctx.tasks.cancel_all()
     win.ctx.tasks.wait_done(30_000)
     win.close()
+    # the closed window's Qt objects are collected here, in the GUI thread: left to the next collection, it can
+    # run in a worker thread (the next window's model loading) and delete them there, which segfaulted CI once
+    gc.collect()
 
 
 def random_bytes_file(path: Path) -> Path:
