@@ -115,7 +115,8 @@ def pack_dir(tmp_path_factory):
 PRECISION_HERE = {"table1": ["--set", "precision=fp32"], "default": ["--set", "precision=fp32"], "continue": []}
 
 
-@pytest.mark.parametrize("run", ["table1", "default", "continue"])
+@pytest.mark.parametrize("run", [pytest.param("table1", marks=pytest.mark.slow),  # 34 s: make test-all runs it
+                                 "default", "continue"])
 def test_each_prepared_gpu_run_works_without_the_packages_that_machine_lacks_and_its_results_load_here(
         run, pack_dir, tmp_path):
     (tmp_path / "block").mkdir()
