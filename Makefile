@@ -15,11 +15,16 @@ $(VENV)/.installed: pyproject.toml
 app: $(VENV)/.installed        ## start the desktop app on the shipped default model
 	$(VENV)/bin/mbrs-gui
 
+# one worker per core and one thread per worker (torch, OpenBLAS and the subprocesses tests start): threads
+# beyond the cores only fight over them (the unit suite on 2 cores: 5 min 27 s with the default 2 threads a
+# worker in CI, 4 min 40 s with 1, AMD EPYC)
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadfile
+
 test: $(VENV)/.installed       ## the unit suite (slow tests excluded), one worker per core
-	$(PY) -m pytest -q -m "not slow" -n auto --dist loadfile
+	$(PYTEST) -m "not slow"
 
 test-all: $(VENV)/.installed   ## everything, slow tests included
-	$(PY) -m pytest -q -n auto --dist loadfile
+	$(PYTEST)
 
 bench: $(VENV)/.installed      ## speed benchmarks (not tests)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
