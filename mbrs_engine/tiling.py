@@ -437,7 +437,7 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
         else:
             peaks, wide, warped = autocorrelation_bands(rgb, CONFIRM_PEAKS, WIDE_PEAKS, WARPED_PEAKS)
             matcher, rated = TemplateMatcher(rgb, template, config), peaks + wide + warped
-            confirmed = []
+            confirmed, unconfirmed = [], peaks[:PERIOD_PEAKS]
             if rated:
                 rates = torch.stack([matcher.confirms(lattice) for lattice in rated])
                 upright = int(rates[:, 0].argmax())
@@ -446,10 +446,16 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
                 # mirrored left to right is the same column, so upright may rate about as high)
                 i, o = divmod(int(rates[:, 1:].argmax()), rates.shape[1] - 1)
                 confirmed.append((float(rates[i, o + 1]), replace(rated[i], orientation=o + 1)))
+                # the last slot searched unconfirmed: the narrow band's peak or the warped band's first, whichever
+                # the template rates higher upright (tiles stretched by a crop's resize repeat once at their width
+                # and again at their height; the narrow band finds them as square tiles of one or the other)
+                if warped and (len(unconfirmed) < PERIOD_PEAKS or
+                               rates[len(peaks) + len(wide), 0] > rates[PERIOD_PEAKS - 1, 0]):
+                    unconfirmed = unconfirmed[:PERIOD_PEAKS - 1] + warped[:1]
             for rate, lattice in sorted(confirmed, key=lambda c: -c[0]):
                 if rate >= CONFIRM_Z:
                     yield lattice
-            yield from peaks[:PERIOD_PEAKS]
+            yield from unconfirmed
             yield matcher.lattice()
         yield rule_lattice(*rgb.size, config)
 

@@ -342,6 +342,26 @@ def test_the_pilot_s_template_confirms_a_turned_photo_s_tiles_among_the_autocorr
         < tiling.CONFIRM_Z - 1
 
 
+@pytest.mark.parametrize("rating, searched", [(4.5, 286.7), (0.0, 105.6)])
+def test_the_last_unconfirmed_slot_goes_to_the_warped_band_s_first_when_the_template_rates_it_higher(
+        monkeypatch, rating, searched):
+    """As measured on a held-out photo cropped, stretched to 1.2 and fitted: the narrow band's first two peaks are
+    349.7 px square (the stretched tiles' height read as square, rated 4.7) and 105.6 px (texture, below the
+    template's smallest period: 0.0), the warped band's first the tiles (286.7 px, 1.2 times taller, rated 4.5),
+    none above the gate.  The second slot searched without confirmation goes to the tiles; had the template rated
+    them no higher than the narrow band's second (0.0), that peak keeps its slot."""
+    L = tiling.Lattice
+    peaks, warped = [L(349.7), L(105.6)], [L(286.7, 0.0, 1.2)]
+    ratings = {349.7: 4.7, 105.6: 0.0, 286.7: rating}
+    monkeypatch.setattr(tiling, "autocorrelation_bands", lambda *args: (peaks, [], warped))
+    monkeypatch.setattr(tiling.TemplateMatcher, "confirms",
+                        lambda self, lattice: torch.full((8,), ratings[round(lattice.period, 1)]))
+    monkeypatch.setattr(tiling.TemplateMatcher, "lattice", lambda self: None)
+    found = list(tiling.candidate_lattices(Image.new("RGB", (1080, 700)), DEFAULT, torch.zeros(3, 8, 5)))
+    assert [round(f.period, 1) for f in found[:2]] == [349.7, searched]
+    assert len(found) <= tiling.lattice_count(1080, 700, DEFAULT)  # the bound's count holds either way
+
+
 def test_a_region_smaller_than_the_search_s_runs_on_by_its_own_period():
     work = torch.rand(1, 3, 150, 290)
     extended = tiling._extended(work, 280, 136)
