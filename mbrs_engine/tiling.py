@@ -641,9 +641,9 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
         across_side = math.hypot(refined(across, a[1], a[3]), a[2]) * scale[0]
         down_side = math.hypot(refined(down, d[1], d[3]), d[2]) * scale[1]
         if _same_turn(a, d):
-            turn = (math.atan2(a[2], a[1]) + math.atan2(d[2], d[1])) / 2
+            turn = (_turn(a) + _turn(d)) / 2
             return Lattice(across_side, -math.degrees(turn), down_side / across_side)
-        turns = -math.degrees(math.atan2(a[2], a[1])), -math.degrees(math.atan2(d[2], d[1]))
+        turns = -math.degrees(_turn(a)), -math.degrees(_turn(d))
         return Lattice(across_side, turns[0], down_side / across_side, shear=turns[1] - turns[0])
 
     out = [[(sharp, lattice(best[i], best[i])) for sharp, i in _sharpest(best, count + 3)] for best in bands]
@@ -665,11 +665,16 @@ def _sharpest(best: list[tuple], count: int) -> list[tuple[float, int]]:
     return [(sharpness(i), i) for i in sorted(peaks, key=lambda i: -sharpness(i))[:count]]
 
 
+def _turn(vector: tuple) -> float:
+    """The angle (radians) of a vector (value, lag, dy, whole dy) from its lag's axis."""
+    return math.atan2(vector[2], vector[1])
+
+
 def _same_turn(a: tuple, d: tuple) -> bool:
     """Whether the vectors ``a`` across and ``d`` down ((value, lag, dy, whole dy)) are turned alike: within half a
     degree, or a pixel and a half at the shorter lag."""
     tolerance = max(math.radians(0.5), math.atan(1.5 / min(a[1], d[1])))
-    return abs(math.atan2(a[2], a[1]) - math.atan2(d[2], d[1])) <= tolerance
+    return abs(_turn(a) - _turn(d)) <= tolerance
 
 
 def _warped_peaks(alone: tuple[list, list], count: int, lattice) -> list[tuple[float, Lattice]]:
@@ -685,7 +690,7 @@ def _warped_peaks(alone: tuple[list, list], count: int, lattice) -> list[tuple[f
     for sharp_a, i in _sharpest(alone[0], count):
         for sharp_d, j in downs:
             a, d = alone[0][i], alone[1][j]
-            shear = abs(math.atan2(a[2], a[1]) - math.atan2(d[2], d[1]))
+            shear = abs(_turn(a) - _turn(d))
             if max(d[1] / a[1], a[1] / d[1]) <= MAX_STRETCH and shear <= math.radians(MAX_SHEAR):
                 pairs.append((min(sharp_a, sharp_d), a, d))
     pairs.sort(key=lambda p: -p[0])
