@@ -425,7 +425,8 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
     :data:`CONFIRM_Z`; the wide band's first :data:`WIDE_PEAKS` and the warped band's first
     :data:`WARPED_PEAKS` too) upright, and the one it confirms best turned
     or mirrored (read in that orientation, when it rates at least :data:`CONFIRM_Z`), the higher rated first;
-    then the autocorrelation's first :data:`PERIOD_PEAKS` peaks, then the template's own period
+    then the autocorrelation's first :data:`PERIOD_PEAKS` peaks (the last of them the warped band's first when the
+    template rates that higher), then the template's own period
     (:meth:`TemplateMatcher.lattice`, when its peak stands out), then the embedding rule's period for this size,
     upright (right for an image cut along its longer side only).  A generator: the template's scan (0.34-0.44 s
     for a 12 MP photo, AMD EPYC) runs only when the search has not read the lattices before it."""
