@@ -599,10 +599,7 @@ def _lattice_peaks(grey: np.ndarray, lo: int, hi: int, count: int,
     dy = torch.arange(-reach, reach + 1)
     held = dy.abs() <= torch.tensor([math.ceil(wide * lag) for lag in range(lo, hi)])[:, None]
     inside = dy.abs() <= torch.tensor([math.ceil(narrow * lag) for lag in range(lo, hi)])[:, None]
-    across_overlap = ((h - dy.abs())[None, :] * (w - lags)[:, None]).float().sqrt()
-    down_overlap = ((h - lags)[:, None] * (w - dy.abs())[None, :]).float().sqrt()
-    vectors = (auto[(dy % (2 * h))[None, :], lags[:, None]] / across_overlap,  # (lag, dy), as across() gives
-               auto[lags[:, None], (-dy % (2 * w))[None, :]] / down_overlap)  # (-dy, lag), as down() gives
+    vectors = across(lags[:, None], dy[None, :]), down(lags[:, None], dy[None, :])
     pair = vectors[0] + vectors[1]
 
     def best(values: torch.Tensor, where: torch.Tensor) -> list[tuple]:
