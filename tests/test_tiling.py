@@ -100,9 +100,8 @@ def periodic_image(period: int, angle: float, size=(480, 400), seed=0, tall: int
                                                  (140, 142, 2.0), (120, 120, 12.0), (150, 150, -17.0),
                                                  (100, 150, 0.0), (150, 100, 0.0), (120, 90, 2.0), (90, 160, -3.0)])
 def test_the_autocorrelation_finds_the_period_the_aspect_and_the_angle(period, tall, angle):
-    """Turned within 6 degrees among the first peaks; turned further (up to 20) among the wide band's."""
-    """Square tiles (or up to 1.3 % taller or wider) turned within 6 degrees, turned further, and stretched (a
-    band each)."""
+    """Square tiles (or up to 1.3 % taller or wider) turned within 6 degrees among the narrow band's first peaks,
+    turned further (up to 20) among the wide band's, and stretched among the warped band's."""
     narrow, wide, warped = tiling.autocorrelation_bands(periodic_image(period, angle, tall=tall), 2, 2, 2)
     square = abs(tall / period - 1.0) <= tiling.MAX_ASPECT_CHANGE
     best = (warped if not square else narrow if abs(angle) <= tiling.MAX_ANGLE else wide)[0]
