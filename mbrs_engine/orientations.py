@@ -54,6 +54,13 @@ def reflects(orientation: int) -> bool:
     return ORIENTATIONS[orientation][1] in _REFLECTS
 
 
+def inverse(orientation: int) -> int:
+    """The orientation that undoes ``orientation`` (a quarter turn undoes the other; the rest undo themselves)."""
+    op = ORIENTATIONS[orientation][1]
+    undo = {T.ROTATE_90: T.ROTATE_270, T.ROTATE_270: T.ROTATE_90}.get(op, op)
+    return next(o for o, (_, other) in enumerate(ORIENTATIONS) if other is undo)
+
+
 def oriented_size(width: int, height: int, orientation: int) -> tuple[int, int]:
     return (height, width) if swaps_sides(orientation) else (width, height)
 

@@ -755,7 +755,8 @@ class TemplateMatcher:
     """
 
     def __init__(self, rgb: Image.Image, template: torch.Tensor, config: NetworkConfig):
-        self.template, self.size = template, tile_pixels(config)
+        self.size = tile_pixels(config)
+        self.templates = oriented_templates(template, self.size)
         rgb = rgb if rgb.mode == "RGB" else rgb.convert("RGB")
         copy = _box_shrunk(rgb, _copy_factor(*rgb.size))  # the autocorrelation's copy
         self.shrink, self.short = rgb.width / copy.width, min(copy.size)  # image pixels per copy pixel
@@ -814,12 +815,7 @@ class TemplateMatcher:
             batch = periods[start:start + 32]
             folded = torch.stack([tile_sums(self._centre(period, reach, angle, aspect, shear), self.size)
                                   for period in batch])
-            spectrum = torch.fft.rfft2(torch.cat([orientations.orient_tensor(folded, o) for o in turns]))
-            spectrum = spectrum / (spectrum.abs().square().sum(1, keepdim=True).sqrt() + 1e-6)
-            # the channels summed before the inverse transform (it is linear): one per period and orientation
-            match = torch.fft.irfft2((spectrum * self.template).sum(1), s=(self.size, self.size)).flatten(1)
-            z = (match - match.mean(1, keepdim=True)) / match.std(1, keepdim=True).clamp_min(1e-12)
-            out.append(z.amax(1).reshape(len(turns), len(batch)).T)
+            out.append(match_z(folded, self.templates[turns]).T)
         return torch.cat(out) if out else torch.zeros(0, len(turns))
 
     @torch.no_grad()
@@ -869,6 +865,28 @@ class TemplateMatcher:
             return torch.zeros(len(turns))
         steps = [period * math.exp(k * TEMPLATE_FINE_STEP) for k in range(-CONFIRM_STEPS, CONFIRM_STEPS + 1)]
         return self.rates(steps, TEMPLATE_FINE_REACH, lattice.angle, lattice.aspect, turns, lattice.shear).amax(0)
+
+
+def oriented_templates(template: torch.Tensor, size: int) -> torch.Tensor:
+    """The template (a conjugate spectrum, (C, size, size // 2 + 1)) as each orientation of the image sees it
+    (:mod:`orientations`, (8, C, size, size // 2 + 1)): a fold oriented matches the template, over every offset,
+    as the fold itself matches the template oriented back (each value at another offset, :func:`match_z`), so
+    an image's fold is transformed once for all eight."""
+    pattern = torch.fft.irfft2(template.conj(), s=(size, size))
+    return torch.stack([torch.fft.rfft2(orientations.orient_tensor(pattern, orientations.inverse(o)))
+                        for o in range(orientations.count())]).conj()
+
+
+def match_z(folded: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
+    """How well each tile of ``folded`` (B, C, S, S) matches each of ``templates`` (conjugate spectra, (T, C, S,
+    S // 2 + 1)), at the best offset: the z-score (T, B) of the peak of their circular correlation over every
+    offset, the tile's spectrum whitened (its channels together)."""
+    spectrum = torch.fft.rfft2(folded)
+    spectrum = spectrum / (spectrum.abs().square().sum(1, keepdim=True).sqrt() + 1e-6)
+    # the channels summed before the inverse transform (it is linear): one per template and tile
+    match = torch.fft.irfft2((spectrum[None] * templates[:, None]).sum(2), s=folded.shape[-2:]).flatten(2)
+    z = (match - match.mean(2, keepdim=True)) / match.std(2, keepdim=True).clamp_min(1e-12)
+    return z.amax(2)
 
 
 def _vertex(values: torch.Tensor, i: int) -> float:

@@ -77,3 +77,11 @@ def test_a_sheared_lattice_oriented_has_the_same_tile_sides_mapped_back(orientat
         want.reverse()
     for got, expected in zip(back, want):
         assert min(np.abs(got - expected).max(), np.abs(got + expected).max()) < 1e-9, (got, expected)
+
+
+@pytest.mark.parametrize("orientation", range(8))
+def test_the_inverse_undoes_an_orientation(orientation):
+    pixels = torch.arange(12).reshape(3, 4)
+    back = orientations.orient_tensor(orientations.orient_tensor(pixels, orientation),
+                                      orientations.inverse(orientation))
+    assert torch.equal(back, pixels)

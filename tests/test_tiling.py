@@ -279,6 +279,24 @@ def test_a_small_photo_s_crop_enlarged_is_found_from_a_coarser_copy(shipped):
     assert shipped.decode(enlarged).message == "enlarged 2026"
 
 
+@pytest.mark.parametrize("orientation", range(8))
+def test_a_fold_oriented_matches_the_template_as_the_fold_matches_the_template_oriented_back(orientation):
+    """The matcher transforms an image's fold once and matches it against the template as each orientation
+    sees it: the same z-score as the fold oriented against the template itself, for a fold that matches in
+    that orientation (the template oriented back, a third of the fold) and one that does not."""
+    from mbrs_engine import orientations
+
+    rng = torch.Generator().manual_seed(orientation)
+    pattern = torch.randn(3, 24, 24, generator=rng)
+    templates = tiling.oriented_templates(torch.fft.rfft2(pattern).conj(), 24)
+    back = orientations.orient_tensor(pattern, orientations.inverse(orientation))
+    folds = torch.stack([back / 3 + torch.randn(3, 24, 24, generator=rng), torch.randn(3, 24, 24, generator=rng)])
+    oriented = orientations.orient_tensor(folds, orientation)
+    expected = tiling.match_z(oriented, templates[:1])[0]
+    assert torch.allclose(tiling.match_z(folds, templates[orientation:orientation + 1])[0], expected, atol=1e-4)
+    assert expected[0] > 6 > expected[1]
+
+
 def test_a_crop_holding_one_tile_is_found_by_the_pilot_s_template(shipped):
     """A crop of 30 % of a 512-px photo in a corner holds 1.1 tiles of 256 px: too little repeat for the
     autocorrelation (its peaks: 106 and 75 px), while what the pilot adds to every tile matches the crop at the
