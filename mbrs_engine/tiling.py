@@ -77,8 +77,10 @@ PERIOD_PEAKS = 2
 #: lattice rated 5.0 / 7.1 / 9.6 (5th percentile / quartile / median; 152 of 174 at 6 or more), any other peak of a
 #: marked image at most 6.04 (99th percentile 5.2; never above the true one); clean images' best of 8 peaks median
 #: 4.8, 99th percentile 5.7, at most 6.25 (1 of 194), but for gradients (8.6-11.3: their 8-bit steps repeat, and
-#: the upright scan searches them already).
-CONFIRM_PEAKS, CONFIRM_Z = 8, 6.0
+#: the upright scan searches them already).  16 peaks since 2026-12-07 (8 before): two turned samples' tiles were
+#: the 10th and 15th (rated 7.4 and 9.1) and now read, no read of the samples' seeds 0-2 or the held-out photos
+#: was lost; 300 clean images' best of 16 median 4.9, 99th percentile 5.9, at most 7.0.
+CONFIRM_PEAKS, CONFIRM_Z = 16, 6.0
 #: Periods either side of a peak's own the template rates it at (:data:`TEMPLATE_FINE_STEP` apart).
 CONFIRM_STEPS = 2
 #: Readings whose pilot agrees less than this get hard-decision decoding only (clean images score about

@@ -359,6 +359,25 @@ def test_the_pilot_s_template_confirms_a_turned_photo_s_tiles_among_the_autocorr
         < tiling.CONFIRM_Z - 1
 
 
+def test_the_template_confirms_tiles_as_far_down_as_the_autocorrelation_s_tenth_peak(shipped):
+    """Motorcycle marked with the geometric suite's seed-2 message, turned by 4.514 degrees then JPEG 85 (that
+    seed's draw): its spokes and frame repeat more sharply than the tiles, which are the autocorrelation's tenth
+    peak (measured), beyond the eight the template rated until 2026-12-07, so the turn was not read.  Rated 7.4
+    against the gate of 6, they are now searched first and read."""
+    import skimage.data
+
+    photo = Image.fromarray(skimage.data.stereo_motorcycle()[0]).convert("RGB")
+    turned = apply_chain(shipped.embed(photo, "7pUq4LAudNpHy"), parse_chain("rotate:4.514+jpeg:85"))
+    truth = tiling.Lattice(tiling.rule_lattice(*photo.size, shipped.config).period, 4.514)
+    peaks = tiling.autocorrelation_peaks(turned, tiling.CONFIRM_PEAKS)
+    assert not any(peak.near(truth) for peak in peaks[:8])
+    tiles = next(peak for peak in peaks if peak.near(truth))
+    assert tiling.TemplateMatcher(turned, shipped.pilot_template, shipped.config).confirms(tiles)[0] \
+        >= tiling.CONFIRM_Z + 1
+    assert next(tiling.candidate_lattices(turned, shipped.config, shipped.pilot_template)).near(truth)
+    assert shipped.decode(turned).message == "7pUq4LAudNpHy"
+
+
 @pytest.mark.parametrize("rating, searched", [(4.5, 286.7), (0.0, 105.6)])
 def test_the_last_unconfirmed_slot_goes_to_the_warped_band_s_first_when_the_template_rates_it_higher(
         monkeypatch, rating, searched):
