@@ -27,7 +27,7 @@ from PIL import Image  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mbrs_engine import orientations, payload, tiling  # noqa: E402
-from mbrs_engine.attacks import apply_chain  # noqa: E402
+from mbrs_engine.attacks import apply_chain, keystone_map  # noqa: E402
 from mbrs_engine.evaluate import GEOMETRIC_SUITE, attacked_image, image_message, load_folder  # noqa: E402
 from mbrs_engine.imageio import ModeWarning  # noqa: E402
 
@@ -49,6 +49,14 @@ def true_lattice(chain, cover: Image.Image, marked: Image.Image, attacked: Image
             period, aspect = period * attack.values[0], aspect / attack.values[0]
         if attack.name == "shear":  # the tiles' height leans, and is longer by 1 / cos
             shear, aspect = attack.values[0], aspect / math.cos(math.radians(attack.values[0]))
+        if attack.name == "keystone":  # the tiles' scale at the centre, across and down (the image's own size)
+            size = apply_chain(marked, chain[:chain.index(attack)]).size
+            a, b, c, d, e, f, g, h = keystone_map(*size, attack.values[0])
+            x, y = size[0] / 2, size[1] / 2  # image pixels per pixel of the result there: the map's derivatives
+            den = g * x + h * y + 1
+            across = (a * den - (a * x + b * y + c) * g) / den ** 2
+            down = (e * den - (d * x + e * y + f) * h) / den ** 2
+            period, aspect = period / across, aspect * across / down
         if attack.name == "fit":
             cropped = apply_chain(marked, tuple(a for a in chain if a.name in ("crop", "turn", "flip", "stretch")))
             period *= attacked.width / cropped.width

@@ -31,6 +31,9 @@ each) and return an 8-bit RGB image (an alpha channel is dropped):
                           photo to portrait; with ``flip``, every way of turning and mirroring.
 * ``shear:D``             lean the verticals by D degrees anticlockwise (a horizontal shear about the centre, as a
                           perspective correction leans the sides; bicubic), then trim the sides the shear filled.
+* ``keystone:K``          a perspective: the top edge shrunk by K of the width at each end (negative K: the
+                          bottom edge), as correcting a photo's converging verticals does (bicubic), then trim the
+                          sides by K of the width each (``turn:1+keystone:K+turn:3``: the left edge).
 * ``stretch:F``           resize the width by F and keep the height (bicubic, antialiased when shrinking): the
                           image resized to another aspect, as a fixed-size export (a 3:2 photo to a square) does.
 * ``fit:N``               resize (bicubic, antialiased) so that the longer side is N pixels, as a site re-encoding
@@ -185,6 +188,31 @@ def _shear(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=N
     return pil_to_tensor(sheared.crop((trim, 0, w - trim, h))).to(x)
 
 
+def keystone_map(w: int, h: int, share: float) -> tuple[float, ...]:
+    """The perspective of ``keystone:share`` on a w x h image, as PIL's 8 coefficients (a, b, c, d, e, f, g, h'):
+    the result's pixel (x, y) comes from the image's ((a x + b y + c) / (g x + h' y + 1), (d x + e y + f) / (...))."""
+    k = share * w
+    # where each corner of the image goes: the shrunk edge's ends move in by k (the top's for K > 0)
+    corners = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)]
+    moved = [(k, 0.0), (w - k, 0.0), (w, h), (0.0, h)] if k > 0 else [(0.0, 0.0), (w, 0.0), (w + k, h), (-k, h)]
+    rows, sides = [], []
+    for (u, v), (px, py) in zip(corners, moved):
+        rows += [[px, py, 1, 0, 0, 0, -u * px, -u * py], [0, 0, 0, px, py, 1, -v * px, -v * py]]
+        sides += [u, v]
+    return tuple(np.linalg.solve(np.array(rows, float), np.array(sides, float)).tolist())
+
+
+def _keystone(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
+    (share,) = values
+    if share == 0.0:
+        return x
+    img = tensor_to_pil(x)
+    w, h = img.size
+    warped = img.transform((w, h), Image.Transform.PERSPECTIVE, keystone_map(w, h, share), Image.Resampling.BICUBIC)
+    trim = min(w // 2 - 1, math.ceil(abs(share) * w))
+    return pil_to_tensor(warped.crop((trim, 0, w - trim, h))).to(x)
+
+
 def _stretch(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
     return _resized(x, values[0], 1.0)
 
@@ -230,6 +258,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          (Param("angle", 2.0, -45.0, 45.0, "°", step=0.5, decimals=1),), _rotate, geometric=True),
     Kind("shear", "Shear", "lean the verticals anticlockwise (a horizontal shear), then trim the sides it filled",
          (Param("angle", 2.0, -20.0, 20.0, "°", step=0.5, decimals=1),), _shear, geometric=True),
+    Kind("keystone", "Keystone", "a perspective: shrink the top edge by this share of the width at each end "
+         "(negative: the bottom edge), then trim the sides it filled",
+         (Param("top edge", 0.02, -0.2, 0.2, step=0.005, decimals=3),), _keystone, geometric=True),
     Kind("stretch", "Stretch", "resize the width by this factor and keep the height (another aspect ratio)",
          (Param("width", 0.75, 0.25, 4.0, "×"),), _stretch, geometric=True),
     Kind("fit", "Fit", "resize so that the longer side has this many pixels",

@@ -155,6 +155,28 @@ def test_a_shear_leans_the_verticals_anticlockwise_and_trims_the_sides():
             parse_attack(bad)
 
 
+def test_a_keystone_brings_the_top_edge_s_ends_together_and_trims_the_sides():
+    """Vertical lines a quarter of the width from each side: 150 px apart at the bottom, 150 (1 - 2 K) at the top
+    (K = 0.05: 135); the sides it filled are trimmed (no black left), the height kept; a negative K shrinks the
+    bottom edge instead."""
+    lines = np.full((200, 300, 3), 200, np.uint8)
+    lines[:, [74, 75, 224, 225]] = 0
+
+    def spacing(out, row):
+        dark = np.flatnonzero(out[row] < 120)
+        return dark[dark > out.shape[1] // 2].mean() - dark[dark < out.shape[1] // 2].mean()
+
+    out = np.asarray(apply_chain(Image.fromarray(lines), parse_chain("keystone:0.05"))).mean(2)
+    assert out.shape == (200, 300 - 2 * 15) and out[:, [0, -1]].min() > 150
+    assert spacing(out, 0) == pytest.approx(135, abs=1.5) and spacing(out, 199) == pytest.approx(150, abs=1.5)
+    flipped = np.asarray(apply_chain(Image.fromarray(lines), parse_chain("keystone:-0.05"))).mean(2)
+    assert spacing(flipped, 0) == pytest.approx(150, abs=1.5) and spacing(flipped, 199) == pytest.approx(135, abs=1.5)
+    assert np.array_equal(np.asarray(apply_chain(Image.fromarray(lines), parse_chain("keystone:0"))), lines)
+    for bad in ("keystone:0.3", "keystone:0.1,2"):
+        with pytest.raises(AttackError):
+            parse_attack(bad)
+
+
 def test_mixing_attacks_need_the_original(image):
     from mbrs_engine.attacks import is_geometric
 
