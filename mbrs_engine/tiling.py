@@ -154,6 +154,11 @@ TEMPLATE_LEAST_SHARE = 0.3
 #: period it found at 7.9-19.8 (median 13).  The scan over three tiles: clean crops 6.2 / 6.3 / 7.2 at most, the
 #: held-out photos' crops 50-90 % and crops + fit 6.4 and 6.6.
 TEMPLATE_Z = 7.0
+#: A confirmed lattice's period and aspect refined by the template (:meth:`TemplateMatcher.refined`): the aspects
+#: tried either way and their step, the periods likewise, the rounds of trying one then the other; the refined
+#: lattice is searched instead when it rates this much higher.  The autocorrelation sees the whole image, the
+#: template its centre: where the tiles' size changes across the photo (a perspective), the two differ.
+REFINE_ASPECTS, REFINE_PERIODS, REFINE_ROUNDS, REFINE_GAIN = (0.04, 0.01), (0.03, 0.005), 2, 1.0
 _PILOT_SEED = b"mbrs-studio tile pilot 1"
 
 
@@ -426,7 +431,10 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
     (:meth:`TemplateMatcher.confirms`, when ``template`` is given: of the first :data:`CONFIRM_PEAKS`, at least
     :data:`CONFIRM_Z`; the wide band's first :data:`WIDE_PEAKS` and the warped band's first
     :data:`WARPED_PEAKS` too) upright, and the one it confirms best turned
-    or mirrored (read in that orientation, when it rates at least :data:`CONFIRM_Z`), the higher rated first;
+    or mirrored (read in that orientation, when it rates at least :data:`CONFIRM_Z`), the higher rated first, each
+    after itself with the tiles' width and height the template refines (:meth:`TemplateMatcher.refined`) when
+    that rates :data:`REFINE_GAIN` higher (both searched: on textures the template's best of its tries can be a
+    percent off);
     then the autocorrelation's first :data:`PERIOD_PEAKS` peaks (the last of them the warped band's first when the
     template rates that higher), then the template's own period
     (:meth:`TemplateMatcher.lattice`, when its peak stands out), then the embedding rule's period for this size,
@@ -436,7 +444,7 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
 
     def matched():
         if template is None:
-            yield from autocorrelation_peaks(rgb)
+            yield from ((lattice, True) for lattice in autocorrelation_peaks(rgb))
         else:
             peaks, wide, warped = autocorrelation_bands(rgb, CONFIRM_PEAKS, WIDE_PEAKS, WARPED_PEAKS)
             matcher, rated = TemplateMatcher(rgb, template, config), peaks + wide + warped
@@ -457,14 +465,18 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
                     unconfirmed = unconfirmed[:PERIOD_PEAKS - 1] + warped[:1]
             for rate, lattice in sorted(confirmed, key=lambda c: -c[0]):
                 if rate >= CONFIRM_Z:
-                    yield lattice
-            yield from unconfirmed
-            yield matcher.lattice()
-        yield rule_lattice(*rgb.size, config)
+                    better, moved = matcher.refined(lattice)
+                    if better >= rate + REFINE_GAIN:
+                        yield moved, False  # not kept for the comparison: the lattice it refines comes next
+                    yield lattice, True
+            yield from ((lattice, True) for lattice in unconfirmed)
+            yield matcher.lattice(), True
+        yield rule_lattice(*rgb.size, config), True
 
-    for lattice in matched():
+    for lattice, kept in matched():
         if lattice is not None and not any(lattice.near(f) for f in found):
-            found.append(lattice)
+            if kept:
+                found.append(lattice)
             yield lattice
 
 
@@ -811,12 +823,16 @@ class TemplateMatcher:
         ``tiles`` tiles a side, with the image read in each of the orientations ``turns``
         (:mod:`orientations`: the folded tile oriented; the fold's origin does not matter, every offset is
         matched), the image turned back by ``angle`` and sheared back by ``shear`` (:class:`Lattice`)."""
+        return self._rates([(period, aspect) for period in periods], tiles, angle, turns, shear)
+
+    def _rates(self, tiles_at: list[tuple[float, float]], tiles: float, angle: float, turns: Iterable[int],
+               shear: float) -> torch.Tensor:
+        """:meth:`rates` at each (period, aspect) of ``tiles_at``."""
         reach, turns = math.ceil(tiles * self.size), list(turns)
         out = []
-        for start in range(0, len(periods), 32):  # a batch of periods at a time
-            batch = periods[start:start + 32]
+        for start in range(0, len(tiles_at), 32):  # a batch of periods at a time
             folded = torch.stack([tile_sums(self._centre(period, reach, angle, aspect, shear), self.size)
-                                  for period in batch])
+                                  for period, aspect in tiles_at[start:start + 32]])
             out.append(match_z(folded, self.templates[turns]).T)
         return torch.cat(out) if out else torch.zeros(0, len(turns))
 
@@ -848,6 +864,32 @@ class TemplateMatcher:
         # between the steps: the vertex of the parabola through the best and its neighbours
         offset = steps[i] + _vertex(fine[k * len(steps):(k + 1) * len(steps)], i) * TEMPLATE_FINE_STEP
         return float(fine.max()), best[k] * math.exp(offset) * self.shrink
+
+    @torch.no_grad()
+    def refined(self, lattice: Lattice) -> tuple[float, Lattice]:
+        """(z-score, lattice): ``lattice`` (in its orientation, angle and shear) with the tiles' width and height
+        near its own at which the template best matches the image's centre: the heights within
+        :data:`REFINE_ASPECTS` of the width's, then the widths within :data:`REFINE_PERIODS` at that height,
+        :data:`REFINE_ROUNDS` times (a coordinate ascent: the template's peak is about a percent wide either way,
+        and the width and height are apart: a stretch changes one).  (0, ``lattice``) for a period the template
+        does not rate (:meth:`confirms`)."""
+        width, height, turns = lattice.period / self.shrink, lattice.period * lattice.aspect / self.shrink, \
+            (lattice.orientation,)
+        if not TEMPLATE_MIN_SCALE * self.size <= width <= MAX_PERIOD_SHARE * self.short:
+            return 0.0, lattice
+
+        def best_of(sides: list[tuple[float, float]]) -> tuple[float, tuple[float, float]]:
+            rates = self._rates([(w, h / w) for w, h in sides], TEMPLATE_FINE_REACH, lattice.angle, turns,
+                                lattice.shear)[:, 0]
+            return float(rates.max()), sides[int(rates.argmax())]
+
+        def steps(reach: float, step: float) -> list[float]:
+            return [1.0 + k * step for k in range(-round(reach / step), round(reach / step) + 1)]
+
+        for _ in range(REFINE_ROUNDS):
+            _, (width, height) = best_of([(width, height * f) for f in steps(*REFINE_ASPECTS)])
+            best, (width, height) = best_of([(width * f, height) for f in steps(*REFINE_PERIODS)])
+        return best, replace(lattice, period=width * self.shrink, aspect=height / width)
 
     def lattice(self) -> Lattice | None:
         """The tiles the upright :meth:`scan` finds; None when its peak is below :data:`TEMPLATE_Z`."""
@@ -903,12 +945,12 @@ def _vertex(values: torch.Tensor, i: int) -> float:
 def lattice_count(width: int, height: int, config: NetworkConfig) -> int:
     """The most lattices :func:`candidate_lattices` can give for an image of this size (known before looking at
     it): the autocorrelation's first :data:`PERIOD_PEAKS`; the two peaks the template confirms (upright, and
-    turned or mirrored) and the template's own period, where the template's copy (:class:`TemplateMatcher`) spans
-    periods it rates (from :data:`TEMPLATE_MIN_SCALE` tiles of the working copy: a 102-px thumbnail has none);
-    the rule's, where the embedding tiles this size."""
+    turned or mirrored) and each refined, and the template's own period, where the template's copy
+    (:class:`TemplateMatcher`) spans periods it rates (from :data:`TEMPLATE_MIN_SCALE` tiles of the working copy:
+    a 102-px thumbnail has none); the rule's, where the embedding tiles this size."""
     short = min(_shrunk_size(width, height, _copy_factor(width, height)))  # the template copy's shorter side
     least = TEMPLATE_MIN_SCALE * tile_pixels(config)
-    return PERIOD_PEAKS + 2 * (MAX_PERIOD_SHARE * short >= least) + (short > least) + \
+    return PERIOD_PEAKS + 4 * (MAX_PERIOD_SHARE * short >= least) + (short > least) + \
         (rule_lattice(width, height, config) is not None)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -378,6 +379,25 @@ def test_the_template_confirms_tiles_as_far_down_as_the_autocorrelation_s_tenth_
     assert shipped.decode(turned).message == "7pUq4LAudNpHy"
 
 
+def test_the_template_refines_a_confirmed_lattice_s_width_and_height(shipped):
+    """Camera marked, its width stretched by 1.03, JPEG 90: handed the tiles as marked (256 px square), the
+    template finds them 3 % wider and as tall (measured: rated 7.7, refined 14.8); handed the true tiles, it
+    leaves them where they are."""
+    import skimage.data
+
+    photo = Image.fromarray(skimage.data.camera()).convert("RGB")
+    stretched = apply_chain(shipped.embed(photo, "refined 2026"), parse_chain("stretch:1.03+jpeg:90"))
+    matcher = tiling.TemplateMatcher(stretched, shipped.pilot_template, shipped.config)
+    given = tiling.Lattice(256.0)
+    rating, found = matcher.refined(given)
+    assert rating >= float(matcher.confirms(given)[0]) + tiling.REFINE_GAIN + 2
+    assert found.period == pytest.approx(256 * 1.03, rel=0.003)
+    assert found.period * found.aspect == pytest.approx(256, rel=0.003)
+    _, again = matcher.refined(found)
+    assert again.period == pytest.approx(found.period, rel=0.003) and again.aspect == pytest.approx(found.aspect,
+                                                                                                      rel=0.003)
+
+
 @pytest.mark.parametrize("rating, searched", [(4.5, 286.7), (0.0, 105.6)])
 def test_the_last_unconfirmed_slot_goes_to_the_warped_band_s_first_when_the_template_rates_it_higher(
         monkeypatch, rating, searched):
@@ -396,6 +416,24 @@ def test_the_last_unconfirmed_slot_goes_to_the_warped_band_s_first_when_the_temp
     found = list(tiling.candidate_lattices(Image.new("RGB", (1080, 700)), DEFAULT, torch.zeros(3, 8, 5)))
     assert [round(f.period, 1) for f in found[:2]] == [349.7, searched]
     assert len(found) <= tiling.lattice_count(1080, 700, DEFAULT)  # the bound's count holds either way
+
+
+@pytest.mark.parametrize("refined_rating, searched", [(9.5, [300.0, 310.0, 400.0]), (7.5, [310.0, 400.0])])
+def test_a_confirmed_lattice_is_searched_refined_first_then_as_found(monkeypatch, refined_rating, searched):
+    """The confirmed peak (310 px, rated 7) refined by the template (300 px, 2.5 higher) is searched first and
+    the peak itself next, though the two are near (on a texture the refinement can be a percent off); refined to
+    no more than 1 higher, the peak alone.  Either way within :func:`lattice_count`."""
+    L = tiling.Lattice
+    peaks = [L(310.0), L(400.0)]
+    monkeypatch.setattr(tiling, "autocorrelation_bands", lambda *args: (peaks, [], []))
+    monkeypatch.setattr(tiling.TemplateMatcher, "confirms",
+                        lambda self, lattice: torch.tensor([7.0 if lattice.period == 310.0 else 3.0] + [0.0] * 7))
+    monkeypatch.setattr(tiling.TemplateMatcher, "refined",
+                        lambda self, lattice: (refined_rating, replace(lattice, period=300.0)))
+    monkeypatch.setattr(tiling.TemplateMatcher, "lattice", lambda self: None)
+    found = list(tiling.candidate_lattices(Image.new("RGB", (1080, 700)), DEFAULT, torch.zeros(3, 8, 5)))
+    assert [f.period for f in found[:len(searched)]] == searched
+    assert len(found) <= tiling.lattice_count(1080, 700, DEFAULT)
 
 
 def test_a_region_smaller_than_the_search_s_runs_on_by_its_own_period():
@@ -465,14 +503,14 @@ def test_a_tiled_photo_is_found_after_each_kind_of_edit(shipped, marked_photo, e
 
 
 def test_the_lattices_counted_are_those_an_image_of_its_size_can_be_searched_at(shipped):
-    """Six for a photo (the two confirmed peaks, upright and turned, two autocorrelation peaks, the template's
-    scan, the rule's); the rule's none for one too small to be tiled (under 272 px: whole frame), and the
+    """Eight for a photo (the two confirmed peaks, upright and turned, each refined too, two autocorrelation
+    peaks, the template's scan, the rule's); the rule's none for one too small to be tiled (under 272 px: whole frame), and the
     template's none for one whose shorter side is under 0.75 tile of the working copy (102 px; its
     autocorrelation's longest lag, 0.9 of it, too).
     The search never gives more: every lattice of the 102-px thumbnail is an autocorrelation peak."""
     count = tiling.lattice_count
     assert [count(w, h, shipped.config) for w, h in ((4000, 3000), (512, 512), (384, 191), (128, 128), (102, 102),
-                                                       (20000, 100))] == [6, 6, 5, 5, 2, 2]
+                                                       (20000, 100))] == [8, 8, 7, 7, 2, 2]
     assert tiling.hypotheses(102, 102, shipped.config) == 2 * 64 * 17 * 17 * 2
     thumbnail = Image.fromarray(random_crops(1, 102, seed=5)[0])
     assert len(list(tiling.candidate_lattices(thumbnail, shipped.config, shipped.pilot_template))) <= 2
