@@ -154,11 +154,12 @@ TEMPLATE_LEAST_SHARE = 0.3
 #: period it found at 7.9-19.8 (median 13).  The scan over three tiles: clean crops 6.2 / 6.3 / 7.2 at most, the
 #: held-out photos' crops 50-90 % and crops + fit 6.4 and 6.6.
 TEMPLATE_Z = 7.0
-#: A confirmed lattice's period and aspect refined by the template (:meth:`TemplateMatcher.refined`): the aspects
-#: tried either way and their step, the periods likewise, the rounds of trying one then the other; the refined
-#: lattice is searched instead when it rates this much higher.  The autocorrelation sees the whole image, the
-#: template its centre: where the tiles' size changes across the photo (a perspective), the two differ.
-REFINE_ASPECTS, REFINE_PERIODS, REFINE_ROUNDS, REFINE_GAIN = (0.04, 0.01), (0.03, 0.005), 2, 1.0
+#: A confirmed lattice's tiles refined by the template (:meth:`TemplateMatcher.refined`): how far either way
+#: (a share of their own) and in what steps their height is tried, then their width, how many rounds of the two;
+#: the refined lattice is searched too, first, when it rates this much higher.  The autocorrelation sums the whole
+#: image, the template matches its centre: where the tiles' size changes across the photo (a perspective), the
+#: two differ.
+REFINE_HEIGHTS, REFINE_WIDTHS, REFINE_ROUNDS, REFINE_GAIN = (0.04, 0.01), (0.03, 0.005), 2, 1.0
 _PILOT_SEED = b"mbrs-studio tile pilot 1"
 
 
@@ -821,8 +822,9 @@ class TemplateMatcher:
               turns: Iterable[int] = (0,), shear: float = 0.0) -> torch.Tensor:
         """The template's z-score (len(periods), len(turns)) at each of ``periods`` (copy pixels), folding
         ``tiles`` tiles a side, with the image read in each of the orientations ``turns``
-        (:mod:`orientations`: the folded tile oriented; the fold's origin does not matter, every offset is
-        matched), the image turned back by ``angle`` and sheared back by ``shear`` (:class:`Lattice`)."""
+        (:mod:`orientations`: the fold matched against the template as that orientation sees it,
+        :func:`oriented_templates`; the fold's origin does not matter, every offset is matched), the image turned
+        back by ``angle`` and sheared back by ``shear`` (:class:`Lattice`)."""
         return self._rates([(period, aspect) for period in periods], tiles, angle, turns, shear)
 
     def _rates(self, tiles_at: list[tuple[float, float]], tiles: float, angle: float, turns: Iterable[int],
@@ -869,10 +871,10 @@ class TemplateMatcher:
     def refined(self, lattice: Lattice) -> tuple[float, Lattice]:
         """(z-score, lattice): ``lattice`` (in its orientation, angle and shear) with the tiles' width and height
         near its own at which the template best matches the image's centre: the heights within
-        :data:`REFINE_ASPECTS` of the width's, then the widths within :data:`REFINE_PERIODS` at that height,
-        :data:`REFINE_ROUNDS` times (a coordinate ascent: the template's peak is about a percent wide either way,
-        and the width and height are apart: a stretch changes one).  (0, ``lattice``) for a period the template
-        does not rate (:meth:`confirms`)."""
+        :data:`REFINE_HEIGHTS` of its own, then the widths within :data:`REFINE_WIDTHS` at the best height,
+        :data:`REFINE_ROUNDS` times (a coordinate ascent: the template's peak is about a percent wide either way;
+        width and height apart, not period and aspect: a stretch changes one of them).  (0, ``lattice``) for a
+        period the template does not rate (:meth:`confirms`)."""
         width, height, turns = lattice.period / self.shrink, lattice.period * lattice.aspect / self.shrink, \
             (lattice.orientation,)
         if not TEMPLATE_MIN_SCALE * self.size <= width <= MAX_PERIOD_SHARE * self.short:
@@ -887,8 +889,8 @@ class TemplateMatcher:
             return [1.0 + k * step for k in range(-round(reach / step), round(reach / step) + 1)]
 
         for _ in range(REFINE_ROUNDS):
-            _, (width, height) = best_of([(width, height * f) for f in steps(*REFINE_ASPECTS)])
-            best, (width, height) = best_of([(width * f, height) for f in steps(*REFINE_PERIODS)])
+            _, (width, height) = best_of([(width, height * f) for f in steps(*REFINE_HEIGHTS)])
+            best, (width, height) = best_of([(width * f, height) for f in steps(*REFINE_WIDTHS)])
         return best, replace(lattice, period=width * self.shrink, aspect=height / width)
 
     def lattice(self) -> Lattice | None:

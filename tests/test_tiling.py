@@ -504,9 +504,9 @@ def test_a_tiled_photo_is_found_after_each_kind_of_edit(shipped, marked_photo, e
 
 def test_the_lattices_counted_are_those_an_image_of_its_size_can_be_searched_at(shipped):
     """Eight for a photo (the two confirmed peaks, upright and turned, each refined too, two autocorrelation
-    peaks, the template's scan, the rule's); the rule's none for one too small to be tiled (under 272 px: whole frame), and the
-    template's none for one whose shorter side is under 0.75 tile of the working copy (102 px; its
-    autocorrelation's longest lag, 0.9 of it, too).
+    peaks, the template's scan, the rule's); the rule's none for one too small to be tiled (under 272 px: whole
+    frame), and the template's none for one whose shorter side is under 0.75 tile of the working copy (102 px;
+    its autocorrelation's longest lag, 0.9 of it, too).
     The search never gives more: every lattice of the 102-px thumbnail is an autocorrelation peak."""
     count = tiling.lattice_count
     assert [count(w, h, shipped.config) for w, h in ((4000, 3000), (512, 512), (384, 191), (128, 128), (102, 102),
