@@ -874,10 +874,10 @@ class TemplateMatcher:
         :data:`REFINE_HEIGHTS` of its own, then the widths within :data:`REFINE_WIDTHS` at the best height,
         :data:`REFINE_ROUNDS` times (a coordinate ascent: the template's peak is about a percent wide either way;
         width and height apart, not period and aspect: a stretch changes one of them).  (0, ``lattice``) for a
-        period the template does not rate (:meth:`confirms`)."""
+        period the template does not rate (:meth:`_rated`)."""
         width, height, turns = lattice.period / self.shrink, lattice.period * lattice.aspect / self.shrink, \
             (lattice.orientation,)
-        if not TEMPLATE_MIN_SCALE * self.size <= width <= MAX_PERIOD_SHARE * self.short:
+        if not self._rated(width):
             return 0.0, lattice
 
         def best_of(sides: list[tuple[float, float]]) -> tuple[float, tuple[float, float]]:
@@ -898,16 +898,20 @@ class TemplateMatcher:
         z, period = self.scan()
         return Lattice(period, 0.0) if z >= TEMPLATE_Z else None
 
+    def _rated(self, period: float) -> bool:
+        """Whether the template rates a lattice of this period (copy pixels): from :data:`TEMPLATE_MIN_SCALE` tiles
+        of the working copy (as the scan) to :data:`MAX_PERIOD_SHARE` of the image's shorter side (the
+        autocorrelation's longest lag: :func:`lattice_count` relies on it)."""
+        return TEMPLATE_MIN_SCALE * self.size <= period <= MAX_PERIOD_SHARE * self.short
+
     @torch.no_grad()
     def confirms(self, lattice: Lattice) -> torch.Tensor:
         """The template's z-score at ``lattice`` (its angle, aspect and shear; periods within
         :data:`CONFIRM_STEPS` of :data:`TEMPLATE_FINE_STEP` of its own, the best of them) in each orientation
-        (:mod:`orientations`; index 0 upright); 0 for a period under :data:`TEMPLATE_MIN_SCALE` tiles of the
-        working copy (as the scan) or over :data:`MAX_PERIOD_SHARE` of the image's shorter side (the
-        autocorrelation's longest lag: :func:`lattice_count` relies on it)."""
+        (:mod:`orientations`; index 0 upright); 0 for a period it does not rate (:meth:`_rated`)."""
         turns = range(orientations.count())
         period = lattice.period / self.shrink
-        if not TEMPLATE_MIN_SCALE * self.size <= period <= MAX_PERIOD_SHARE * self.short:
+        if not self._rated(period):
             return torch.zeros(len(turns))
         steps = [period * math.exp(k * TEMPLATE_FINE_STEP) for k in range(-CONFIRM_STEPS, CONFIRM_STEPS + 1)]
         return self.rates(steps, TEMPLATE_FINE_REACH, lattice.angle, lattice.aspect, turns, lattice.shear).amax(0)
