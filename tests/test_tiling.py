@@ -417,21 +417,24 @@ def test_the_last_unconfirmed_slot_goes_to_the_warped_band_s_first_when_the_temp
     assert len(found) <= tiling.lattice_count(1080, 700, DEFAULT)  # the bound's count holds either way
 
 
-@pytest.mark.parametrize("refined_rating, searched", [(9.5, [300.0, 310.0, 400.0]), (7.5, [310.0, 400.0])])
+@pytest.mark.parametrize("refined_rating, searched", [(9.5, [(310.0, 1.02), (310.0, 1.0), (400.0, 1.0)]),
+                                                      (7.5, [(310.0, 1.0), (400.0, 1.0)])])
 def test_a_confirmed_lattice_is_searched_refined_first_then_as_found(monkeypatch, refined_rating, searched):
-    """The confirmed peak (310 px, rated 7) refined by the template (300 px, 2.5 higher) is searched first and
-    the peak itself next, though the two are near (on a texture the refinement can be a percent off); refined to
-    no more than 1 higher, the peak alone.  Either way within :func:`lattice_count`."""
+    """The confirmed peak (310 px square, rated 7) refined by the template (2 % taller, 2.5 higher) is searched
+    first and the peak itself next, though the two are near enough to count as one lattice otherwise (as on grass:
+    a texture's refinement can be a percent or two off); refined to no more than 1 higher, the peak alone.  Either
+    way within :func:`lattice_count`."""
     L = tiling.Lattice
     peaks = [L(310.0), L(400.0)]
     monkeypatch.setattr(tiling, "autocorrelation_bands", lambda *args: (peaks, [], []))
     monkeypatch.setattr(tiling.TemplateMatcher, "confirms",
                         lambda self, lattice: torch.tensor([7.0 if lattice.period == 310.0 else 3.0] + [0.0] * 7))
     monkeypatch.setattr(tiling.TemplateMatcher, "refined",
-                        lambda self, lattice: (refined_rating, replace(lattice, period=300.0)))
+                        lambda self, lattice: (refined_rating, replace(lattice, aspect=1.02)))
     monkeypatch.setattr(tiling.TemplateMatcher, "lattice", lambda self: None)
     found = list(tiling.candidate_lattices(Image.new("RGB", (1080, 700)), DEFAULT, torch.zeros(3, 8, 5)))
-    assert [f.period for f in found[:len(searched)]] == searched
+    assert L(310.0, 0.0, 1.02).near(L(310.0))
+    assert [(f.period, f.aspect) for f in found[:len(searched)]] == searched
     assert len(found) <= tiling.lattice_count(1080, 700, DEFAULT)
 
 
