@@ -40,7 +40,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import zip_longest
 
 import numpy as np
@@ -111,6 +111,12 @@ FIRST_TILES_READ = 2
 #: decoding only (measured on 20 photos, each clean and after JPEG 50: clean readings at most 0.28; marked ones
 #: that read, after 13 edits that keep the tiles in place: 0.47 and more).
 IN_PLACE_PILOT = 0.35
+#: The odd phases of a lattice the template did not confirm are searched only when the best pilot of its even
+#: phases reaches this (:func:`search`).  Measured on the geometric suite (samples and held-out photos, seed 0,
+#: every lattice searched: 1,191, 276 of them reading): 7 reading lattices needed the odd phases, their even
+#: phases' best 0.48-0.63; the two of them unconfirmed 0.51 and 0.59.  Clean images' lattices (the false-alarm
+#: benchmark's first 150): the even phases' best median 0.46, 90th percentile 0.52; 79 % below this.
+ODD_PHASES_PILOT = 0.5
 #: Tiles a side the phase and roll search looks at (the centre of the image).
 SEARCH_TILES = 2
 #: The most tile outlines a reading gives (:meth:`Candidate.tile_outlines`: what the app draws).
@@ -376,6 +382,8 @@ class Lattice:
     aspect: float = 1.0
     orientation: int = 0  # how to read the tiles (:mod:`orientations`): 0 as they lie in the image
     shear: float = 0.0
+    #: whether the pilot's template confirmed them (:data:`CONFIRM_Z`): their odd phases are searched always
+    confirmed: bool = field(default=False, compare=False)
 
     def near(self, other: "Lattice") -> bool:
         return abs(self.period - other.period) <= 0.02 * other.period and abs(self.angle - other.angle) < 0.5 \
@@ -398,7 +406,7 @@ class Lattice:
         else:
             period, aspect, angle, shear = self.period, self.aspect, self.angle, self.shear
         sign = -1.0 if orientations.reflects(o) else 1.0
-        return Lattice(period, sign * angle, aspect, shear=sign * shear)
+        return Lattice(period, sign * angle, aspect, shear=sign * shear, confirmed=self.confirmed)
 
 
 def turn_matrix(angle: float, shear: float = 0.0) -> tuple[float, float, float, float]:
@@ -447,8 +455,9 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
         if template is None:
             yield from ((lattice, True) for lattice in autocorrelation_peaks(rgb))
         else:
-            peaks, wide, warped = autocorrelation_bands(rgb, CONFIRM_PEAKS, WIDE_PEAKS, WARPED_PEAKS)
-            matcher, rated = TemplateMatcher(rgb, template, config), peaks + wide + warped
+            copy = shrunk_copy(rgb)  # the autocorrelation's and the template's, made once
+            peaks, wide, warped = autocorrelation_bands(rgb, CONFIRM_PEAKS, WIDE_PEAKS, WARPED_PEAKS, copy)
+            matcher, rated = TemplateMatcher(rgb, template, config, copy), peaks + wide + warped
             confirmed, unconfirmed = [], peaks[:PERIOD_PEAKS]
             if rated:
                 rates = torch.stack([matcher.confirms(lattice) for lattice in rated])
@@ -466,6 +475,7 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
                     unconfirmed = unconfirmed[:PERIOD_PEAKS - 1] + warped[:1]
             for rate, lattice in sorted(confirmed, key=lambda c: -c[0]):
                 if rate >= CONFIRM_Z:
+                    lattice = replace(lattice, confirmed=True)
                     better, moved = matcher.refined(lattice)
                     if better >= rate + REFINE_GAIN:
                         yield moved, False  # not kept for the comparison: the lattice it refines comes next
@@ -487,15 +497,16 @@ def autocorrelation_peaks(rgb: Image.Image, count: int = PERIOD_PEAKS) -> list[L
     return autocorrelation_bands(rgb, count)[0]
 
 
-def autocorrelation_bands(rgb: Image.Image, count: int, wide: int = 0, warped: int = 0) \
-        -> tuple[list[Lattice], list[Lattice], list[Lattice]]:
+def autocorrelation_bands(rgb: Image.Image, count: int, wide: int = 0, warped: int = 0,
+                          copy: Image.Image | None = None) -> tuple[list[Lattice], list[Lattice], list[Lattice]]:
     """The ``count`` first peaks of the autocorrelation turned within :data:`MAX_ANGLE`, the ``wide`` first
-    turned by more, up to :data:`WIDE_ANGLE`, and the ``warped`` first stretched or sheared (:data:`MAX_STRETCH`).
+    turned by more, up to :data:`WIDE_ANGLE`, and the ``warped`` first stretched or sheared (:data:`MAX_STRETCH`);
+    ``copy``: :func:`shrunk_copy` of ``rgb`` when already made.
 
     Looked for in each of :data:`AUTOCORRELATION_CHANNELS` (:func:`channel_peaks`); their peaks are taken in
     turn, the first of each channel, then the second of each, and so on, each lattice once.
     """
-    copies = _autocorrelation_copies(rgb)
+    copies = _autocorrelation_copies(rgb, copy)
     channels = [channel_peaks(copies, weights, max(count, wide, warped)) for weights in AUTOCORRELATION_CHANNELS]
     bands = []
     for band, wanted in enumerate((count, wide, warped)):
@@ -508,9 +519,10 @@ def autocorrelation_bands(rgb: Image.Image, count: int, wide: int = 0, warped: i
     return bands[0], bands[1], bands[2]
 
 
-def _autocorrelation_copies(rgb: Image.Image) -> list[tuple[np.ndarray, int, int, tuple[float, float]]]:
+def _autocorrelation_copies(rgb: Image.Image, copy: Image.Image | None = None) \
+        -> list[tuple[np.ndarray, int, int, tuple[float, float]]]:
     """The copies the autocorrelation runs on: (RGB as float (h, w, 3), lowest and highest lag, image pixels per
-    copy pixel across and down), at most :data:`AUTOCORRELATION_SIDE` a side, and shrunk by half more for the
+    copy pixel across and down), :func:`shrunk_copy` (``copy`` when given), and shrunk by half more for the
     lags from :data:`COARSE_PERIOD` on."""
     rgb = rgb if rgb.mode == "RGB" else rgb.convert("RGB")
     shrink = max(1.0, _copy_factor(*rgb.size))
@@ -519,10 +531,20 @@ def _autocorrelation_copies(rgb: Image.Image) -> list[tuple[np.ndarray, int, int
     for factor, low, high in ((shrink, lo, min(hi, COARSE_PERIOD)), (2 * shrink, COARSE_PERIOD / 2, hi / 2)):
         if high <= low + 2:
             continue
-        small = _box_shrunk(rgb, factor)
+        if factor == shrink:
+            small = copy if copy is not None else shrunk_copy(rgb)
+        else:
+            small = _box_shrunk(rgb, factor)
         copies.append((np.asarray(small, np.float32), math.ceil(low), int(high),
                        (rgb.width / small.width, rgb.height / small.height)))
     return copies
+
+
+def shrunk_copy(rgb: Image.Image) -> Image.Image:
+    """The copy of an RGB image the autocorrelation and the template run on: at most
+    :data:`AUTOCORRELATION_SIDE` a side."""
+    rgb = rgb if rgb.mode == "RGB" else rgb.convert("RGB")
+    return _box_shrunk(rgb, _copy_factor(*rgb.size))
 
 
 def _box_shrunk(rgb: Image.Image, factor: float) -> Image.Image:
@@ -769,11 +791,13 @@ class TemplateMatcher:
     (:meth:`confirms`).
     """
 
-    def __init__(self, rgb: Image.Image, template: torch.Tensor, config: NetworkConfig):
+    def __init__(self, rgb: Image.Image, template: torch.Tensor, config: NetworkConfig,
+                 copy: Image.Image | None = None):
+        """``copy``: :func:`shrunk_copy` of ``rgb`` when already made."""
         self.size = tile_pixels(config)
         self.templates = oriented_templates(template, self.size)
         rgb = rgb if rgb.mode == "RGB" else rgb.convert("RGB")
-        copy = _box_shrunk(rgb, _copy_factor(*rgb.size))  # the autocorrelation's copy
+        copy = copy if copy is not None else shrunk_copy(rgb)
         self.shrink, self.short = rgb.width / copy.width, min(copy.size)  # image pixels per copy pixel
         levels = [torch.from_numpy(np.asarray(copy, np.float32)).permute(2, 0, 1)[None]]
         while min(levels[-1].shape[-2:]) >= 2 * self.size:  # halved copies: each try shrinks by less than 2
@@ -896,7 +920,7 @@ class TemplateMatcher:
     def lattice(self) -> Lattice | None:
         """The tiles the upright :meth:`scan` finds; None when its peak is below :data:`TEMPLATE_Z`."""
         z, period = self.scan()
-        return Lattice(period, 0.0) if z >= TEMPLATE_Z else None
+        return Lattice(period, 0.0, confirmed=True) if z >= TEMPLATE_Z else None
 
     def _rated(self, period: float) -> bool:
         """Whether the template rates a lattice of this period (copy pixels): from :data:`TEMPLATE_MIN_SCALE` tiles
@@ -1127,10 +1151,12 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
     :data:`TURN_RESOLUTION` times the working copy's resolution).  Then, over
     :data:`SEARCH_TILES` tiles a side around the centre, from one run of the
     decoder's full-resolution layers (:func:`shared_features`): the 16 even
-    phases and the 16 odd ones (both coordinates odd: every phase is then
-    within a pixel of one read) at once (:func:`phase_maps`, the first split
-    skipped), every roll of each: 0.56 s on the AMD EPYC of 2026-12-05, against
-    1.25 s for all 64 phases.  When the best pilot agrees (at least
+    phases (:func:`phase_maps`, the first split skipped), every roll of each;
+    then the 16 odd ones (both coordinates odd: every phase is then within a
+    pixel of one read) when the template confirmed the lattice or the even
+    phases' best pilot reaches :data:`ODD_PHASES_PILOT` (a clean image's
+    lattices mostly do not: 0.17 s each spared of 0.35, AMD EPYC 2026-12-07;
+    all 64 phases took 1.25 s).  When the best pilot agrees (at least
     :data:`SOFT_DECODING_PILOT`), the four phases a pixel across and down from
     it are read too (0.22 s; on the geometric suite's samples they raised the
     best pilot in 35 of 142 searches, but none below 0.6 to 0.6 or more), and
@@ -1161,9 +1187,13 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
             scale = (scale[0] * shrink, scale[1] * shrink)  # image pixels per working pixel
             corner = (corner[0] + left / scale[0], corner[1] + top / scale[1])
             features = shared_features(decoder, work.to(device))
-            # the 16 even phases and the 16 odd ones (both coordinates odd), from the same full-resolution layers
-            maps, offsets = phase_maps(decoder, features, skip=1, shifts=((0, 0), (1, 1)))
+            # the 16 even phases, then the 16 odd ones (both coordinates odd), from the same full-resolution layers
+            maps, offsets = phase_maps(decoder, features, skip=1)
             found = _readings(maps, offsets, config, count, lattice, scale, corner)
+            if given.confirmed or found[0].pilot >= ODD_PHASES_PILOT:
+                odd, offsets = phase_maps(decoder, features, skip=1, shifts=((1, 1),))
+                found = sorted(found + _readings(odd, offsets, config, count, lattice, scale, corner),
+                               key=lambda c: -c.pilot)[:count]
             if found[0].pilot >= SOFT_DECODING_PILOT:  # the four phases a pixel across or down from the best
                 best = found[0]
                 near = tuple(((best.phase[0] + dy) % phases, (best.phase[1] + dx) % phases)

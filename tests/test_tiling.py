@@ -435,7 +435,29 @@ def test_a_confirmed_lattice_is_searched_refined_first_then_as_found(monkeypatch
     found = list(tiling.candidate_lattices(Image.new("RGB", (1080, 700)), DEFAULT, torch.zeros(3, 8, 5)))
     assert L(310.0, 0.0, 1.02).near(L(310.0))
     assert [(f.period, f.aspect) for f in found[:len(searched)]] == searched
+    assert [f.confirmed for f in found[:len(searched)]] == [True] * (len(searched) - 1) + [False]
     assert len(found) <= tiling.lattice_count(1080, 700, DEFAULT)
+
+
+@pytest.mark.parametrize("pilot, confirmed, odd", [(0.45, False, False), (0.55, False, True), (0.45, True, True)])
+def test_the_odd_phases_are_searched_for_a_confirmed_lattice_or_when_the_even_ones_agree(
+        shipped, monkeypatch, pilot, confirmed, odd):
+    """Every roll of every phase agreeing with the pilot as much as ``pilot`` (below the soft-decoding level:
+    nothing is read again): the odd phases are read after the even ones only for a lattice the template confirmed,
+    or when the even ones reach :data:`tiling.ODD_PHASES_PILOT`."""
+    read = []
+    phase_maps = tiling.phase_maps
+
+    def recording(decoder, features, skip=0, shifts=((0, 0),)):
+        read.append(shifts)
+        return phase_maps(decoder, features, skip, shifts)
+
+    monkeypatch.setattr(tiling, "phase_maps", recording)
+    monkeypatch.setattr(tiling, "pilot_scores", lambda folded, config: torch.full(folded.shape, pilot))
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (600, 600, 3), dtype=np.uint8))
+    found = next(tiling.search(shipped.decoder, noise, shipped.config, [tiling.Lattice(272.0, confirmed=confirmed)]))
+    assert read == ([((0, 0),), ((1, 1),)] if odd else [((0, 0),)])
+    assert len(found) == tiling.CANDIDATES and all(c.pilot == pytest.approx(pilot) for c in found)
 
 
 def test_a_region_smaller_than_the_search_s_runs_on_by_its_own_period():
