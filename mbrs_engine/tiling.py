@@ -113,9 +113,10 @@ FIRST_TILES_READ = 2
 IN_PLACE_PILOT = 0.35
 #: The odd phases of a lattice the template did not confirm are searched only when the best pilot of its even
 #: phases reaches this (:func:`search`).  Measured on the geometric suite (samples and held-out photos, seed 0,
-#: every lattice searched: 1,191, 276 of them reading): 7 reading lattices needed the odd phases, their even
-#: phases' best 0.48-0.63; the two of them unconfirmed 0.51 and 0.59.  Clean images' lattices (the false-alarm
-#: benchmark's first 150): the even phases' best median 0.46, 90th percentile 0.52; 79 % below this.
+#: each lattice searched alone: 1,312, 310 of them reading): 7 reading lattices needed the odd phases, their even
+#: phases' best 0.48-0.63, the two unconfirmed 0.51 and 0.59.  Clean images' lattices (the false-alarm
+#: benchmark's first 99 images, 289 lattices): the even phases' best median 0.46, 90th percentile 0.52; 81 % below
+#: this.
 ODD_PHASES_PILOT = 0.5
 #: Tiles a side the phase and roll search looks at (the centre of the image).
 SEARCH_TILES = 2
