@@ -448,8 +448,9 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
     then the autocorrelation's first :data:`PERIOD_PEAKS` peaks (the last of them the warped band's first when the
     template rates that higher), then the template's own period
     (:meth:`TemplateMatcher.lattice`, when its peak stands out), then the embedding rule's period for this size,
-    upright (right for an image cut along its longer side only).  A generator: the template's scan (0.34-0.44 s
-    for a 12 MP photo, AMD EPYC) runs only when the search has not read the lattices before it."""
+    upright (right for an image cut along its longer side only).  Those the template confirmed (its two slots,
+    their refinements, its own period) come marked :attr:`Lattice.confirmed`.  A generator: the template's scan
+    (0.34-0.44 s for a 12 MP photo, AMD EPYC) runs only when the search has not read the lattices before it."""
     found: list[Lattice] = []
 
     def matched():
