@@ -18,6 +18,7 @@ import json
 import math
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from mbrs_engine import Watermarker  # first: it sets OMP_WAIT_POLICY before torch loads OpenMP
@@ -75,9 +76,9 @@ def brief(lattice) -> list[float]:
 
 
 def reads_with(wm, attacked: Image.Image, lattice, text: str, count: int) -> bool:
-    """Whether the search handed ``lattice`` reads ``text``, tested as :meth:`Watermarker.decode` tested its
-    ``count`` hypotheses."""
-    for readings in tiling.search(wm.decoder, attacked, wm.config, [lattice]):
+    """Whether the search handed ``lattice`` reads ``text`` (in every phase, as a lattice the template confirmed),
+    tested as :meth:`Watermarker.decode` tested its ``count`` hypotheses."""
+    for readings in tiling.search(wm.decoder, attacked, wm.config, [replace(lattice, confirmed=True)]):
         for c in readings:
             result = payload.decode_payload(c.soft, hypotheses=count,
                                             soft_decoding=c.pilot >= tiling.SOFT_DECODING_PILOT)
