@@ -1189,20 +1189,21 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
             scale = (scale[0] * shrink, scale[1] * shrink)  # image pixels per working pixel
             corner = (corner[0] + left / scale[0], corner[1] + top / scale[1])
             features = shared_features(decoder, work.to(device))
+
+            def with_phases(found: list[Candidate], skip: int, shifts=((0, 0),)) -> list[Candidate]:
+                """The ``count`` best of ``found`` and the readings at these phases (:func:`phase_maps`)."""
+                maps, offsets = phase_maps(decoder, features, skip=skip, shifts=shifts)
+                return sorted(found + _readings(maps, offsets, config, count, lattice, scale, corner),
+                              key=lambda c: -c.pilot)[:count]
+
             # the 16 even phases, then the 16 odd ones (both coordinates odd), from the same full-resolution layers
-            maps, offsets = phase_maps(decoder, features, skip=1)
-            found = _readings(maps, offsets, config, count, lattice, scale, corner)
+            found = with_phases([], 1)
             if given.confirmed or found[0].pilot >= ODD_PHASES_PILOT:
-                odd, offsets = phase_maps(decoder, features, skip=1, shifts=((1, 1),))
-                found = sorted(found + _readings(odd, offsets, config, count, lattice, scale, corner),
-                               key=lambda c: -c.pilot)[:count]
+                found = with_phases(found, 1, ((1, 1),))
             if found[0].pilot >= SOFT_DECODING_PILOT:  # the four phases a pixel across or down from the best
                 best = found[0]
-                near = tuple(((best.phase[0] + dy) % phases, (best.phase[1] + dx) % phases)
-                             for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)))
-                fine, _ = phase_maps(decoder, features, skip=passes, shifts=near)
-                found = sorted(found + _readings(fine, near, config, count, lattice, scale, corner),
-                               key=lambda c: -c.pilot)[:count]
+                found = with_phases(found, passes, tuple(((best.phase[0] + dy) % phases, (best.phase[1] + dx) % phases)
+                                                        for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))))
         if found[0].pilot >= SOFT_DECODING_PILOT:
             # the likeliest reading over every tile, first: the most confident of the readings whose pilot agrees
             # (a phase a pixel off can have the better pilot, but reads its message cells less surely)
