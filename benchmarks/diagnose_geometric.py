@@ -117,10 +117,11 @@ def main() -> None:
             ok = result.message == text
             seconds = time.perf_counter() - start
             truth = true_lattice(chain, cover, marked, attacked, wm.config)
+            matcher = tiling.TemplateMatcher(attacked, wm.pilot_template, wm.config)
             row = {"photo": name, "edit": template, "read": ok, "seconds": round(seconds, 2),
                    "true": None if truth is None else brief(truth),
                    "tiles_held": None if truth is None else round(min(attacked.size) / truth.period, 2),
-                   "found": [brief(f) for f in tiling.candidate_lattices(attacked, wm.config, wm.pilot_template)]}
+                   "found": [brief(f) for f in tiling.candidate_lattices(attacked, wm.config, matcher)]}
             if not ok and truth is not None:
                 row["true_lattice_reads"] = reads_with(wm, attacked, truth, text, result.hypotheses)
             print(json.dumps(row), flush=True)

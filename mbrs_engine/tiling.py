@@ -81,6 +81,10 @@ PERIOD_PEAKS = 2
 #: the 10th and 15th (rated 7.4 and 9.1) and now read, no read of the samples' seeds 0-2 or the held-out photos
 #: was lost; 300 clean images' best of 16 median 4.9, 99th percentile 5.9, at most 7.0.
 CONFIRM_PEAKS, CONFIRM_Z = 16, 6.0
+#: A peak the template rates this high (in any orientation) is searched before the peaks after it are rated: no clean
+#: image's peak but a gradient's came near (above), while a marked photo's tiles are mostly the first or second peak
+#: (XXX).
+SURE_Z = 8.0
 #: Periods either side of a peak's own the template rates it at (:data:`TEMPLATE_FINE_STEP` apart).
 CONFIRM_STEPS = 2
 #: Readings whose pilot agrees less than this get hard-decision decoding only (clean images score about
@@ -435,40 +439,58 @@ def inner_part(width: int, height: int, lattice: Lattice) -> tuple[int, int]:
     return inner_rectangle(width, height, abs(lattice.angle) + abs(lattice.shear))
 
 
-def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.Tensor | None = None) \
+def candidate_lattices(rgb: Image.Image, config: NetworkConfig, matcher: "TemplateMatcher | None" = None) \
         -> Iterator[Lattice]:
     """Tile geometries to search, each once: the autocorrelation's peak the pilot's template confirms best
-    (:meth:`TemplateMatcher.confirms`, when ``template`` is given: of the first :data:`CONFIRM_PEAKS`, at least
-    :data:`CONFIRM_Z`; the wide band's first :data:`WIDE_PEAKS` and the warped band's first
-    :data:`WARPED_PEAKS` too) upright, and the one it confirms best turned
+    (``matcher``: the template matched against ``rgb``, when given; :meth:`TemplateMatcher.confirms`, of the first
+    :data:`CONFIRM_PEAKS`, at least :data:`CONFIRM_Z`; the wide band's first :data:`WIDE_PEAKS` and the warped
+    band's first :data:`WARPED_PEAKS` too) upright, and the one it confirms best turned
     or mirrored (read in that orientation, when it rates at least :data:`CONFIRM_Z`), the higher rated first, each
     after itself with the tiles' width and height the template refines (:meth:`TemplateMatcher.refined`) when
     that rates :data:`REFINE_GAIN` higher (both searched: on textures the template's best of its tries can be a
-    percent off);
+    percent off); a peak rated :data:`SURE_Z` or more in its best orientation takes the slot of that
+    orientation's kind (upright, or turned and mirrored) at once, before the peaks after it are rated;
     then the autocorrelation's first :data:`PERIOD_PEAKS` peaks (the last of them the warped band's first when the
     template rates that higher), then the template's own period
     (:meth:`TemplateMatcher.lattice`, when its peak stands out), then the embedding rule's period for this size,
     upright (right for an image cut along its longer side only).  Those the template confirmed (its two slots,
-    their refinements, its own period) come marked :attr:`Lattice.confirmed`.  A generator: the template's scan
-    (0.34-0.44 s for a 12 MP photo, AMD EPYC) runs only when the search has not read the lattices before it."""
+    their refinements, its own period) come marked :attr:`Lattice.confirmed`.  A generator: the template's
+    ratings and scan (0.34-0.44 s for a 12 MP photo, AMD EPYC) run only when the search has not read the lattices
+    before them."""
     found: list[Lattice] = []
 
+    def slot(rate: float, lattice: Lattice):
+        """A confirmed slot's lattice (rated ``rate``), refined first when that rates higher (as above)."""
+        if rate >= CONFIRM_Z:
+            lattice = replace(lattice, confirmed=True)
+            better, moved = matcher.refined(lattice)
+            if better >= rate + REFINE_GAIN:
+                yield moved, False  # not kept for the comparison: the lattice it refines comes next
+            yield lattice, True
+
     def matched():
-        if template is None:
+        if matcher is None:
             yield from ((lattice, True) for lattice in autocorrelation_peaks(rgb))
         else:
-            copy = shrunk_copy(rgb)  # the autocorrelation's and the template's, made once
-            peaks, wide, warped = autocorrelation_bands(rgb, CONFIRM_PEAKS, WIDE_PEAKS, WARPED_PEAKS, copy)
-            matcher, rated = TemplateMatcher(rgb, template, config, copy), peaks + wide + warped
+            peaks, wide, warped = autocorrelation_bands(rgb, CONFIRM_PEAKS, WIDE_PEAKS, WARPED_PEAKS, matcher.copy)
+            rated, ratings, taken = peaks + wide + warped, [], set()  # taken: the kinds of slot filled at once
+            for lattice in rated:
+                ratings.append(matcher.confirms(lattice))
+                best = int(ratings[-1].argmax())
+                if ratings[-1][best] >= SURE_Z and (best > 0) not in taken:
+                    taken.add(best > 0)
+                    yield from slot(float(ratings[-1][best]), replace(lattice, orientation=best))
             confirmed, unconfirmed = [], peaks[:PERIOD_PEAKS]
             if rated:
-                rates = torch.stack([matcher.confirms(lattice) for lattice in rated])
-                upright = int(rates[:, 0].argmax())
-                confirmed.append((float(rates[upright, 0]), rated[upright]))
-                # any orientation but upright (the template half matches its mirror image: the pilot column
-                # mirrored left to right is the same column, so upright may rate about as high)
-                i, o = divmod(int(rates[:, 1:].argmax()), rates.shape[1] - 1)
-                confirmed.append((float(rates[i, o + 1]), replace(rated[i], orientation=o + 1)))
+                rates = torch.stack(ratings)
+                if False not in taken:
+                    upright = int(rates[:, 0].argmax())
+                    confirmed.append((float(rates[upright, 0]), rated[upright]))
+                if True not in taken:
+                    # any orientation but upright (the template half matches its mirror image: the pilot column
+                    # mirrored left to right is the same column, so upright may rate about as high)
+                    i, o = divmod(int(rates[:, 1:].argmax()), rates.shape[1] - 1)
+                    confirmed.append((float(rates[i, o + 1]), replace(rated[i], orientation=o + 1)))
                 # the last slot searched unconfirmed: the narrow band's peak or the warped band's first, whichever
                 # the template rates higher upright (tiles stretched by a crop's resize repeat once at their width
                 # and again at their height; the narrow band finds them as square tiles of one or the other)
@@ -476,12 +498,7 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, template: torch.
                                rates[len(peaks) + len(wide), 0] > rates[PERIOD_PEAKS - 1, 0]):
                     unconfirmed = unconfirmed[:PERIOD_PEAKS - 1] + warped[:1]
             for rate, lattice in sorted(confirmed, key=lambda c: -c[0]):
-                if rate >= CONFIRM_Z:
-                    lattice = replace(lattice, confirmed=True)
-                    better, moved = matcher.refined(lattice)
-                    if better >= rate + REFINE_GAIN:
-                        yield moved, False  # not kept for the comparison: the lattice it refines comes next
-                    yield lattice, True
+                yield from slot(rate, lattice)
             yield from ((lattice, True) for lattice in unconfirmed)
             yield matcher.lattice(), True
         yield rule_lattice(*rgb.size, config), True
@@ -793,15 +810,12 @@ class TemplateMatcher:
     (:meth:`confirms`).
     """
 
-    def __init__(self, rgb: Image.Image, template: torch.Tensor, config: NetworkConfig,
-                 copy: Image.Image | None = None):
-        """``copy``: :func:`shrunk_copy` of ``rgb`` when already made."""
+    def __init__(self, rgb: Image.Image, template: torch.Tensor, config: NetworkConfig):
         self.size = tile_pixels(config)
         self.templates = oriented_templates(template, self.size)
-        rgb = rgb if rgb.mode == "RGB" else rgb.convert("RGB")
-        copy = copy if copy is not None else shrunk_copy(rgb)
-        self.shrink, self.short = rgb.width / copy.width, min(copy.size)  # image pixels per copy pixel
-        levels = [torch.from_numpy(np.asarray(copy, np.float32)).permute(2, 0, 1)[None]]
+        self.copy = shrunk_copy(rgb)  # the autocorrelation's too (:func:`candidate_lattices`)
+        self.shrink, self.short = rgb.width / self.copy.width, min(self.copy.size)  # image pixels per copy pixel
+        levels = [torch.from_numpy(np.asarray(self.copy, np.float32)).permute(2, 0, 1)[None]]
         while min(levels[-1].shape[-2:]) >= 2 * self.size:  # halved copies: each try shrinks by less than 2
             levels.append(F.avg_pool2d(levels[-1], 2))
         self.pyramid = []
@@ -1116,6 +1130,20 @@ def in_place_tiles(width: int, height: int, config: NetworkConfig) -> tuple[int,
     return (FIRST_TILES_READ, MAX_TILES_READ) if held > FIRST_TILES_READ else (MAX_TILES_READ,)
 
 
+def likely_orientations(matcher: TemplateMatcher, width: int, height: int, config: NetworkConfig,
+                        turns: int) -> list[int]:
+    """The orientations but upright, of the first ``turns``, in which the pilot's template (``matcher``) rates the
+    tiles in place (:func:`read_in_place`'s period for an image of this size) at least :data:`CONFIRM_Z` and
+    higher than upright, best first: the readings in place of a mirrored or turned photo likeliest to read.  On
+    the held-out photos marked, each turned or mirrored in the 7 ways, alone, after JPEG 50 and resized to half
+    (336 images), the true orientation was so in XXX."""
+    size = _in_place_size(width, height, config)
+    sx, sy = width / size[0], height / size[1]
+    rates = matcher.confirms(Lattice(tile_pixels(config) * sx, 0.0, sy / sx))
+    return sorted((o for o in range(1, turns) if rates[o] >= CONFIRM_Z and rates[o] > rates[0]),
+                  key=lambda o: -float(rates[o]))
+
+
 @torch.no_grad()
 def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig, orientation: int = 0,
                   tiles: int = MAX_TILES_READ) -> Candidate:
@@ -1147,7 +1175,7 @@ def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig, orientation:
 def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[Lattice],
            count: int = CANDIDATES):
     """For each lattice in turn, its ``count`` readings of ``rgb`` with the best pilot agreement over every phase
-    and roll (a generator of lists: the caller stops as soon as one reads).
+    and roll (a generator of lists: the caller stops as soon as one reads; see below for a second list).
 
     A rotated image is first turned back by the lattice's angle (and sheared back by its shear; a copy at
     :data:`TURN_RESOLUTION` times the working copy's resolution).  Then, over
@@ -1164,7 +1192,11 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
     best pilot in 35 of 142 searches, but none below 0.6 to 0.6 or more), and
     the likeliest reading is read again over every tile of the
     centre, up to :data:`MAX_TILES_READ` a side (:func:`_read_around`), and
-    tried first.
+    tried first.  When the even phases' best pilot agrees already, they are
+    handed on at once, read so (a marked photo mostly reads from them: the
+    odd and the neighbouring phases are read only if it does not, XXX).
+    One or two lists a lattice; each reading is one of the hypotheses
+    :func:`hypotheses` counts.
     """
     device = next(decoder.parameters()).device
     passes, phases = len(_strided(decoder)), config.cell_pixels
@@ -1190,30 +1222,43 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
             corner = (corner[0] + left / scale[0], corner[1] + top / scale[1])
             features = shared_features(decoder, work.to(device))
 
-            def with_phases(found: list[Candidate], skip: int, shifts=((0, 0),)) -> list[Candidate]:
-                """The ``count`` best of ``found`` and the readings at these phases (:func:`phase_maps`)."""
-                maps, offsets = phase_maps(decoder, features, skip=skip, shifts=shifts)
-                return sorted(found + _readings(maps, offsets, config, count, lattice, scale, corner),
-                              key=lambda c: -c.pilot)[:count]
+        @torch.no_grad()
+        def with_phases(found: list[Candidate], skip: int, shifts=((0, 0),)) -> list[Candidate]:
+            """The ``count`` best of ``found`` and the readings at these phases (:func:`phase_maps`)."""
+            maps, offsets = phase_maps(decoder, features, skip=skip, shifts=shifts)
+            return sorted(found + _readings(maps, offsets, config, count, lattice, scale, corner),
+                          key=lambda c: -c.pilot)[:count]
 
-            # the 16 even phases, then the 16 odd ones (both coordinates odd), from the same full-resolution layers
-            found = with_phases([], 1)
-            if given.confirmed or found[0].pilot >= ODD_PHASES_PILOT:
-                found = with_phases(found, 1, ((1, 1),))
-            if found[0].pilot >= SOFT_DECODING_PILOT:  # the four phases a pixel across or down from the best
-                best = found[0]
-                found = with_phases(found, passes, tuple(((best.phase[0] + dy) % phases, (best.phase[1] + dx) % phases)
-                                                        for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))))
-        if found[0].pilot >= SOFT_DECODING_PILOT:
-            # the likeliest reading over every tile, first: the most confident of the readings whose pilot agrees
-            # (a phase a pixel off can have the better pilot, but reads its message cells less surely)
-            agreeing = [c for c in found if c.pilot >= SOFT_DECODING_PILOT]
-            likeliest = max(agreeing, key=lambda c: float(np.abs(c.soft - 0.5).mean()))
-            whole = _read_around(decoder, centre, likeliest, here, config, (left, top), shrink)
-            found = [whole] + found if whole is not None else found
-        pivot = (left + centre.width * shrink / 2, top + centre.height * shrink / 2)  # PIL turns about the centre
-        yield [replace(c, angle=lattice.angle, shear=lattice.shear, pivot=pivot, orientation=given.orientation)
-               for c in found]
+        read_again: list[tuple[Candidate, Candidate | None]] = []  # (reading, it over every tile) so far
+
+        def finished(found: list[Candidate]) -> list[Candidate]:
+            """``found`` in the image's pixels, after its likeliest reading read again over every tile (when the
+            best pilot agrees): the most confident of the readings whose pilot agrees (a phase a pixel off can
+            have the better pilot, but reads its message cells less surely)."""
+            if found[0].pilot >= SOFT_DECODING_PILOT:
+                likeliest = max((c for c in found if c.pilot >= SOFT_DECODING_PILOT),
+                                key=lambda c: float(np.abs(c.soft - 0.5).mean()))
+                again = [pair for pair in read_again if pair[0] is likeliest]
+                if not again:
+                    again = [(likeliest, _read_around(decoder, centre, likeliest, here, config, (left, top), shrink))]
+                    read_again.extend(again)
+                whole = again[0][1]
+                found = [whole] + found if whole is not None else found
+            pivot = (left + centre.width * shrink / 2, top + centre.height * shrink / 2)  # PIL turns about the centre
+            return [replace(c, angle=lattice.angle, shear=lattice.shear, pivot=pivot, orientation=given.orientation)
+                    for c in found]
+
+        found = with_phases([], 1)  # the 16 even phases
+        if found[0].pilot >= SOFT_DECODING_PILOT:  # they agree: read at once (a marked photo mostly reads so)
+            yield finished(found)
+        # the 16 odd ones (both coordinates odd), from the same full-resolution layers
+        if given.confirmed or found[0].pilot >= ODD_PHASES_PILOT:
+            found = with_phases(found, 1, ((1, 1),))
+        if found[0].pilot >= SOFT_DECODING_PILOT:  # the four phases a pixel across or down from the best
+            best = found[0]
+            found = with_phases(found, passes, tuple(((best.phase[0] + dy) % phases, (best.phase[1] + dx) % phases)
+                                                    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))))
+        yield finished(found)
 
 
 @torch.no_grad()

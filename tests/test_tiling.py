@@ -250,14 +250,15 @@ def test_a_reading_says_where_the_tiles_lie(shipped, marked_photo):
 
 def test_the_search_reads_its_likeliest_reading_again_over_every_tile_around(shipped):
     """Found over 2 x 2 tiles, the likeliest (phase, roll) is read again over every tile the crop holds (3 x 3
-    here), tried first: after JPEG 30 it has far fewer wrong bits."""
+    here), tried first: after JPEG 30 it has far fewer wrong bits (the lattice's last list: every phase
+    searched)."""
     import skimage.data
 
     photo = Image.fromarray(skimage.data.astronaut()).resize((1400, 1400), Image.Resampling.BICUBIC)
     bits = np.random.default_rng(5).integers(0, 2, 256)
     attacked = apply_chain(shipped.embed_bits(photo, bits).crop((130, 77, 1330, 1237)), parse_chain("jpeg:30"))
     lattice = tiling.rule_lattice(1400, 1400, shipped.config)  # a crop keeps the tiles' size: 350 px
-    readings = next(tiling.search(shipped.decoder, attacked, shipped.config, [lattice]))
+    *_, readings = tiling.search(shipped.decoder, attacked, shipped.config, [lattice])
     assert len(readings) == tiling.CANDIDATES + 1 and readings[0].offset in [r.offset for r in readings[1:]]
     wrong = [int(((r.soft > 0.5) != bits).sum()) for r in readings]
     # measured (release 5 with the caps' spread, AMD EPYC): 1, and 14 at best (JPEG 35: 2 and 12; after JPEG 20
@@ -350,7 +351,7 @@ def test_the_pilot_s_template_confirms_a_turned_photo_s_tiles_among_the_autocorr
     matcher = tiling.TemplateMatcher(turned, shipped.pilot_template, shipped.config)
     assert matcher.confirms(next(peak for peak in peaks if peak.near(truth)))[0] >= tiling.CONFIRM_Z + 2
     assert matcher.confirms(tiling.Lattice(truth.period, -1.05))[0] < tiling.CONFIRM_Z - 1
-    assert next(tiling.candidate_lattices(turned, shipped.config, shipped.pilot_template)).near(truth)
+    assert next(tiling.candidate_lattices(turned, shipped.config, matcher)).near(truth)
     assert shipped.decode(turned).message == "turned 2026"
     clean = apply_chain(photo, edit)
     matcher = tiling.TemplateMatcher(clean, shipped.pilot_template, shipped.config)
@@ -372,9 +373,9 @@ def test_the_template_confirms_tiles_as_far_down_as_the_autocorrelation_s_tenth_
     peaks = tiling.autocorrelation_peaks(turned, tiling.CONFIRM_PEAKS)
     assert not any(peak.near(truth) for peak in peaks[:8])
     tiles = next(peak for peak in peaks if peak.near(truth))
-    assert tiling.TemplateMatcher(turned, shipped.pilot_template, shipped.config).confirms(tiles)[0] \
-        >= tiling.CONFIRM_Z + 0.5
-    assert next(tiling.candidate_lattices(turned, shipped.config, shipped.pilot_template)).near(truth)
+    matcher = tiling.TemplateMatcher(turned, shipped.pilot_template, shipped.config)
+    assert matcher.confirms(tiles)[0] >= tiling.CONFIRM_Z + 0.5
+    assert next(tiling.candidate_lattices(turned, shipped.config, matcher)).near(truth)
     assert shipped.decode(turned).message == "7pUq4LAudNpHy"
 
 
@@ -412,7 +413,9 @@ def test_the_last_unconfirmed_slot_goes_to_the_warped_band_s_first_when_the_temp
     monkeypatch.setattr(tiling.TemplateMatcher, "confirms",
                         lambda self, lattice: torch.full((8,), ratings[round(lattice.period, 1)]))
     monkeypatch.setattr(tiling.TemplateMatcher, "lattice", lambda self: None)
-    found = list(tiling.candidate_lattices(Image.new("RGB", (1080, 700)), DEFAULT, torch.zeros(3, 8, 5)))
+    blank = Image.new("RGB", (1080, 700))
+    matcher = tiling.TemplateMatcher(blank, torch.zeros(3, 8, 5), DEFAULT)
+    found = list(tiling.candidate_lattices(blank, DEFAULT, matcher))
     assert [round(f.period, 1) for f in found[:2]] == [349.7, searched]
     assert len(found) <= tiling.lattice_count(1080, 700, DEFAULT)  # the bound's count holds either way
 
@@ -432,7 +435,9 @@ def test_a_confirmed_lattice_is_searched_refined_first_then_as_found(monkeypatch
     monkeypatch.setattr(tiling.TemplateMatcher, "refined",
                         lambda self, lattice: (refined_rating, replace(lattice, aspect=1.02)))
     monkeypatch.setattr(tiling.TemplateMatcher, "lattice", lambda self: None)
-    found = list(tiling.candidate_lattices(Image.new("RGB", (1080, 700)), DEFAULT, torch.zeros(3, 8, 5)))
+    blank = Image.new("RGB", (1080, 700))
+    matcher = tiling.TemplateMatcher(blank, torch.zeros(3, 8, 5), DEFAULT)
+    found = list(tiling.candidate_lattices(blank, DEFAULT, matcher))
     assert L(310.0, 0.0, 1.02).near(L(310.0))
     assert [(f.period, f.aspect) for f in found[:len(searched)]] == searched
     assert [f.confirmed for f in found[:len(searched)]] == [True] * (len(searched) - 1) + [False]
@@ -458,6 +463,34 @@ def test_the_odd_phases_are_searched_for_a_confirmed_lattice_or_when_the_even_on
     found = next(tiling.search(shipped.decoder, noise, shipped.config, [tiling.Lattice(272.0, confirmed=confirmed)]))
     assert read == ([((0, 0),), ((1, 1),)] if odd else [((0, 0),)])
     assert len(found) == tiling.CANDIDATES and all(c.pilot == pytest.approx(pilot) for c in found)
+
+
+@pytest.mark.parametrize("pilot", [0.65, 0.55])
+def test_the_even_phases_are_handed_on_first_when_they_agree(shipped, monkeypatch, pilot):
+    """Every roll of every phase agreeing with the pilot as much as ``pilot``: at the soft-decoding level or more,
+    the even phases' readings (their likeliest read again over every tile, first) are handed on before the odd
+    and the neighbouring phases are read, and all of them after; below it, one list after every phase."""
+    read = []
+    phase_maps = tiling.phase_maps
+
+    def recording(decoder, features, skip=0, shifts=((0, 0),)):
+        read.append(shifts)
+        return phase_maps(decoder, features, skip, shifts)
+
+    monkeypatch.setattr(tiling, "phase_maps", recording)
+    monkeypatch.setattr(tiling, "pilot_scores", lambda folded, config: torch.full(folded.shape, pilot))
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (1200, 1200, 3), dtype=np.uint8))
+    lists = tiling.search(shipped.decoder, noise, shipped.config, [tiling.Lattice(272.0, confirmed=True)])
+    first = next(lists)
+    if pilot >= tiling.SOFT_DECODING_PILOT:
+        assert read == [((0, 0),), ((0, 0),)]  # the even phases, and the likeliest over every tile
+        assert len(first) == tiling.CANDIDATES + 1 and first[0].offset in [c.offset for c in first[1:]]
+        last = next(lists)
+        assert read[2] == ((1, 1),) and len(read[3]) == 4  # the odd phases, then the four neighbours
+        assert len(last) == tiling.CANDIDATES + 1
+    else:
+        assert read == [((0, 0),), ((1, 1),)] and len(first) == tiling.CANDIDATES
+    assert next(lists, None) is None
 
 
 def test_a_region_smaller_than_the_search_s_runs_on_by_its_own_period():
@@ -537,7 +570,8 @@ def test_the_lattices_counted_are_those_an_image_of_its_size_can_be_searched_at(
                                                        (20000, 100))] == [8, 8, 7, 7, 2, 2]
     assert tiling.hypotheses(102, 102, shipped.config) == 2 * 64 * 17 * 17 * 2
     thumbnail = Image.fromarray(random_crops(1, 102, seed=5)[0])
-    assert len(list(tiling.candidate_lattices(thumbnail, shipped.config, shipped.pilot_template))) <= 2
+    matcher = tiling.TemplateMatcher(thumbnail, shipped.pilot_template, shipped.config)
+    assert len(list(tiling.candidate_lattices(thumbnail, shipped.config, matcher))) <= 2
     assert shipped.decode(thumbnail).hypotheses == 10 + 8 + tiling.hypotheses(102, 102, shipped.config)
 
 
