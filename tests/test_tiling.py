@@ -420,6 +420,31 @@ def test_the_last_unconfirmed_slot_goes_to_the_warped_band_s_first_when_the_temp
     assert len(found) <= tiling.lattice_count(1080, 700, DEFAULT)  # the bound's count holds either way
 
 
+@pytest.mark.parametrize("rating, first, rated", [(9.0, 400.0, 2), (7.5, 500.0, 3)])
+def test_a_peak_rated_far_above_clean_images_is_searched_before_the_rest_are_rated(monkeypatch, rating, first,
+                                                                                  rated):
+    """Peaks of 310, 400 and 500 px rated 3, ``rating`` and 12 upright (nothing in any other orientation): the
+    400-px one rated at least :data:`tiling.SURE_Z` is searched before the 500-px one is rated, and takes the
+    upright slot (the bound's count holds); rated below it, every peak is rated and the best searched first."""
+    L = tiling.Lattice
+    peaks, ratings, asked = [L(310.0), L(400.0), L(500.0)], {310.0: 3.0, 400.0: rating, 500.0: 12.0}, []
+
+    def confirms(self, lattice):
+        asked.append(lattice.period)
+        return torch.tensor([ratings[lattice.period]] + [0.0] * 7)
+
+    monkeypatch.setattr(tiling, "autocorrelation_bands", lambda *args: (peaks, [], []))
+    monkeypatch.setattr(tiling.TemplateMatcher, "confirms", confirms)
+    monkeypatch.setattr(tiling.TemplateMatcher, "refined", lambda self, lattice: (0.0, lattice))
+    monkeypatch.setattr(tiling.TemplateMatcher, "lattice", lambda self: None)
+    blank = Image.new("RGB", (1080, 700))
+    found = tiling.candidate_lattices(blank, DEFAULT, tiling.TemplateMatcher(blank, torch.zeros(3, 8, 5), DEFAULT))
+    assert next(found).period == first and len(asked) == rated
+    searched = [first] + [f.period for f in found]
+    assert (500.0 in searched) == (rating < tiling.SURE_Z)  # else the upright slot went to the 400-px peak
+    assert len(searched) <= tiling.lattice_count(1080, 700, DEFAULT)
+
+
 @pytest.mark.parametrize("refined_rating, searched", [(9.5, [(310.0, 1.02), (310.0, 1.0), (400.0, 1.0)]),
                                                       (7.5, [(310.0, 1.0), (400.0, 1.0)])])
 def test_a_confirmed_lattice_is_searched_refined_first_then_as_found(monkeypatch, refined_rating, searched):
@@ -491,6 +516,37 @@ def test_the_even_phases_are_handed_on_first_when_they_agree(shipped, monkeypatc
     else:
         assert read == [((0, 0),), ((1, 1),)] and len(first) == tiling.CANDIDATES
     assert next(lists, None) is None
+
+
+def test_the_readings_in_place_in_other_orientations_wait_for_the_search_unless_the_template_finds_them_likely(
+        shipped, monkeypatch):
+    """A mirrored marked photo: the template rates its tiles in place highest mirrored, so after the upright
+    reading in place the mirrored one is read next, before any search.  The photo as marked: no other orientation
+    is likely.  Cropped off its tiles: only the upright reading in place comes before the search that reads it."""
+    import skimage.data
+
+    photo = Image.fromarray(skimage.data.astronaut()).resize((1400, 1400), Image.Resampling.BICUBIC)
+    marked = shipped.embed(photo, "placed 2026")
+    mirrored = marked.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+
+    def likely(image):
+        matcher = tiling.TemplateMatcher(image, shipped.pilot_template, shipped.config)
+        return tiling.likely_orientations(matcher, *image.size, shipped.config, orientations.count())
+
+    assert likely(mirrored)[0] == orientations.MIRRORED and likely(marked) == []
+    read, read_in_place = [], tiling.read_in_place
+
+    def recording(decoder, rgb, config, orientation=0, tiles=tiling.MAX_TILES_READ):
+        read.append(orientation)
+        return read_in_place(decoder, rgb, config, orientation, tiles)
+
+    monkeypatch.setattr(tiling, "read_in_place", recording)
+    result = shipped.decode(mirrored)
+    assert result.message == "placed 2026" and "mirrored back" in result.frame
+    assert read[-1] == orientations.MIRRORED and set(read[:-1]) == {0}  # upright over 2 x 2 tiles, then 4 x 4
+    read.clear()
+    result = shipped.decode(marked.crop((130, 77, 1330, 1237)))
+    assert result.message == "placed 2026" and read == [0]
 
 
 def test_a_region_smaller_than_the_search_s_runs_on_by_its_own_period():
