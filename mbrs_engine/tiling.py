@@ -1196,8 +1196,8 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
     tried first.  When the even phases' best pilot agrees already, they are
     handed on at once, read so (a marked photo mostly reads from them: the
     held-out photos' edits decoded in a median 1.98 s instead of 2.42 s),
-    and the lattice's readings as above after them.  One or two lists a lattice; each reading is one of the
-    hypotheses :func:`hypotheses` counts.
+    and the lattice's readings as above after them.  One or two lists a
+    lattice; each reading is one of the hypotheses :func:`hypotheses` counts.
     """
     device = next(decoder.parameters()).device
     passes, phases = len(_strided(decoder)), config.cell_pixels

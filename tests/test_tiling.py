@@ -469,12 +469,9 @@ def test_a_confirmed_lattice_is_searched_refined_first_then_as_found(monkeypatch
     assert len(found) <= tiling.lattice_count(1080, 700, DEFAULT)
 
 
-@pytest.mark.parametrize("pilot, confirmed, odd", [(0.45, False, False), (0.55, False, True), (0.45, True, True)])
-def test_the_odd_phases_are_searched_for_a_confirmed_lattice_or_when_the_even_ones_agree(
-        shipped, monkeypatch, pilot, confirmed, odd):
-    """Every roll of every phase agreeing with the pilot as much as ``pilot`` (below the soft-decoding level:
-    nothing is read again): the odd phases are read after the even ones only for a lattice the template confirmed,
-    or when the even ones reach :data:`tiling.ODD_PHASES_PILOT`."""
+def _searched_at_pilot(shipped, monkeypatch, pilot: float, side: int, lattice):
+    """(the phases read so far, the search's lists) of a ``side``-px noise image at ``lattice``, with every roll of
+    every phase agreeing with the pilot as much as ``pilot``."""
     read = []
     phase_maps = tiling.phase_maps
 
@@ -484,8 +481,18 @@ def test_the_odd_phases_are_searched_for_a_confirmed_lattice_or_when_the_even_on
 
     monkeypatch.setattr(tiling, "phase_maps", recording)
     monkeypatch.setattr(tiling, "pilot_scores", lambda folded, config: torch.full(folded.shape, pilot))
-    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (600, 600, 3), dtype=np.uint8))
-    found = next(tiling.search(shipped.decoder, noise, shipped.config, [tiling.Lattice(272.0, confirmed=confirmed)]))
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8))
+    return read, tiling.search(shipped.decoder, noise, shipped.config, [lattice])
+
+
+@pytest.mark.parametrize("pilot, confirmed, odd", [(0.45, False, False), (0.55, False, True), (0.45, True, True)])
+def test_the_odd_phases_are_searched_for_a_confirmed_lattice_or_when_the_even_ones_agree(
+        shipped, monkeypatch, pilot, confirmed, odd):
+    """Every roll of every phase agreeing with the pilot as much as ``pilot`` (below the soft-decoding level:
+    nothing is read again): the odd phases are read after the even ones only for a lattice the template confirmed,
+    or when the even ones reach :data:`tiling.ODD_PHASES_PILOT`."""
+    read, lists = _searched_at_pilot(shipped, monkeypatch, pilot, 600, tiling.Lattice(272.0, confirmed=confirmed))
+    found = next(lists)
     assert read == ([((0, 0),), ((1, 1),)] if odd else [((0, 0),)])
     assert len(found) == tiling.CANDIDATES and all(c.pilot == pytest.approx(pilot) for c in found)
 
@@ -495,17 +502,7 @@ def test_the_even_phases_are_handed_on_first_when_they_agree(shipped, monkeypatc
     """Every roll of every phase agreeing with the pilot as much as ``pilot``: at the soft-decoding level or more,
     the even phases' readings (their likeliest read again over every tile, first) are handed on before the odd
     and the neighbouring phases are read, and all of them after; below it, one list after every phase."""
-    read = []
-    phase_maps = tiling.phase_maps
-
-    def recording(decoder, features, skip=0, shifts=((0, 0),)):
-        read.append(shifts)
-        return phase_maps(decoder, features, skip, shifts)
-
-    monkeypatch.setattr(tiling, "phase_maps", recording)
-    monkeypatch.setattr(tiling, "pilot_scores", lambda folded, config: torch.full(folded.shape, pilot))
-    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (1200, 1200, 3), dtype=np.uint8))
-    lists = tiling.search(shipped.decoder, noise, shipped.config, [tiling.Lattice(272.0, confirmed=True)])
+    read, lists = _searched_at_pilot(shipped, monkeypatch, pilot, 1200, tiling.Lattice(272.0, confirmed=True))
     first = next(lists)
     if pilot >= tiling.SOFT_DECODING_PILOT:
         assert read == [((0, 0),), ((0, 0),)]  # the even phases, and the likeliest over every tile
