@@ -1122,6 +1122,14 @@ def _in_place_size(width: int, height: int, config: NetworkConfig) -> tuple[int,
     return size
 
 
+def _in_place_scale(width: int, height: int, config: NetworkConfig) -> tuple[float, float]:
+    """Image pixels per working pixel, across and down, of a reading in place of an image of this size
+    (:func:`_in_place_size`): whole cells make the two differ by up to half a cell over the image, and a tile
+    misplaced by a third of a cell no longer reads."""
+    size = _in_place_size(width, height, config)
+    return width / size[0], height / size[1]
+
+
 def in_place_tiles(width: int, height: int, config: NetworkConfig) -> tuple[int, ...]:
     """The tiles a side each reading in place of an image of this size reads, in order: :data:`FIRST_TILES_READ`
     then :data:`MAX_TILES_READ` when the image holds more than the first on a side, else the one reading (a
@@ -1138,8 +1146,7 @@ def likely_orientations(matcher: TemplateMatcher, width: int, height: int, confi
     the held-out photos marked, each turned or mirrored in the 7 ways, alone, after JPEG 50 and resized to half
     (336 images), the true orientation was so, and first, in 315 (the others, mostly halved, are read after the
     search)."""
-    size = _in_place_size(width, height, config)
-    sx, sy = width / size[0], height / size[1]
+    sx, sy = _in_place_scale(width, height, config)
     rates = matcher.confirms(Lattice(tile_pixels(config) * sx, 0.0, sy / sx))
     return sorted((o for o in range(1, turns) if rates[o] >= CONFIRM_Z and rates[o] > rates[0]),
                   key=lambda o: -float(rates[o]))
@@ -1157,10 +1164,7 @@ def read_in_place(decoder, rgb: Image.Image, config: NetworkConfig, orientation:
     of those keeps the tiles where the rule puts them): its working copy is
     larger than the image."""
     seen = orientations.oriented_size(*rgb.size, orientation)
-    size = _in_place_size(*seen, config)
-    # image pixels per working pixel, across and down: whole cells make the two differ by up to half a cell
-    # over the image, and a tile misplaced by a third of a cell no longer reads
-    sx, sy = seen[0] / size[0], seen[1] / size[1]
+    sx, sy = _in_place_scale(*seen, config)
     # only the top-left tiles are read: cut them out before resizing (a 16 x 1200 image would otherwise make a
     # working copy of 272 x 20400)
     reach = tiles * tile_pixels(config)
@@ -1187,9 +1191,10 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
     pixel of one read) when the template confirmed the lattice or the even
     phases' best pilot reaches :data:`ODD_PHASES_PILOT` (a clean image's
     lattices mostly do not: the phase maps of a 280 x 280 region 0.29 s for
-    all 32, 0.13 s for the even 16, AMD EPYC 2026-12-07; all 64 took 1.25 s).  When the best pilot agrees (at least
+    all 32, 0.13 s for the even 16, AMD EPYC 2026-12-07; all 64 took
+    1.25 s).  When the best pilot agrees (at least
     :data:`SOFT_DECODING_PILOT`), the four phases a pixel across and down from
-    it are read too (0.22 s; on the geometric suite's samples they raised the
+    it are read too (0.11 s; on the geometric suite's samples they raised the
     best pilot in 35 of 142 searches, but none below 0.6 to 0.6 or more), and
     the likeliest reading is read again over every tile of the
     centre, up to :data:`MAX_TILES_READ` a side (:func:`_read_around`), and
@@ -1230,7 +1235,7 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
             return sorted(found + _readings(maps, offsets, config, count, lattice, scale, corner),
                           key=lambda c: -c.pilot)[:count]
 
-        read_again: list[tuple[Candidate, Candidate | None]] = []  # (reading, it over every tile) so far
+        read_again: list = [None, None]  # the last reading read over every tile, and that reading
 
         def finished(found: list[Candidate]) -> list[Candidate]:
             """``found`` in the image's pixels, after its likeliest reading read again over every tile (when the
@@ -1239,11 +1244,10 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
             if found[0].pilot >= SOFT_DECODING_PILOT:
                 likeliest = max((c for c in found if c.pilot >= SOFT_DECODING_PILOT),
                                 key=lambda c: float(np.abs(c.soft - 0.5).mean()))
-                again = [pair for pair in read_again if pair[0] is likeliest]
-                if not again:
-                    again = [(likeliest, _read_around(decoder, centre, likeliest, here, config, (left, top), shrink))]
-                    read_again.extend(again)
-                whole = again[0][1]
+                if read_again[0] is not likeliest:  # (the second list's likeliest is often the first's)
+                    read_again[:] = likeliest, _read_around(decoder, centre, likeliest, here, config, (left, top),
+                                                            shrink)
+                whole = read_again[1]
                 found = [whole] + found if whole is not None else found
             pivot = (left + centre.width * shrink / 2, top + centre.height * shrink / 2)  # PIL turns about the centre
             return [replace(c, angle=lattice.angle, shear=lattice.shear, pivot=pivot, orientation=given.orientation)
