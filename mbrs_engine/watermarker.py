@@ -410,7 +410,7 @@ class Watermarker:
         the orientations the pilot's template finds likely (:func:`tiling.likely_orientations`) before the full
         frame, the search before the other orientations in place and the other frames (an edit of a tiled photo is
         likelier than a cropped whole-frame mark, and a search that reads skips the frames' 0.3-0.5 s; a crop
-        that must be searched for skips 7 readings in place, 0.45 s).  ``outlines(width, height)`` gives where
+        that must be searched for skips 7 readings in place, 0.43-0.46 s).  ``outlines(width, height)`` gives where
         the reading lies (:attr:`DecodeResult.outlines`)."""
         def whole(width: int, height: int) -> list:
             return [((0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height)))]
