@@ -1,15 +1,14 @@
-"""Shared fixtures: isolated model/config folders, and one tiny trained model per test session."""
+"""Shared fixtures: isolated model/config folders, and the tiny trained model (tests/fixtures/tiny-model)."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from mbrs_engine.model_files import ModelMetadata, save_model
-
-from tiny_model import TinyTraining, random_crops, train_tiny_model
+from tiny_model import FIXTURE, random_crops
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,14 +43,17 @@ def no_shipped_models(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory):
-    """The tiny model, trained once per session and saved with save_model; the path of its JSON."""
-    settings = TinyTraining()
-    encoder, decoder, config, seconds = train_tiny_model(settings)
+    """The tiny model (:mod:`tiny_model`), a copy of the saved one per session; the path of its JSON."""
+    from mbrs_engine.model_files import load_model
+
     folder = tmp_path_factory.mktemp("tiny-model")
-    meta = ModelMetadata(name="tiny", description="tiny test model (32x32, L=256)",
-                         training_noise="8-bit rounding + down/up resampling", training_data="skimage.data crops",
-                         training={"steps": settings.steps, "seconds": round(seconds, 1)})
-    return save_model(folder, encoder, decoder, config, meta).json_path
+    for path in FIXTURE.iterdir():
+        shutil.copyfile(path, folder / path.name)
+    try:
+        load_model(folder / "tiny.json")
+    except Exception as error:  # the networks' layers changed since it was saved
+        pytest.fail(f"the saved tiny model does not load ({error}): run python tests/tiny_model.py")
+    return folder / "tiny.json"
 
 
 @pytest.fixture(scope="session")

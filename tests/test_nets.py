@@ -1,4 +1,4 @@
-"""Networks: the reference's exact parameter counts, shapes, the diffusion variant at other sizes, errors."""
+"""Networks: the reference's exact parameter counts, shapes, the diffusion variant at other sizes, errors; the tiny test model."""
 import pytest
 import torch
 
@@ -178,3 +178,35 @@ def test_periodic_features_need_the_whole_reach_of_the_borders_and_the_full_map_
         own = processor.grid_features(grid, period=5)
     tolerance = 1e-5 * float(full.abs().max())
     assert not torch.allclose(short, full, atol=tolerance) and not torch.allclose(own, full, atol=tolerance)
+
+
+def _tiny_bit_accuracy(encoder, decoder) -> float:
+    """Bits read right from 64 fresh 32 x 32 crops marked by the tiny model and rounded to 8 bits."""
+    from tiny_model import _pool
+
+    covers, message = _pool(32, 64, seed=7), torch.randint(0, 2, (64, 256), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        marked = torch.round((encoder(covers, message.float()) + 1) * 127.5) / 127.5 - 1
+        return float(((decoder(marked) > 0.5) == message.bool()).float().mean())
+
+
+def test_the_saved_tiny_model_is_the_tiny_training_s_and_reads_its_bits():
+    """The suite's tiny model (tests/fixtures/tiny-model) was trained with today's settings and config, and
+    carries its bits: after a change to either, ``python tests/tiny_model.py`` saves it again."""
+    from dataclasses import asdict
+
+    from mbrs_engine.model_files import load_model
+    from tiny_model import CONFIG, FIXTURE, TinyTraining
+
+    model = load_model(FIXTURE / "tiny.json")
+    assert model.config == CONFIG
+    assert {k: v for k, v in model.metadata.training.items() if k != "seconds"} == asdict(TinyTraining())
+    assert _tiny_bit_accuracy(model.encoder, model.decoder) > 0.99
+
+
+@pytest.mark.slow
+def test_the_tiny_training_still_learns_to_carry_the_bits():
+    from tiny_model import train_tiny_model
+
+    encoder, decoder, _, _ = train_tiny_model()
+    assert _tiny_bit_accuracy(encoder, decoder) > 0.99

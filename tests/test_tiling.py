@@ -654,9 +654,8 @@ def test_random_words_through_the_whole_search_are_not_detected(shipped, monkeyp
 
     monkeypatch.setattr(payload, "decode_payload", random_word)
     img = Image.fromarray(random_crops(1, 256, seed=3)[0]).resize((420, 420), Image.Resampling.BICUBIC)
-    for _ in range(3):
-        assert not shipped.decode(img).detected
-    assert len(seen) > 3 * 20 and set(seen) == {10 + 8 + tiling.hypotheses(420, 420, shipped.config)}
+    assert not shipped.decode(img).detected
+    assert len(seen) > 20 and set(seen) == {10 + 8 + tiling.hypotheses(420, 420, shipped.config)}
 
 
 def test_whole_frame_layout_on_request(shipped, marked_photo):

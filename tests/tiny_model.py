@@ -1,26 +1,35 @@
-"""A tiny MBRS model trained inside the test session (CPU, seconds), until a trained default model ships.
+"""A tiny MBRS model for the API tests: trained here, saved once in ``tests/fixtures/tiny-model``.
 
 32 x 32 images, L = 256 bits (the plain architecture with h = 16, k = 1),
 16 channels, one SE block.  It learns to carry 256 bits through 8-bit
 rounding and mild resampling blur on random crops of scikit-image's sample
 photographs (test data only), with MSE losses as in the paper.  This is not
 the trainer (``mbrs_engine.train``); it only gives the API tests a model that
-really decodes.
+really decodes.  Training it took 28 s of every pytest worker (one thread), so
+the suite loads the saved one (``tests/conftest.py``); after a change to the
+networks' layers, train and save it again:
+
+    python tests/tiny_model.py            (writes tests/fixtures/tiny-model)
 """
 from __future__ import annotations
 
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from mbrs_engine.model_files import ModelMetadata, save_model
 from mbrs_engine.nets import NetworkConfig, build_from_config
 from mbrs_engine.pixels import from_uint8
 
 CONFIG = NetworkConfig(image_size=32, message_length=256, channels=16, blocks=1)
+#: Where the trained tiny model is kept (``tiny.json`` and ``tiny.safetensors``).
+FIXTURE = Path(__file__).parent / "fixtures" / "tiny-model"
 SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 
 
@@ -107,3 +116,17 @@ def _train(settings: TinyTraining, config: NetworkConfig):
         optimiser.step()
         schedule.step()
     return encoder.eval(), decoder.eval(), config, time.perf_counter() - start
+
+
+def save_tiny_model(folder: Path = FIXTURE, settings: TinyTraining = TinyTraining()) -> Path:
+    """Train the tiny model and save it in ``folder`` (made if missing); the path of its JSON."""
+    encoder, decoder, config, seconds = train_tiny_model(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = ModelMetadata(name="tiny", description="tiny test model (32x32, L=256)",
+                         training_noise="8-bit rounding + down/up resampling", training_data="skimage.data crops",
+                         training={**asdict(settings), "seconds": round(seconds, 1)})
+    return save_model(folder, encoder, decoder, config, meta).json_path
+
+
+if __name__ == "__main__":
+    print(save_tiny_model(Path(sys.argv[1]) if len(sys.argv) > 1 else FIXTURE))
