@@ -54,7 +54,7 @@ Progress = Callable[[int, int], None]
 class RefineConfig:
     """How :func:`refine_residual` tunes a watermark (a Watermarker carries one as its default, or None)."""
 
-    steps: int = 40                                 # the most gradient steps
+    steps: int = 30                                 # the most gradient steps
     learning_rate: float = 0.3                      # Adam, in 8-bit levels of the H x H residual; cosine to a tenth
     margin: float = 0.25                            # every bit is pushed until its score is this far past 0.5
     attacks: tuple[str, ...] = ATTACK_FAMILIES      # one view of each per step
