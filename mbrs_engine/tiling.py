@@ -451,7 +451,8 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, matcher: "Templa
     percent off); a peak rated :data:`SURE_Z` or more in its best orientation takes the slot of that
     orientation's kind (upright, or turned and mirrored) at once, before the peaks after it are rated;
     then the autocorrelation's first :data:`PERIOD_PEAKS` peaks (the last of them the warped band's first when the
-    template rates that higher), then the template's own period
+    template rates that higher, unless that peak is under the template's smallest period and rates :data:`SURE_Z`
+    with the copy enlarged), then the template's own period
     (:meth:`TemplateMatcher.lattice`, when its peak stands out), then the embedding rule's period for this size,
     upright (right for an image cut along its longer side only).  Those the template confirmed (its two slots,
     their refinements, its own period) come marked :attr:`Lattice.confirmed`.  A generator: the template's
@@ -493,9 +494,14 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, matcher: "Templa
                     confirmed.append((float(rates[i, o + 1]), replace(rated[i], orientation=o + 1)))
                 # the last slot searched unconfirmed: the narrow band's peak or the warped band's first, whichever
                 # the template rates higher upright (tiles stretched by a crop's resize repeat once at their width
-                # and again at their height; the narrow band finds them as square tiles of one or the other)
+                # and again at their height; the narrow band finds them as square tiles of one or the other); a
+                # narrow peak under the template's smallest period (rated 0) keeps its slot when the template,
+                # enlarging the copy, rates it SURE_Z or more (a photo shrunk to a quarter: its tiles 10.2;
+                # texture so rated 4-7 on the geometric suite)
                 if warped and (len(unconfirmed) < PERIOD_PEAKS or
-                               rates[len(peaks) + len(wide), 0] > rates[PERIOD_PEAKS - 1, 0]):
+                               rates[len(peaks) + len(wide), 0] > rates[PERIOD_PEAKS - 1, 0]) and \
+                        not (len(unconfirmed) == PERIOD_PEAKS and rates[PERIOD_PEAKS - 1, 0] == 0.0 and
+                             matcher.confirms(unconfirmed[-1], small=True)[0] >= SURE_Z):
                     unconfirmed = unconfirmed[:PERIOD_PEAKS - 1] + warped[:1]
             for rate, lattice in sorted(confirmed, key=lambda c: -c[0]):
                 yield from slot(rate, lattice)
@@ -945,13 +951,14 @@ class TemplateMatcher:
         return TEMPLATE_MIN_SCALE * self.size <= period <= MAX_PERIOD_SHARE * self.short
 
     @torch.no_grad()
-    def confirms(self, lattice: Lattice) -> torch.Tensor:
+    def confirms(self, lattice: Lattice, small: bool = False) -> torch.Tensor:
         """The template's z-score at ``lattice`` (its angle, aspect and shear; periods within
         :data:`CONFIRM_STEPS` of :data:`TEMPLATE_FINE_STEP` of its own, the best of them) in each orientation
-        (:mod:`orientations`; index 0 upright); 0 for a period it does not rate (:meth:`_rated`)."""
+        (:mod:`orientations`; index 0 upright); 0 for a period it does not rate (:meth:`_rated`), unless
+        ``small`` and the period is only under its smallest (the copy is then enlarged to the working scale)."""
         turns = range(orientations.count())
         period = lattice.period / self.shrink
-        if not self._rated(period):
+        if not self._rated(period) and not (small and period <= MAX_PERIOD_SHARE * self.short):
             return torch.zeros(len(turns))
         steps = [period * math.exp(k * TEMPLATE_FINE_STEP) for k in range(-CONFIRM_STEPS, CONFIRM_STEPS + 1)]
         return self.rates(steps, TEMPLATE_FINE_REACH, lattice.angle, lattice.aspect, turns, lattice.shear).amax(0)

@@ -398,20 +398,22 @@ def test_the_template_refines_a_confirmed_lattice_s_width_and_height(shipped):
                                                                                                       rel=0.003)
 
 
-@pytest.mark.parametrize("rating, searched", [(4.5, 286.7), (0.0, 105.6)])
+@pytest.mark.parametrize("rating, enlarged, searched", [(4.5, 4.4, 286.7), (0.0, 0.0, 105.6), (4.5, 10.2, 105.6)])
 def test_the_last_unconfirmed_slot_goes_to_the_warped_band_s_first_when_the_template_rates_it_higher(
-        monkeypatch, rating, searched):
+        monkeypatch, rating, enlarged, searched):
     """As measured on a held-out photo cropped, stretched to 1.2 and fitted: the narrow band's first two peaks are
     349.7 px square (the stretched tiles' height read as square, rated 4.7) and 105.6 px (texture, below the
     template's smallest period: 0.0), the warped band's first the tiles (286.7 px, 1.2 times taller, rated 4.5),
     none above the gate.  The second slot searched without confirmation goes to the tiles; had the template rated
-    them no higher than the narrow band's second (0.0), that peak keeps its slot."""
+    them no higher than the narrow band's second (0.0), that peak keeps its slot; and so it does when the template,
+    enlarging the copy to rate it, finds it SURE_Z or more (as a photo shrunk to a quarter: its tiles there
+    rated 10.2, the warped band's first 4.4; texture 4-7)."""
     L = tiling.Lattice
     peaks, warped = [L(349.7), L(105.6)], [L(286.7, 0.0, 1.2)]
     ratings = {349.7: 4.7, 105.6: 0.0, 286.7: rating}
     monkeypatch.setattr(tiling, "autocorrelation_bands", lambda *args: (peaks, [], warped))
-    monkeypatch.setattr(tiling.TemplateMatcher, "confirms",
-                        lambda self, lattice: torch.full((8,), ratings[round(lattice.period, 1)]))
+    monkeypatch.setattr(tiling.TemplateMatcher, "confirms", lambda self, lattice, small=False: torch.full(
+        (8,), enlarged if small and round(lattice.period, 1) == 105.6 else ratings[round(lattice.period, 1)]))
     monkeypatch.setattr(tiling.TemplateMatcher, "lattice", lambda self: None)
     blank = Image.new("RGB", (1080, 700))
     matcher = tiling.TemplateMatcher(blank, torch.zeros(3, 8, 5), DEFAULT)
@@ -544,6 +546,19 @@ def test_the_readings_in_place_in_other_orientations_wait_for_the_search_unless_
     read.clear()
     result = shipped.decode(marked.crop((130, 77, 1330, 1237)))
     assert result.message == "placed 2026" and set(read) == {0}
+
+
+def test_a_photo_shrunk_to_a_quarter_is_read_from_tiles_smaller_than_the_template_s_smallest_period(shipped):
+    """Hubble (1000 x 872) marked, then shrunk to 250 x 218: its tiles (73 px, under the template's smallest
+    period) are the autocorrelation's second narrow peak, and the warped band's first (texture, rated 4.4) took
+    their slot until the template rated them enlarged (10.2)."""
+    import skimage.data
+
+    marked = shipped.embed(Image.fromarray(skimage.data.hubble_deep_field()), "quarter")
+    small = apply_chain(marked, parse_chain("resize:0.25"))
+    assert shipped.tile_size(small) is None  # embedded so small, it would be one frame: only the search reads it
+    result = shipped.decode(small)
+    assert result.message == "quarter" and result.frame.startswith("tiles of 73 px")
 
 
 def test_a_region_smaller_than_the_search_s_runs_on_by_its_own_period():
