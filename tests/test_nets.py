@@ -1,4 +1,5 @@
-"""Networks: the reference's exact parameter counts, shapes, the diffusion variant at other sizes, errors; the tiny test model."""
+"""Networks: the reference's exact parameter counts, shapes, the diffusion variant at other sizes, errors; the
+tiny test model."""
 import pytest
 import torch
 

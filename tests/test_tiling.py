@@ -558,7 +558,7 @@ def test_a_photo_shrunk_to_a_quarter_is_read_from_tiles_smaller_than_the_templat
     small = apply_chain(marked, parse_chain("resize:0.25"))
     assert shipped.tile_size(small) is None  # embedded so small, it would be one frame: only the search reads it
     result = shipped.decode(small)
-    assert result.message == "quarter" and result.frame.startswith("tiles of 73 px")
+    assert result.message == "quarter" and 70 <= int(result.frame.split()[2]) <= 76  # "tiles of 73 px at ..."
 
 
 def test_a_region_smaller_than_the_search_s_runs_on_by_its_own_period():

@@ -110,7 +110,7 @@ def test_crops_deterministic_and_sized(photo_dir, tmp_path):
 
 # ---------------------------------------------------------------- training
 def test_tiny_model_learns_identity_channel(photo_dir, tmp_path):
-    cfg = tiny_config(photo_dir, steps=90)
+    cfg = tiny_config(photo_dir, steps=60)  # BER 0.06-0.09 at 60 steps (0.03 at 90), chance 0.5
     metrics = Trainer(cfg, tmp_path / "run").run()
     assert metrics["ber_clean"] < 0.25, metrics       # chance is 0.5
     assert abs(metrics["psnr"] - 20.0) < 0.5          # strength 1 = the residual at its training PSNR
