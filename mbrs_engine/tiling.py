@@ -497,12 +497,14 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, matcher: "Templa
                 # and again at their height; the narrow band finds them as square tiles of one or the other); a
                 # narrow peak under the template's smallest period (rated 0) keeps its slot when the template,
                 # enlarging the copy, rates it SURE_Z or more (a photo shrunk to a quarter: its tiles 10.2;
-                # texture so rated 4-7 on the geometric suite)
-                if warped and (len(unconfirmed) < PERIOD_PEAKS or
-                               rates[len(peaks) + len(wide), 0] > rates[PERIOD_PEAKS - 1, 0]) and \
-                        not (len(unconfirmed) == PERIOD_PEAKS and rates[PERIOD_PEAKS - 1, 0] == 0.0 and
-                             matcher.confirms(unconfirmed[-1], small=True)[0] >= SURE_Z):
-                    unconfirmed = unconfirmed[:PERIOD_PEAKS - 1] + warped[:1]
+                # the samples' peaks so rated on the geometric suite 3.9-7.2)
+                if warped and len(unconfirmed) < PERIOD_PEAKS:
+                    unconfirmed = unconfirmed + warped[:1]
+                elif warped:
+                    narrow = rates[PERIOD_PEAKS - 1, 0]
+                    if rates[len(peaks) + len(wide), 0] > narrow and not (
+                            narrow == 0.0 and matcher.confirms(unconfirmed[-1], small=True)[0] >= SURE_Z):
+                        unconfirmed = unconfirmed[:-1] + warped[:1]
             for rate, lattice in sorted(confirmed, key=lambda c: -c[0]):
                 yield from slot(rate, lattice)
             yield from ((lattice, True) for lattice in unconfirmed)
@@ -944,21 +946,21 @@ class TemplateMatcher:
         z, period = self.scan()
         return Lattice(period, 0.0, confirmed=True) if z >= TEMPLATE_Z else None
 
-    def _rated(self, period: float) -> bool:
+    def _rated(self, period: float, small: bool = False) -> bool:
         """Whether the template rates a lattice of this period (copy pixels): from :data:`TEMPLATE_MIN_SCALE` tiles
-        of the working copy (as the scan) to :data:`MAX_PERIOD_SHARE` of the image's shorter side (the
-        autocorrelation's longest lag: :func:`lattice_count` relies on it)."""
-        return TEMPLATE_MIN_SCALE * self.size <= period <= MAX_PERIOD_SHARE * self.short
+        of the working copy (as the scan; any period with ``small``) to :data:`MAX_PERIOD_SHARE` of the image's
+        shorter side (the autocorrelation's longest lag: :func:`lattice_count` relies on it)."""
+        return (small or TEMPLATE_MIN_SCALE * self.size <= period) and period <= MAX_PERIOD_SHARE * self.short
 
     @torch.no_grad()
     def confirms(self, lattice: Lattice, small: bool = False) -> torch.Tensor:
         """The template's z-score at ``lattice`` (its angle, aspect and shear; periods within
         :data:`CONFIRM_STEPS` of :data:`TEMPLATE_FINE_STEP` of its own, the best of them) in each orientation
-        (:mod:`orientations`; index 0 upright); 0 for a period it does not rate (:meth:`_rated`), unless
-        ``small`` and the period is only under its smallest (the copy is then enlarged to the working scale)."""
+        (:mod:`orientations`; index 0 upright); 0 for a period it does not rate (:meth:`_rated`; with ``small``
+        also periods under its smallest, the copy enlarged to the working scale)."""
         turns = range(orientations.count())
         period = lattice.period / self.shrink
-        if not self._rated(period) and not (small and period <= MAX_PERIOD_SHARE * self.short):
+        if not self._rated(period, small):
             return torch.zeros(len(turns))
         steps = [period * math.exp(k * TEMPLATE_FINE_STEP) for k in range(-CONFIRM_STEPS, CONFIRM_STEPS + 1)]
         return self.rates(steps, TEMPLATE_FINE_REACH, lattice.angle, lattice.aspect, turns, lattice.shear).amax(0)
