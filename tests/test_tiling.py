@@ -407,7 +407,7 @@ def test_the_last_unconfirmed_slot_goes_to_the_warped_band_s_first_when_the_temp
     none above the gate.  The second slot searched without confirmation goes to the tiles; had the template rated
     them no higher than the narrow band's second (0.0), that peak keeps its slot; and so it does when the template,
     enlarging the copy to rate it, finds it SURE_Z or more (as a photo shrunk to a quarter: its tiles there
-    rated 10.2, the warped band's first 4.4; texture 4-7)."""
+    rated 10.2, the warped band's first 4.4; the samples' peaks so rated 3.9-7.2)."""
     L = tiling.Lattice
     peaks, warped = [L(349.7), L(105.6)], [L(286.7, 0.0, 1.2)]
     ratings = {349.7: 4.7, 105.6: 0.0, 286.7: rating}
