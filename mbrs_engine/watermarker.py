@@ -450,7 +450,7 @@ class Watermarker:
 
         def tile_search():
             if self.tiled and search:
-                lattices = tiling.candidate_lattices(rgb, self.config, matcher())
+                lattices = tiling.candidate_lattices(rgb, self.config, matcher(), self.decoder)
                 for readings in tiling.search(self.decoder, rgb, self.config, lattices):
                     for c in readings:
                         yield c.soft, c.describe(), None, c.pilot >= tiling.SOFT_DECODING_PILOT, c.tile_outlines

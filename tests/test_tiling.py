@@ -447,6 +447,32 @@ def test_a_peak_rated_far_above_clean_images_is_searched_before_the_rest_are_rat
     assert len(searched) <= tiling.lattice_count(1080, 700, DEFAULT)
 
 
+@pytest.mark.parametrize("pilots, probed", [((0.45, 0.61, 0.4, 0.52, 0.3, 0.2, 0.7), [7, 2]),
+                                            ((0.45, 0.4, 0.3, 0.49, 0.2, 0.1, 0.55), [7]),
+                                            ((0.45, 0.4, 0.3, 0.49, 0.2, 0.1, 0.3), [])])
+def test_the_first_peak_is_searched_last_in_the_orientations_the_decoder_s_pilot_agrees_best(monkeypatch, pilots,
+                                                                                              probed):
+    """Whatever the template confirmed (here a 400-px peak turned, which took the turned slot), the first peak is
+    searched last in the two orientations but upright whose pilot agrees best at a glance, those at least
+    :data:`tiling.PROBE_PILOT`; within :func:`lattice_count`.  Without a decoder, nothing is probed."""
+    L = tiling.Lattice
+    peaks = [L(310.0), L(400.0)]
+    monkeypatch.setattr(tiling, "autocorrelation_bands", lambda *args: (peaks, [], []))
+    monkeypatch.setattr(tiling.TemplateMatcher, "confirms", lambda self, lattice: torch.tensor(
+        [3.0, 7.0 if lattice.period == 400.0 else 3.0] + [0.0] * 6))
+    monkeypatch.setattr(tiling.TemplateMatcher, "refined", lambda self, lattice: (0.0, lattice))
+    monkeypatch.setattr(tiling.TemplateMatcher, "lattice", lambda self: None)
+    monkeypatch.setattr(tiling, "probe_pilot", lambda decoder, rgb, config, lattice: pilots[lattice.orientation - 1])
+    blank = Image.new("RGB", (1080, 700))
+    matcher = tiling.TemplateMatcher(blank, torch.zeros(3, 8, 5), DEFAULT)
+    found = list(tiling.candidate_lattices(blank, DEFAULT, matcher, decoder=object()))
+    assert (found[0].period, found[0].orientation) == (400.0, 1)  # the template's turned slot
+    # the template's turned slot, the first two peaks upright, the rule's, then those probed
+    assert [(f.period, f.orientation) for f in found[4:]] == [(310.0, o) for o in probed]
+    assert len(found) <= tiling.lattice_count(1080, 700, DEFAULT)
+    assert len(list(tiling.candidate_lattices(blank, DEFAULT, matcher))) == 4
+
+
 @pytest.mark.parametrize("refined_rating, searched", [(9.5, [(310.0, 1.02), (310.0, 1.0), (400.0, 1.0)]),
                                                       (7.5, [(310.0, 1.0), (400.0, 1.0)])])
 def test_a_confirmed_lattice_is_searched_refined_first_then_as_found(monkeypatch, refined_rating, searched):
@@ -561,6 +587,18 @@ def test_a_photo_shrunk_to_a_quarter_is_read_from_tiles_smaller_than_the_templat
     assert result.message == "quarter" and 70 <= int(result.frame.split()[2]) <= 76  # "tiles of 73 px at ..."
 
 
+def test_a_mirrored_photo_shrunk_and_re_encoded_is_read_in_the_orientation_the_probe_finds(shipped):
+    """Coffee at 3000 x 2000 marked, mirrored, shrunk to 1080 px and saved as JPEG 80: the template rates its tiles
+    in no orientation (it rates a texture mirrored instead), so only the autocorrelation's first peak (the tiles)
+    searched mirrored, the orientation the decoder's pilot agrees best at a glance, reads it."""
+    import skimage.data
+
+    photo = Image.fromarray(skimage.data.coffee()).resize((3000, 2000), Image.Resampling.BICUBIC)
+    edited = apply_chain(shipped.embed(photo, "mirrored 2026"), parse_chain("flip+fit:1080+jpeg:80"))
+    result = shipped.decode(edited)
+    assert result.message == "mirrored 2026" and "mirrored back" in result.frame, result.frame
+
+
 def test_a_region_smaller_than_the_search_s_runs_on_by_its_own_period():
     work = torch.rand(1, 3, 150, 290)
     extended = tiling._extended(work, 280, 136)
@@ -628,18 +666,19 @@ def test_a_tiled_photo_is_found_after_each_kind_of_edit(shipped, marked_photo, e
 
 
 def test_the_lattices_counted_are_those_an_image_of_its_size_can_be_searched_at(shipped):
-    """Eight for a photo (the two confirmed peaks, upright and turned, each refined too, two autocorrelation
-    peaks, the template's scan, the rule's); the rule's none for one too small to be tiled (under 272 px: whole
-    frame), and the template's none for one whose shorter side is under 0.75 tile of the working copy (102 px;
-    its autocorrelation's longest lag, 0.9 of it, too).
-    The search never gives more: every lattice of the 102-px thumbnail is an autocorrelation peak."""
+    """Ten for a photo (the two confirmed peaks, upright and turned, each refined too, two autocorrelation
+    peaks, the template's scan, the rule's, the first peak in the two orientations probed); the rule's none for
+    one too small to be tiled (under 272 px: whole frame), and the template's none for one whose shorter side is
+    under 0.75 tile of the working copy (102 px; its autocorrelation's longest lag, 0.9 of it, too).
+    The search never gives more: every lattice of the 102-px thumbnail is an autocorrelation peak, upright or
+    probed."""
     count = tiling.lattice_count
     assert [count(w, h, shipped.config) for w, h in ((4000, 3000), (512, 512), (384, 191), (128, 128), (102, 102),
-                                                       (20000, 100))] == [8, 8, 7, 7, 2, 2]
-    assert tiling.hypotheses(102, 102, shipped.config) == 2 * 64 * 17 * 17 * 2
+                                                       (20000, 100))] == [10, 10, 9, 9, 4, 4]
+    assert tiling.hypotheses(102, 102, shipped.config) == 4 * 64 * 17 * 17 * 2
     thumbnail = Image.fromarray(random_crops(1, 102, seed=5)[0])
     matcher = tiling.TemplateMatcher(thumbnail, shipped.pilot_template, shipped.config)
-    assert len(list(tiling.candidate_lattices(thumbnail, shipped.config, matcher))) <= 2
+    assert len(list(tiling.candidate_lattices(thumbnail, shipped.config, matcher, shipped.decoder))) <= 4
     assert shipped.decode(thumbnail).hypotheses == 10 + 8 + tiling.hypotheses(102, 102, shipped.config)
 
 
