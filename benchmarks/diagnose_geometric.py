@@ -70,9 +70,21 @@ def true_lattice(chain, cover: Image.Image, marked: Image.Image, attacked: Image
     return tiling.Lattice(period, angle, aspect, orientation, shear)
 
 
+def marked_photo(wm, cover: Image.Image, bits, cached: Path | None) -> Image.Image:
+    """``cover`` marked with ``bits``, read from ``cached`` (a PNG) when there, else marked and saved there."""
+    if cached is not None and cached.exists():
+        return Image.open(cached).convert("RGB")
+    marked = wm.embed_bits(cover, bits)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        marked.save(cached)
+    return marked
+
+
 def brief(lattice) -> list[float]:
-    """A lattice's period, angle, aspect and shear, rounded for the log."""
-    return [round(lattice.period, 1), round(lattice.angle, 2), round(lattice.aspect, 3), round(lattice.shear, 2)]
+    """A lattice's period, angle, aspect and shear, rounded for the log, and its orientation."""
+    return [round(lattice.period, 1), round(lattice.angle, 2), round(lattice.aspect, 3), round(lattice.shear, 2),
+            lattice.orientation]
 
 
 def reads_with(wm, attacked: Image.Image, lattice, text: str, count: int) -> bool:
@@ -102,13 +114,7 @@ def main() -> None:
         cover = cover.convert("RGB")
         bits, text = image_message(wm, args.seed, index)  # the message is drawn per seed too
         cached = args.cache / (f"{name}.png" if args.seed == 0 else f"{name}.seed{args.seed}.png") if args.cache else None
-        if cached is not None and cached.exists():
-            marked = Image.open(cached).convert("RGB")
-        else:
-            marked = wm.embed_bits(cover, bits)
-            if cached is not None:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                marked.save(cached)
+        marked = marked_photo(wm, cover, bits, cached)
         for a in args.edits:
             template = GEOMETRIC_SUITE[a]
             attacked, chain = attacked_image(marked, cover, template, args.seed, index, a)
@@ -121,7 +127,7 @@ def main() -> None:
             row = {"photo": name, "edit": template, "read": ok, "seconds": round(seconds, 2),
                    "true": None if truth is None else brief(truth),
                    "tiles_held": None if truth is None else round(min(attacked.size) / truth.period, 2),
-                   "found": [brief(f) for f in tiling.candidate_lattices(attacked, wm.config, matcher)]}
+                   "found": [brief(f) for f in tiling.candidate_lattices(attacked, wm.config, matcher, wm.decoder)]}
             if not ok and truth is not None:
                 row["true_lattice_reads"] = reads_with(wm, attacked, truth, text, result.hypotheses)
             print(json.dumps(row), flush=True)

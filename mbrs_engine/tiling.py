@@ -102,7 +102,7 @@ WIDE_ANGLE, WIDE_PEAKS = 20.0, 4
 #: and height repeating at lags up to MAX_STRETCH apart and turned up to MAX_SHEAR degrees apart; its first
 #: WARPED_PEAKS peaks are searched only where the pilot's template confirms them, as the wide band's.
 MAX_STRETCH, MAX_SHEAR, WARPED_PEAKS = 2.0, 6.0, 4
-#: The pilot's agreement at a glance (:func:`probe_pilot`) at which the autocorrelation's first peak is searched in
+#: The pilot's agreement at a glance (:func:`probe_pilots`) at which the autocorrelation's first peak is searched in
 #: an orientation but upright whatever the template rated (:func:`candidate_lattices`).  Measured on the held-out
 #: photos marked, each in the 7 other orientations, then shrunk to a 1080-pixel long side and saved as JPEG 80 (112
 #: images; before the probe 39 of them did not read): in the true orientation 0.54-0.88, the best of the seven in 108
@@ -465,9 +465,10 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, matcher: "Templa
     (:meth:`TemplateMatcher.lattice`, when its peak stands out), then the embedding rule's period for this size,
     upright (right for an image cut along its longer side only); last, when ``decoder`` is given, the
     autocorrelation's first peak in the :data:`PROBED_ORIENTATIONS` orientations but upright where the decoder's
-    pilot agrees best at a glance (:func:`probe_pilot`, at least :data:`PROBE_PILOT`).  Those the template
-    confirmed (its two slots, their refinements, its own period) come marked :attr:`Lattice.confirmed`.  A generator: the template's ratings and scan (0.34-0.44 s for a 12 MP
-    photo, AMD EPYC) and the probe run only when the search has not read the lattices before them."""
+    pilot agrees best at a glance (:func:`probe_pilots`, at least :data:`PROBE_PILOT`).  Those the template
+    confirmed (its two slots, their refinements, its own period) come marked :attr:`Lattice.confirmed`.  A
+    generator: the template's ratings and scan (0.34-0.44 s for a 12 MP photo, AMD EPYC) and the probe run only
+    when the search has not read the lattices before them."""
     found: list[Lattice] = []
 
     def slot(rate: float, lattice: Lattice):
@@ -479,13 +480,9 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, matcher: "Templa
                 yield moved, False  # not kept for the comparison: the lattice it refines comes next
             yield lattice, True
 
-    peaks: list[Lattice] = []
-
     def matched():
-        nonlocal peaks
         if matcher is None:
-            peaks = autocorrelation_peaks(rgb)
-            yield from ((lattice, True) for lattice in peaks)
+            yield from ((lattice, True) for lattice in autocorrelation_peaks(rgb))
         else:
             peaks, wide, warped = autocorrelation_bands(rgb, CONFIRM_PEAKS, WIDE_PEAKS, WARPED_PEAKS, matcher.copy)
             rated, ratings, taken = peaks + wide + warped, [], set()  # taken: the kinds of slot filled at once
@@ -524,14 +521,15 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, matcher: "Templa
             yield from ((lattice, True) for lattice in unconfirmed)
             yield matcher.lattice(), True
         yield rule_lattice(*rgb.size, config), True
-        if decoder is not None and peaks:
-            # the first peak in the orientations the decoder's pilot agrees best at a glance (a mirrored photo
-            # shrunk and re-encoded: the template rates its tiles in no orientation, or a texture's in a wrong one)
-            pilots = {o: probe_pilot(decoder, rgb, config, replace(peaks[0], orientation=o))
-                      for o in range(1, orientations.count())}
+        first = next((f for f in found if f.orientation == 0), None)
+        if decoder is not None and first is not None:
+            # the first lattice searched upright, in the orientations the decoder's pilot agrees best at a glance (a
+            # mirrored photo shrunk and re-encoded: the template rates its tiles in no orientation, a texture's in a
+            # wrong one, or them upright: a mirrored pilot column is still a column)
+            pilots = probe_pilots(decoder, rgb, config, first)
             for o in sorted(pilots, key=lambda o: -pilots[o])[:PROBED_ORIENTATIONS]:
                 if pilots[o] >= PROBE_PILOT:
-                    yield replace(peaks[0], orientation=o), True
+                    yield replace(first, orientation=o, confirmed=False), True
 
     for lattice, kept in matched():
         if lattice is not None and not any(lattice.near(f) for f in found):
@@ -1238,10 +1236,12 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
     """
     passes, phases = len(_strided(decoder)), config.cell_pixels
     for given in lattices:
-        cut = _centre_cut(decoder, rgb, config, given)
+        cut = _centre_cut(rgb, config, given)
         if cut is None:
             continue
-        lattice, centre, here, (left, top), shrink, scale, corner, features = cut
+        lattice, centre, here, (left, top), shrink, scale, corner, work = cut
+        with torch.no_grad():
+            features = shared_features(decoder, work.to(next(decoder.parameters()).device))
 
         @torch.no_grad()
         def with_phases(found: list[Candidate], skip: int, shifts=((0, 0),)) -> list[Candidate]:
@@ -1281,13 +1281,12 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
         yield finished(found)
 
 
-@torch.no_grad()
-def _centre_cut(decoder, rgb: Image.Image, config: NetworkConfig, given: Lattice):
+def _centre_cut(rgb: Image.Image, config: NetworkConfig, given: Lattice):
     """What :func:`search` reads for one lattice: (the lattice in the image oriented as it says, the centre cut out
     of that (with room for a turn) and turned back, the lattice in the centre's pixels, the centre's top-left
     corner in the oriented image, image pixels per pixel of the centre, image pixels per working pixel across and
-    down, the working region's top-left corner in working pixels, the decoder's full-resolution layers over
-    :data:`SEARCH_TILES` tiles a side of it); None when the centre does not hold a whole tile."""
+    down, the working region's top-left corner in working pixels, the working region: :data:`SEARCH_TILES` tiles a
+    side of the centre, (1, 3, h, w)); None when the centre does not hold a whole tile."""
     lattice, seen = given.oriented(), orientations.oriented_size(*rgb.size, given.orientation)
     side = math.ceil((MAX_TILES_READ + 1) * lattice.period)
     left, top = max(0, (seen[0] - side) // 2), max(0, (seen[1] - side) // 2)
@@ -1304,21 +1303,24 @@ def _centre_cut(decoder, rgb: Image.Image, config: NetworkConfig, given: Lattice
     work, scale, corner = region
     scale = (scale[0] * shrink, scale[1] * shrink)
     corner = (corner[0] + left / scale[0], corner[1] + top / scale[1])
-    features = shared_features(decoder, work.to(next(decoder.parameters()).device))
-    return lattice, centre, here, (left, top), shrink, scale, corner, features
+    return lattice, centre, here, (left, top), shrink, scale, corner, work
 
 
 @torch.no_grad()
-def probe_pilot(decoder, rgb: Image.Image, config: NetworkConfig, lattice: Lattice) -> float:
-    """How well the pilot agrees at ``lattice`` (in its orientation) at a glance: the best of its readings at the
-    four phases a half cell apart (the phase maps split at the last stride-2 layer only), over
-    :data:`SEARCH_TILES` tiles a side of the centre; 0 when the image does not hold a tile.  Not a reading the
-    payload test sees: it only chooses which orientations :func:`candidate_lattices` hands on."""
-    cut = _centre_cut(decoder, rgb, config, lattice)
+def probe_pilots(decoder, rgb: Image.Image, config: NetworkConfig, lattice: Lattice) -> dict[int, float]:
+    """How well the pilot agrees at ``lattice`` (upright) read in each orientation but upright
+    (:mod:`orientations`), at a glance: the best of the readings at the four phases a half cell apart (the phase
+    maps split at the last stride-2 layer only) over :data:`SEARCH_TILES` tiles a side of the centre, its working
+    region cut and resized once and oriented as a tensor; none where the image does not hold a tile.  Not
+    readings the payload test sees: they only choose which orientations :func:`candidate_lattices` hands on."""
+    cut = _centre_cut(rgb, config, replace(lattice, orientation=0))
     if cut is None:
-        return 0.0
-    maps, _ = phase_maps(decoder, cut[-1], skip=len(_strided(decoder)) - 1)
-    return float(pilot_scores(fold(maps.float().cpu(), cells(config)), config).max())
+        return {}
+    work, skip, pilots = cut[-1].to(next(decoder.parameters()).device), len(_strided(decoder)) - 1, {}
+    for o in range(1, orientations.count()):
+        maps, _ = phase_maps(decoder, shared_features(decoder, orientations.orient_tensor(work, o)), skip=skip)
+        pilots[o] = float(pilot_scores(fold(maps.float().cpu(), cells(config)), config).max())
+    return pilots
 
 
 @torch.no_grad()

@@ -462,7 +462,7 @@ def test_the_first_peak_is_searched_last_in_the_orientations_the_decoder_s_pilot
         [3.0, 7.0 if lattice.period == 400.0 else 3.0] + [0.0] * 6))
     monkeypatch.setattr(tiling.TemplateMatcher, "refined", lambda self, lattice: (0.0, lattice))
     monkeypatch.setattr(tiling.TemplateMatcher, "lattice", lambda self: None)
-    monkeypatch.setattr(tiling, "probe_pilot", lambda decoder, rgb, config, lattice: pilots[lattice.orientation - 1])
+    monkeypatch.setattr(tiling, "probe_pilots", lambda decoder, rgb, config, lattice: dict(enumerate(pilots, 1)))
     blank = Image.new("RGB", (1080, 700))
     matcher = tiling.TemplateMatcher(blank, torch.zeros(3, 8, 5), DEFAULT)
     found = list(tiling.candidate_lattices(blank, DEFAULT, matcher, decoder=object()))

@@ -86,11 +86,12 @@ def test_clean_images_are_not_detected(tiny_wm):
         # 10 frames, the tiles read in place (2 x 2 and 4 x 4 when the image holds more than 2) in each of the 8
         # orientations, every (lattice, phase, roll) of the tile search (the two peaks the pilot's template
         # confirms, upright and turned, each refined too, two autocorrelation peaks, the template's period, and
-        # the rule's for 96 x 96 only: the others are smaller than two 34-px tiles, so not tiled), read over 2 x 2
-        # tiles and over every tile around (the tiny model: 2-pixel cells, so 2 x 2 phases)
+        # the rule's for 96 x 96 only: the others are smaller than two 34-px tiles, so not tiled, and the first
+        # lattice searched upright in the two orientations probed), read over 2 x 2 tiles and over every tile around
+        # (the tiny model: 2-pixel cells, so 2 x 2 phases)
         in_place = {(96, 96): 1, (64, 64): 1}.get(img.size, 2)  # 97 x 61 and 50 x 40 hold more than 2 across
         assert len(tiling.in_place_tiles(*img.size, tiny_wm.config)) == in_place
-        lattices = 8 if img.size == (96, 96) else 7
+        lattices = 10 if img.size == (96, 96) else 9
         assert lattices * 2 * 2 * 17 * 17 * 2 == tiling.hypotheses(*img.size, tiny_wm.config)
         assert result.hypotheses == 10 + 8 * in_place + tiling.hypotheses(*img.size, tiny_wm.config)
 
