@@ -40,7 +40,7 @@ def rank(found: list[tiling.Lattice], truth: tiling.Lattice) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+")
+    parser.add_argument("folders", nargs="*", default=["data/eval-photos", "data/heldout-photos"])
     parser.add_argument("--cache", type=Path, help="folder for the marked photos (kept between runs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--channels", nargs="+", default=["luma", "luma+opponent"],

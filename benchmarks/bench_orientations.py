@@ -7,7 +7,7 @@ how many read and the median decode time; with ``--probe``, for the 1080-pixel e
 :func:`mbrs_engine.tiling.probe_pilots` gives the autocorrelation's first peak in the true orientation, its rank
 among the seven, and the best of the seven on the photo's cover so edited (what sets ``tiling.PROBE_PILOT``).
 
-    python benchmarks/bench_orientations.py data/heldout-photos [--cache runs/marked] [--probe]
+    python benchmarks/bench_orientations.py [data/heldout-photos] [--cache runs/marked] [--probe]
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def probe(wm: Watermarker, image: Image.Image) -> dict[int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder")
+    parser.add_argument("folder", nargs="?", default="data/heldout-photos")
     parser.add_argument("--cache", type=Path, help="folder for the marked photos (kept between runs)")
     parser.add_argument("--probe", action="store_true", help="also rate the probe on the 1080-pixel edit")
     args = parser.parse_args()

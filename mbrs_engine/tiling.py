@@ -102,14 +102,15 @@ WIDE_ANGLE, WIDE_PEAKS = 20.0, 4
 #: and height repeating at lags up to MAX_STRETCH apart and turned up to MAX_SHEAR degrees apart; its first
 #: WARPED_PEAKS peaks are searched only where the pilot's template confirms them, as the wide band's.
 MAX_STRETCH, MAX_SHEAR, WARPED_PEAKS = 2.0, 6.0, 4
-#: The pilot's agreement at a glance (:func:`probe_pilots`) at which the autocorrelation's first peak is searched in
+#: The pilot's agreement at a glance (:func:`probe_pilots`) at which the first lattice searched upright is searched in
 #: an orientation but upright whatever the template rated (:func:`candidate_lattices`).  Measured on the held-out
 #: photos marked, each in the 7 other orientations, then shrunk to a 1080-pixel long side and saved as JPEG 80 (112
-#: images; before the probe 39 of them did not read): in the true orientation 0.54-0.88, the best of the seven in 108
+#: images; before the probe 39 of them did not read), probing the autocorrelation's first peak
+#: (``benchmarks/bench_orientations.py --probe``): in the true orientation 0.54-0.88, the best of the seven in 108
 #: and second in 4; their covers so edited, the best of the seven 0.38-0.64 (median 0.47, 34 of 112 at 0.5 or more:
 #: one or two lattices searched in vain).  Over 1.5 tiles instead of 2 the true orientation was found in 10 of 48.
 PROBE_PILOT = 0.5
-#: How many orientations (the best probed) the autocorrelation's first peak is searched in, besides upright.
+#: How many orientations (the best probed) the first lattice searched upright is searched in besides.
 PROBED_ORIENTATIONS = 2
 #: Angles (degrees) below this are read as they are (the decoder reads cells turned by up to about 0.3°).
 MIN_TURN = 0.2
@@ -463,9 +464,9 @@ def candidate_lattices(rgb: Image.Image, config: NetworkConfig, matcher: "Templa
     template rates that higher, unless that peak is under the template's smallest period and rates :data:`SURE_Z`
     with the copy enlarged), then the template's own period
     (:meth:`TemplateMatcher.lattice`, when its peak stands out), then the embedding rule's period for this size,
-    upright (right for an image cut along its longer side only); last, when ``decoder`` is given, the
-    autocorrelation's first peak in the :data:`PROBED_ORIENTATIONS` orientations but upright where the decoder's
-    pilot agrees best at a glance (:func:`probe_pilots`, at least :data:`PROBE_PILOT`).  Those the template
+    upright (right for an image cut along its longer side only); last, when ``decoder`` is given, the first of
+    these searched upright in the :data:`PROBED_ORIENTATIONS` orientations but upright where the decoder's pilot
+    agrees best at a glance (:func:`probe_pilots`, at least :data:`PROBE_PILOT`).  Those the template
     confirmed (its two slots, their refinements, its own period) come marked :attr:`Lattice.confirmed`.  A
     generator: the template's ratings and scan (0.34-0.44 s for a 12 MP photo, AMD EPYC) and the probe run only
     when the search has not read the lattices before them."""
@@ -1022,8 +1023,8 @@ def lattice_count(width: int, height: int, config: NetworkConfig) -> int:
     it): the autocorrelation's first :data:`PERIOD_PEAKS`; the two peaks the template confirms (upright, and
     turned or mirrored) and each refined, and the template's own period, where the template's copy
     (:class:`TemplateMatcher`) spans periods it rates (from :data:`TEMPLATE_MIN_SCALE` tiles of the working copy:
-    a 102-px thumbnail has none); the rule's, where the embedding tiles this size; the first peak in the
-    :data:`PROBED_ORIENTATIONS` orientations probed."""
+    a 102-px thumbnail has none); the rule's, where the embedding tiles this size; the first lattice searched
+    upright in the :data:`PROBED_ORIENTATIONS` orientations probed."""
     short = min(_shrunk_size(width, height, _copy_factor(width, height)))  # the template copy's shorter side
     least = TEMPLATE_MIN_SCALE * tile_pixels(config)
     return PERIOD_PEAKS + 4 * (MAX_PERIOD_SHARE * short >= least) + (short > least) + \

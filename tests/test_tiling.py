@@ -450,11 +450,12 @@ def test_a_peak_rated_far_above_clean_images_is_searched_before_the_rest_are_rat
 @pytest.mark.parametrize("pilots, probed", [((0.45, 0.61, 0.4, 0.52, 0.3, 0.2, 0.7), [7, 2]),
                                             ((0.45, 0.4, 0.3, 0.49, 0.2, 0.1, 0.55), [7]),
                                             ((0.45, 0.4, 0.3, 0.49, 0.2, 0.1, 0.3), [])])
-def test_the_first_peak_is_searched_last_in_the_orientations_the_decoder_s_pilot_agrees_best(monkeypatch, pilots,
-                                                                                              probed):
-    """Whatever the template confirmed (here a 400-px peak turned, which took the turned slot), the first peak is
-    searched last in the two orientations but upright whose pilot agrees best at a glance, those at least
-    :data:`tiling.PROBE_PILOT`; within :func:`lattice_count`.  Without a decoder, nothing is probed."""
+def test_the_first_lattice_searched_upright_is_searched_last_where_the_decoder_s_pilot_agrees_best(monkeypatch,
+                                                                                                    pilots, probed):
+    """Whatever the template confirmed (here a 400-px peak turned, which took the turned slot), the first lattice
+    searched upright (the first peak, 310 px) is searched last in the two orientations but upright whose pilot
+    agrees best at a glance, those at least :data:`tiling.PROBE_PILOT`; within :func:`lattice_count`.  Without a
+    decoder, nothing is probed."""
     L = tiling.Lattice
     peaks = [L(310.0), L(400.0)]
     monkeypatch.setattr(tiling, "autocorrelation_bands", lambda *args: (peaks, [], []))
