@@ -106,9 +106,10 @@ MAX_STRETCH, MAX_SHEAR, WARPED_PEAKS = 2.0, 6.0, 4
 #: an orientation but upright whatever the template rated (:func:`candidate_lattices`).  Measured on the held-out
 #: photos marked, each in the 7 other orientations, then shrunk to a 1080-pixel long side and saved as JPEG 80 (112
 #: images; before the probe 39 of them did not read), probing the autocorrelation's first peak
-#: (``benchmarks/bench_orientations.py --probe``): in the true orientation 0.54-0.88, the best of the seven in 108
-#: and second in 4; their covers so edited, the best of the seven 0.38-0.64 (median 0.47, 34 of 112 at 0.5 or more:
-#: one or two lattices searched in vain).  Over 1.5 tiles instead of 2 the true orientation was found in 10 of 48.
+#: (``benchmarks/bench_orientations.py --probe``): in the true orientation 0.44-0.87, the best of the seven in 107
+#: and second in 4 (the other read when the region was cut per orientation: a matter of phase); their covers so
+#: edited, the best of the seven 0.41-0.60 (median 0.47, 30 of 112 at 0.5 or more: one or two lattices searched in
+#: vain).  Over 1.5 tiles instead of 2 the true orientation was found in 10 of 48.
 PROBE_PILOT = 0.5
 #: How many orientations (the best probed) the first lattice searched upright is searched in besides.
 PROBED_ORIENTATIONS = 2
