@@ -589,9 +589,9 @@ def test_a_photo_shrunk_to_a_quarter_is_read_from_tiles_smaller_than_the_templat
 
 
 def test_a_mirrored_photo_shrunk_and_re_encoded_is_read_in_the_orientation_the_probe_finds(shipped):
-    """Coffee at 3000 x 2000 marked, mirrored, shrunk to 1080 px and saved as JPEG 80: the template rates its tiles
-    in no orientation (it rates a texture mirrored instead), so only the autocorrelation's first peak (the tiles)
-    searched mirrored, the orientation the decoder's pilot agrees best at a glance, reads it."""
+    """Coffee at 3000 x 2000 marked, mirrored, shrunk to 1080 px and saved as JPEG 80: the search did not read it
+    before the probe (the template finds no orientation that reads); the first lattice searched upright (the
+    tiles) searched mirrored, where the decoder's pilot agrees best at a glance, reads it."""
     import skimage.data
 
     photo = Image.fromarray(skimage.data.coffee()).resize((3000, 2000), Image.Resampling.BICUBIC)
@@ -668,9 +668,10 @@ def test_a_tiled_photo_is_found_after_each_kind_of_edit(shipped, marked_photo, e
 
 def test_the_lattices_counted_are_those_an_image_of_its_size_can_be_searched_at(shipped):
     """Ten for a photo (the two confirmed peaks, upright and turned, each refined too, two autocorrelation
-    peaks, the template's scan, the rule's, the first peak in the two orientations probed); the rule's none for
-    one too small to be tiled (under 272 px: whole frame), and the template's none for one whose shorter side is
-    under 0.75 tile of the working copy (102 px; its autocorrelation's longest lag, 0.9 of it, too).
+    peaks, the template's scan, the rule's, the first lattice searched upright in the two orientations probed);
+    the rule's none for one too small to be tiled (under 272 px: whole frame), and the template's none for one
+    whose shorter side is under 0.75 tile of the working copy (102 px; its autocorrelation's longest lag, 0.9 of
+    it, too).
     The search never gives more: every lattice of the 102-px thumbnail is an autocorrelation peak, upright or
     probed."""
     count = tiling.lattice_count
