@@ -42,6 +42,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import zip_longest
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -1283,12 +1284,22 @@ def search(decoder, rgb: Image.Image, config: NetworkConfig, lattices: Iterable[
         yield finished(found)
 
 
-def _centre_cut(rgb: Image.Image, config: NetworkConfig, given: Lattice):
-    """What :func:`search` reads for one lattice: (the lattice in the image oriented as it says, the centre cut out
-    of that (with room for a turn) and turned back, the lattice in the centre's pixels, the centre's top-left
-    corner in the oriented image, image pixels per pixel of the centre, image pixels per working pixel across and
-    down, the working region's top-left corner in working pixels, the working region: :data:`SEARCH_TILES` tiles a
-    side of the centre, (1, 3, h, w)); None when the centre does not hold a whole tile."""
+class _CentreCut(NamedTuple):
+    """What :func:`search` reads for one lattice (:func:`_centre_cut`)."""
+
+    lattice: Lattice  # in the image oriented as it says
+    centre: Image.Image  # the centre of that, with room for a turn, turned back
+    here: Lattice  # the lattice in the centre's pixels
+    corner_px: tuple[int, int]  # the centre's top-left corner in the oriented image
+    shrink: float  # image pixels per pixel of the centre
+    scale: tuple[float, float]  # image pixels per working pixel, across and down
+    corner: tuple[float, float]  # the working region's top-left corner, in working pixels
+    work: torch.Tensor  # the working region, SEARCH_TILES tiles a side of the centre: (1, 3, h, w)
+
+
+def _centre_cut(rgb: Image.Image, config: NetworkConfig, given: Lattice) -> _CentreCut | None:
+    """The centre :func:`search` reads for one lattice (:class:`_CentreCut`); None when it does not hold a whole
+    tile."""
     lattice, seen = given.oriented(), orientations.oriented_size(*rgb.size, given.orientation)
     side = math.ceil((MAX_TILES_READ + 1) * lattice.period)
     left, top = max(0, (seen[0] - side) // 2), max(0, (seen[1] - side) // 2)
@@ -1305,7 +1316,7 @@ def _centre_cut(rgb: Image.Image, config: NetworkConfig, given: Lattice):
     work, scale, corner = region
     scale = (scale[0] * shrink, scale[1] * shrink)
     corner = (corner[0] + left / scale[0], corner[1] + top / scale[1])
-    return lattice, centre, here, (left, top), shrink, scale, corner, work
+    return _CentreCut(lattice, centre, here, (left, top), shrink, scale, corner, work)
 
 
 @torch.no_grad()
@@ -1318,7 +1329,7 @@ def probe_pilots(decoder, rgb: Image.Image, config: NetworkConfig, lattice: Latt
     cut = _centre_cut(rgb, config, replace(lattice, orientation=0))
     if cut is None:
         return {}
-    work, skip, pilots = cut[-1].to(next(decoder.parameters()).device), len(_strided(decoder)) - 1, {}
+    work, skip, pilots = cut.work.to(next(decoder.parameters()).device), len(_strided(decoder)) - 1, {}
     for o in range(1, orientations.count()):
         maps, _ = phase_maps(decoder, shared_features(decoder, orientations.orient_tensor(work, o)), skip=skip)
         pilots[o] = float(pilot_scores(fold(maps.float().cpu(), cells(config)), config).max())
