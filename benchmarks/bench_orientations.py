@@ -2,7 +2,8 @@
 
 Each photo of FOLDER is marked (default model, the geometric suite's seed-0 message) and put in each of the 7
 orientations but upright (quarter turns, mirrors, transposes), then left as it is, saved as JPEG 50, halved, or
-brought to a 1080-pixel long side and saved as JPEG 80 (a photo posted turned or mirrored).  Prints, per edit,
+brought to a 1080-pixel long side and saved as JPEG 80 (a photo posted turned or mirrored; the attacks of
+:mod:`mbrs_engine.attacks`).  Prints, per edit,
 how many read and the median decode time; with ``--probe``, for the 1080-pixel edit, the pilot
 :func:`mbrs_engine.tiling.probe_pilots` gives the autocorrelation's first peak in the true orientation, its rank
 among the seven, and the best of the seven on the photo's cover so edited (what sets ``tiling.PROBE_PILOT``).
@@ -12,7 +13,6 @@ among the seven, and the best of the seven on the photo's cover so edited (what 
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import time
 import warnings
@@ -24,26 +24,16 @@ from PIL import Image  # noqa: E402
 
 from diagnose_geometric import marked_photo  # noqa: E402
 from mbrs_engine import orientations, tiling  # noqa: E402
+from mbrs_engine.attacks import apply_chain, parse_chain  # noqa: E402
 from mbrs_engine.evaluate import image_message, load_folder  # noqa: E402
 from mbrs_engine.imageio import ModeWarning  # noqa: E402
 
 
-def jpeg(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-
-
-def posted(image: Image.Image) -> Image.Image:
-    """Brought to a 1080-pixel long side (never enlarged) and saved as JPEG 80."""
-    factor = min(1.0, 1080 / max(image.size))
-    return jpeg(image.resize((round(image.width * factor), round(image.height * factor)), Image.Resampling.BICUBIC),
-                80)
-
-
-EDITS = {"as it is": lambda im: im, "JPEG 50": lambda im: jpeg(im, 50),
-         "halved": lambda im: im.resize((max(1, im.width // 2), max(1, im.height // 2)), Image.Resampling.BICUBIC),
-         "1080 px + JPEG 80": posted}
+#: The edits after the orientation, as the attacks define them (``fit`` enlarges a photo under 1080 px too).
+EDITS = {name: parse_chain(chain) for name, chain in (("as it is", "identity"), ("JPEG 50", "jpeg:50"),
+                                                      ("halved", "resize:0.5"),
+                                                      ("1080 px + JPEG 80", "fit:1080+jpeg:80"))}
+POSTED = "1080 px + JPEG 80"
 
 
 def probe(wm: Watermarker, image: Image.Image) -> dict[int, float]:
@@ -67,14 +57,16 @@ def main() -> None:
         bits, text = image_message(wm, 0, index)
         marked = marked_photo(wm, cover, bits, args.cache / f"{name}.png" if args.cache else None)
         for o in range(1, orientations.count()):
-            for edit, apply in EDITS.items():
-                attacked = apply(orientations.orient(marked, o))
+            edited = {}
+            for edit, chain in EDITS.items():
+                attacked = edited[edit] = apply_chain(orientations.orient(marked, o), chain)
                 start = time.perf_counter()
                 reads[edit].append(wm.decode(attacked).message == text)
                 times[edit].append(time.perf_counter() - start)
             if args.probe:
-                pilots, true = probe(wm, posted(orientations.orient(marked, o))), orientations.inverse(o)
-                clean = probe(wm, posted(orientations.orient(cover, o)))
+                pilots = probe(wm, edited[POSTED])
+                clean = probe(wm, apply_chain(orientations.orient(cover, o), EDITS[POSTED]))
+                true = orientations.inverse(o)
                 if true in pilots:
                     rank = 1 + sum(p > pilots[true] for p in pilots.values())
                     probes.append((pilots[true], rank, max(clean.values(), default=0.0)))
