@@ -1,4 +1,5 @@
-"""Working on several images at once (folder runs of the CLI, the app's Save all): threads sharing the cores.
+"""Threads sharing the cores: several images at once (folder runs of the CLI, the app's Save all), and work
+speculated on while the work in hand goes on (:class:`Ahead`).
 
 The engine's work is in torch, PIL and numpy, which let go of the GIL, so
 threads use every core without copying the model into other processes.
@@ -7,7 +8,9 @@ torch's own threads are shared out between them while they run.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import torch
@@ -55,3 +58,57 @@ def run_in_threads(items: Sequence, work: Callable, workers: int,
         torch.set_num_threads(threads)
     return outcomes
 
+
+
+class Ahead:
+    """The items of ``items`` worked out in a thread of its own from the start, at the lowest CPU priority, and
+    handed on in their order by iterating; :meth:`stop` ends that thread after the item it is on.
+
+    The thread runs under Linux's ``SCHED_IDLE`` (its torch threads too): only
+    on cores the rest of the process leaves idle, so work speculated on (a
+    decode's last readings, needed only where the readings before them do
+    not read) does not slow the work in hand.  Where that priority cannot be
+    had (another system, or refused), nothing runs ahead: the items are worked
+    out as they are iterated, in the iterating thread.
+    """
+
+    _LAZY, _END = object(), object()
+
+    def __init__(self, items: Iterable):
+        self._items, self._queue, self._stop = items, queue.SimpleQueue(), threading.Event()
+        if hasattr(os, "SCHED_IDLE"):
+            threading.Thread(target=self._run, daemon=True).start()
+        else:
+            self._queue.put((self._LAZY, None))
+
+    def _run(self) -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # this thread, and those it starts
+        except OSError:
+            self._queue.put((self._LAZY, None))
+            return
+        try:
+            for item in self._items:
+                self._queue.put((item, None))
+                if self._stop.is_set():
+                    break
+        except BaseException as exc:  # raised where the item would have been handed on
+            self._queue.put((None, exc))
+            return
+        self._queue.put((self._END, None))
+
+    def __iter__(self) -> Iterator:
+        while True:
+            item, exc = self._queue.get()
+            if exc is not None:
+                raise exc
+            if item is self._LAZY:
+                yield from self._items
+                return
+            if item is self._END:
+                return
+            yield item
+
+    def stop(self) -> None:
+        """Work out no more items (the one being worked out is finished); those already worked out are kept."""
+        self._stop.set()

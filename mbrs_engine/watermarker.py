@@ -55,6 +55,7 @@ from .imageio import join_alpha, split_alpha
 from .metrics import image_psnr, psnr_to_mse, residual_scale_for_psnr
 from .nets import NetworkConfig
 from .nets.folding import fold_batchnorm
+from .parallel import Ahead
 from .payload import DEFAULT_THRESHOLD, DecodeResult
 from .perceptual import LADDER, Shaping
 from .shaping_check import choose_shaping
@@ -409,9 +410,10 @@ class Watermarker:
         search.  When an image of this size is embedded in tiles, the tiles come first: in place upright and in
         the orientations the pilot's template finds likely (:func:`tiling.likely_orientations`) before the full
         frame, the search before the other orientations in place and the other frames (an edit of a tiled photo is
-        likelier than a cropped whole-frame mark, and a search that reads skips the frames' 0.3-0.5 s; a crop
-        that must be searched for skips 7 readings in place, 0.43-0.46 s).  ``outlines(width, height)`` gives where
-        the reading lies (:attr:`DecodeResult.outlines`)."""
+        likelier than a cropped whole-frame mark), which are worked out meanwhile on the cores the search leaves
+        idle (:class:`parallel.Ahead`): a crop that must be searched for reads as soon as without them, and an
+        unmarked photo, which needs every reading, is done about 1 s sooner (docs/watermarking.md, "Decode
+        time").  ``outlines(width, height)`` gives where the reading lies (:attr:`DecodeResult.outlines`)."""
         def whole(width: int, height: int) -> list:
             return [((0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height)))]
 
@@ -456,7 +458,11 @@ class Watermarker:
                         yield c.soft, c.describe(), None, c.pilot >= tiling.SOFT_DECODING_PILOT, c.tile_outlines
 
         if tiled_here:
-            yield from chain(tile_search(), tiles_in_place(later), other_frames())
+            rest = Ahead(chain(tiles_in_place(later), other_frames()))
+            try:
+                yield from chain(tile_search(), rest)
+            finally:
+                rest.stop()
         else:
             yield from chain(other_frames(), tile_search())
 

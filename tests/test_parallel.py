@@ -1,11 +1,13 @@
-"""Several images at once: outcomes in order, failures handed back, a stop drops what has not started."""
+"""Several images at once: outcomes in order, failures handed back, a stop drops what has not started; work
+speculated on ahead, in order, stopped, or worked out in turn where the idle priority is refused."""
+import os
 import threading
 import time
 
 import pytest
 import torch
 
-from mbrs_engine.parallel import MAX_WORKERS, default_workers, run_in_threads
+from mbrs_engine.parallel import MAX_WORKERS, Ahead, default_workers, run_in_threads
 
 
 def test_outcomes_come_back_in_order_with_the_failures_and_the_threads_restored():
@@ -43,3 +45,56 @@ def test_an_exception_in_on_done_drops_the_items_not_started():
     with pytest.raises(KeyError):
         run_in_threads(range(20), work, 2, stop)
     assert len(started) < 20
+
+
+def _counted(n: int, made: list, gate: threading.Event | None = None):
+    for i in range(n):
+        if gate is not None:
+            gate.wait(5)
+        made.append((i, threading.current_thread().name))
+        yield i
+
+
+def test_ahead_works_the_items_out_before_they_are_asked_for_and_hands_them_on_in_order():
+    made = []
+    ahead = Ahead(_counted(5, made))
+    deadline = time.monotonic() + 5
+    while len(made) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [i for i, _ in made] == list(range(5))  # all of them, none asked for yet
+    assert all(name != threading.current_thread().name for _, name in made)
+    assert list(ahead) == list(range(5))
+
+
+def test_ahead_hands_on_an_exception_where_its_item_would_be():
+    def failing():
+        yield 1
+        raise ValueError("two")
+
+    items = iter(Ahead(failing()))
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="two"):
+        next(items)
+
+
+def test_ahead_stopped_works_out_no_more_items():
+    made, gate = [], threading.Event()
+    ahead = Ahead(_counted(100, made, gate))
+    ahead.stop()
+    gate.set()
+    time.sleep(0.2)
+    assert len(made) == 1  # the item it was on when stopped, no more
+    assert list(ahead) == [0]  # what was worked out is kept
+
+
+def test_ahead_without_the_idle_priority_works_the_items_out_as_they_are_asked_for(monkeypatch):
+    def refused(*args):
+        raise PermissionError("not allowed")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refused)
+    made = []
+    ahead = Ahead(_counted(3, made))
+    time.sleep(0.1)
+    assert made == []
+    assert list(ahead) == [0, 1, 2]
+    assert {name for _, name in made} == {threading.current_thread().name}
