@@ -59,7 +59,6 @@ def run_in_threads(items: Sequence, work: Callable, workers: int,
     return outcomes
 
 
-
 class Ahead:
     """The items of ``items`` worked out in a thread of its own from the start, at the lowest CPU priority, and
     handed on in their order by iterating; :meth:`stop` ends that thread after the item it is on.
