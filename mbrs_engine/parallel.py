@@ -61,7 +61,8 @@ def run_in_threads(items: Sequence, work: Callable, workers: int,
 
 class Ahead:
     """The items of ``items`` worked out in a thread of its own from the start, at the lowest CPU priority, and
-    handed on in their order by iterating; :meth:`stop` ends that thread after the item it is on.
+    handed on in their order by iterating; :meth:`stop` ends that thread after the item it is on (not stopped, it
+    works them all out: the process does not end before it).
 
     The thread runs under Linux's ``SCHED_IDLE`` (its torch threads too): only
     on cores the rest of the process leaves idle, so work speculated on (a
@@ -76,7 +77,9 @@ class Ahead:
     def __init__(self, items: Iterable):
         self._items, self._queue, self._stop = items, queue.SimpleQueue(), threading.Event()
         if hasattr(os, "SCHED_IDLE"):
-            threading.Thread(target=self._run, daemon=True).start()
+            # not a daemon: the interpreter's exit waits for the item in hand (a daemon thread killed inside
+            # torch aborted the process)
+            threading.Thread(target=self._run).start()
         else:
             self._queue.put((self._LAZY, None))
 

@@ -1,6 +1,9 @@
 """Several images at once: outcomes in order, failures handed back, a stop drops what has not started; work
 speculated on ahead, in order, stopped, or worked out in turn where the idle priority is refused."""
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -97,3 +100,25 @@ def test_ahead_without_the_idle_priority_works_the_items_out_as_they_are_asked_f
     assert made == []
     assert list(ahead) == [0, 1, 2]
     assert {name for _, name in made} == {threading.current_thread().name}
+
+
+def test_a_process_ends_cleanly_while_a_stopped_ahead_is_inside_torch():
+    """A decode that reads in its search returns while the readings after it are being worked out: the process
+    must still exit normally (a daemon thread killed inside torch at exit aborted it: "terminate called")."""
+    script = textwrap.dedent("""
+        import torch
+        from mbrs_engine.parallel import Ahead
+
+        def work():
+            x, conv = torch.randn(1, 32, 192, 192), torch.nn.Conv2d(32, 32, 3, padding=1)
+            for _ in range(40):
+                with torch.no_grad():
+                    yield float(conv(x).mean())
+
+        ahead = Ahead(work())
+        next(iter(ahead))
+        ahead.stop()
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "terminate" not in done.stderr
