@@ -52,6 +52,11 @@ def timed(wm: Watermarker, images: list[Image.Image]) -> tuple[list[float], int]
     return times, detected
 
 
+def spread(times: list[float]) -> str:
+    """Median and worst of ``times``, for the summary."""
+    return f"median {statistics.median(times):.2f} s, worst {max(times):.2f} s" if times else "none timed"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--photos", type=Path, default=Path("data/heldout-photos"))
@@ -82,13 +87,12 @@ def main() -> None:
                 seen[mode][0].extend(unmarked)
                 seen[mode][1].extend(marked)
                 print(f"round {round_ + 1}, {mode}: unmarked 12 MP {' '.join(f'{t:.2f}' for t in unmarked)} s "
-                      f"({false_alarms} detected); marked crops median {statistics.median(marked):.2f} s, "
-                      f"{reads} of {len(crops)} read", flush=True)
+                      f"({false_alarms} detected); marked crops {spread(marked)}, {reads} of {len(crops)} read",
+                      flush=True)
     finally:
         watermarker.Ahead = modes["as run"]
     for mode, (unmarked, marked) in seen.items():
-        print(f"{mode}: unmarked 12 MP median {statistics.median(unmarked):.2f} s, worst {max(unmarked):.2f} s; "
-              f"marked crops median {statistics.median(marked):.2f} s, worst {max(marked):.2f} s")
+        print(f"{mode}: unmarked 12 MP {spread(unmarked)}; marked crops {spread(marked)}")
 
 
 if __name__ == "__main__":
