@@ -76,17 +76,14 @@ class Ahead:
 
     def __init__(self, items: Iterable):
         self._items, self._queue, self._stop = items, queue.SimpleQueue(), threading.Event()
-        if hasattr(os, "SCHED_IDLE"):
-            # not a daemon: the interpreter's exit waits for the item in hand (a daemon thread killed inside
-            # torch aborted the process)
-            threading.Thread(target=self._run).start()
-        else:
-            self._queue.put((self._LAZY, None))
+        # not a daemon: the interpreter's exit waits for the item in hand (a daemon thread killed inside torch
+        # aborted the process)
+        threading.Thread(target=self._run).start()
 
     def _run(self) -> None:
         try:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # this thread, and those it starts
-        except OSError:
+        except (AttributeError, OSError):  # not Linux, or refused: worked out as they are iterated
             self._queue.put((self._LAZY, None))
             return
         try:
