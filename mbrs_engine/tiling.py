@@ -141,6 +141,8 @@ MAX_OUTLINES = 2000
 #: A turned image is turned back at this many times the working copy's resolution (not at its own: turning the
 #: centre of a 12 MP photo took 0.6 s a lattice).
 TURN_RESOLUTION = 2.0
+#: How far (pixels) a resampling box may lie outside the image by rounding alone (:func:`_resampled`).
+BOX_ROUNDING = 1e-6
 #: The largest side (pixels) the autocorrelation runs on; larger images are shrunk first.
 AUTOCORRELATION_SIDE = 1024
 #: Periods (pixels of the autocorrelation's copy) from this on are looked for in a copy shrunk by half more: their
@@ -273,8 +275,12 @@ def working_copy(rgb: Image.Image, size: tuple[int, int], scale: tuple[float, fl
 
 def _resampled(rgb: Image.Image, size: tuple[int, int], scale: tuple[float, float],
                origin: tuple[float, float] = (0.0, 0.0)) -> Image.Image:
-    """``size`` pixels of ``rgb`` at exactly ``scale`` image pixels per pixel (across, down) from ``origin``."""
+    """``size`` pixels of ``rgb`` at exactly ``scale`` image pixels per pixel (across, down) from ``origin``.  A box
+    edge outside the image by no more than :data:`BOX_ROUNDING` (arithmetic's rounding: a cell corner computed
+    at -6e-14 px) is put on the image's edge (PIL refuses a box outside the image)."""
     box = (origin[0], origin[1], origin[0] + size[0] * scale[0], origin[1] + size[1] * scale[1])
+    box = tuple(min(max(edge, 0.0), side) if -BOX_ROUNDING <= edge <= side + BOX_ROUNDING else edge
+                for edge, side in zip(box, rgb.size * 2))
     return rgb.resize(size, Image.Resampling.BICUBIC, box=box, reducing_gap=REDUCING_GAP)
 
 

@@ -49,6 +49,17 @@ def test_working_sizes_tile_large_photos_finely_and_leave_small_ones_whole():
     assert h // 136 >= 3
 
 
+def test_a_working_copy_s_box_off_the_image_by_rounding_alone_is_put_on_its_edges():
+    # a cell corner computed at -6e-14 px made PIL refuse the box ("box offset can't be negative") and a decode
+    # of a marked photo padded to a square raised instead of reading
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8))
+    exact = tiling.working_copy(image, (40, 30), (2.0, 2.0), (0.0, 0.0))
+    assert torch.equal(tiling.working_copy(image, (40, 30), (2.0, 2.0), (-5.7e-14, -5.7e-14)), exact)
+    assert torch.equal(tiling.working_copy(image, (40, 30), (2.0 + 1e-15, 2.0 + 1e-15), (0.0, 0.0)), exact)
+    with pytest.raises(ValueError):  # a box really off the image is still an error
+        tiling.working_copy(image, (40, 30), (2.0, 2.0), (-0.5, 0.0))
+
+
 def test_phase_maps_are_the_decoder_on_shifted_images(tiny_wm, monkeypatch):
     monkeypatch.setenv(precision.PRECISION_VARIABLE, "fp32")  # as the decoder runs below, on every processor
     decoder = tiny_wm.decoder
