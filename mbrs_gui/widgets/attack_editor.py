@@ -10,6 +10,8 @@ from ..attack_chain import KINDS, Chain, Step
 
 
 class _StepRow(QFrame):
+    VALUES_BESIDE_TITLE = 2  # kinds with more values show them on a second line
+
     changed = Signal()
     move = Signal(object, int)
     remove = Signal(object)
@@ -18,12 +20,18 @@ class _StepRow(QFrame):
         super().__init__(parent)
         self.kind = KINDS[step.kind]
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        layout = QHBoxLayout(self)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 3, 3, 3)
+        layout.setSpacing(2)
+        top = QHBoxLayout()
+        layout.addLayout(top)
         title = QLabel(self.kind.label)
         title.setToolTip(self.kind.help)
         title.setMinimumWidth(70)
-        layout.addWidget(title, 1)
+        top.addWidget(title, 1)
+        # up to two values beside the title; more (a crop's area, aspect and place) on a line of their own, so that
+        # the row stays as narrow as the panel and its buttons in view
+        values = top if len(self.kind.params) <= self.VALUES_BESIDE_TITLE else QHBoxLayout()
         self.spins: list[QDoubleSpinBox] = []
         for param, value in zip(self.kind.params, step.values):
             spin = QDoubleSpinBox()
@@ -34,9 +42,9 @@ class _StepRow(QFrame):
             spin.setValue(value)
             spin.setToolTip(param.name)
             spin.setKeyboardTracking(False)
-            spin.setMaximumWidth(78)
+            spin.setMaximumWidth(78 if values is top else 68)
             spin.valueChanged.connect(self.changed)
-            layout.addWidget(spin)
+            values.addWidget(spin)
             self.spins.append(spin)
         for text, tip, slot in (("↑", "Move up", lambda: self.move.emit(self, -1)),
                                 ("↓", "Move down", lambda: self.move.emit(self, 1)),
@@ -46,7 +54,10 @@ class _StepRow(QFrame):
             button.setToolTip(tip)
             button.setAutoRaise(True)
             button.clicked.connect(slot)
-            layout.addWidget(button)
+            top.addWidget(button)
+        if values is not top:
+            values.addStretch(1)
+            layout.addLayout(values)
 
     def step(self) -> Step:
         return Step(self.kind.name, tuple(s.value() for s in self.spins))

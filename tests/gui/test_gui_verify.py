@@ -97,6 +97,9 @@ def test_every_registered_attack_can_be_added_and_applied(qtbot, window, photo):
     for kind in ENGINE_KINDS.values():
         editor.set_chain(Chain())
         add_attack(editor, kind.label)
+        # a row fits the panel (a crop's four values beside its name took 511 px here and hid its buttons, and the
+        # panel's other buttons, behind the panel's edge)
+        assert editor.rows[-1].minimumSizeHint().width() <= 380, kind.name
         out = editor.chain().apply(img, original=img)
         assert out.mode == "RGB" and (out.size == img.size or kind.geometric)
 
