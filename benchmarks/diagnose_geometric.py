@@ -59,7 +59,7 @@ def true_lattice(chain, cover: Image.Image, marked: Image.Image, attacked: Image
             down = (e * den - (d * x + e * y + f) * h) / den ** 2
             period, aspect = period / across, aspect * across / down
         if attack.name == "fit":
-            cropped = apply_chain(marked, tuple(a for a in chain if a.name in ("crop", "turn", "flip", "stretch")))
+            cropped = apply_chain(marked, tuple(a for a in chain if a.name in ("crop", "turn", "flip", "stretch", "pad")))
             period *= attacked.width / cropped.width
     probe = Image.fromarray(np.arange(36, dtype=np.uint8).reshape(3, 4, 3))
     moved = apply_chain(probe, tuple(a for a in chain if a.name in ("turn", "flip")))

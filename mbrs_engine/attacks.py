@@ -36,6 +36,11 @@ each) and return an 8-bit RGB image (an alpha channel is dropped):
                           sides by K of the width each (``turn:1+keystone:K+turn:3``: the left edge).
 * ``stretch:F``           resize the width by F and keep the height (bicubic, antialiased when shrinking): the
                           image resized to another aspect, as a fixed-size export (a 3:2 photo to a square) does.
+* ``pad:A,R,X,Y,L``       place the image on a larger canvas of flat grey level L (0 black, 1 white) of which
+                          it fills the share A of the area; R changes the canvas's aspect (its width/height is the
+                          image's times R; 1 keeps it; a side never shorter than the image's); X and Y place the
+                          image (0: at the left/top edge, 1: at the right/bottom edge, 0.5: centred), as a
+                          frame, a letterbox to a square or a photo pasted on a page does.
 * ``fit:N``               resize (bicubic, antialiased) so that the longer side is N pixels, as a site re-encoding
                           uploads does.
 * ``blur:S``              Gaussian blur of standard deviation S pixels.
@@ -217,6 +222,23 @@ def _stretch(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original
     return _resized(x, values[0], 1.0)
 
 
+def pad_box(h: int, w: int, area: float, aspect: float = 1.0, x: float = 0.5, y: float = 0.5
+            ) -> tuple[int, int, int, int]:
+    """(canvas height, canvas width, top, left) of ``pad:area,aspect,x,y``: where an h x w image lies on its
+    canvas."""
+    ch = max(h, round(h / math.sqrt(area * aspect)))
+    cw = max(w, round(w * math.sqrt(aspect / area)))
+    return ch, cw, int(y * (ch - h)), int(x * (cw - w))
+
+
+def _pad(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
+    *box, level = values
+    ch, cw, top, left = pad_box(x.shape[-2], x.shape[-1], *box)
+    canvas = torch.full((*x.shape[:-2], ch, cw), 2.0 * level - 1.0, dtype=x.dtype, device=x.device)
+    canvas[..., top:top + x.shape[-2], left:left + x.shape[-1]] = x
+    return canvas
+
+
 def _layer(make) -> Run:
     """A run function for a noise layer of the engine, made by ``make(*values)``; seeded."""
     def run(x: torch.Tensor, values: tuple[float, ...], seed: int = 0, original=None) -> torch.Tensor:
@@ -263,6 +285,11 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          (Param("top edge", 0.02, -0.2, 0.2, step=0.005, decimals=3),), _keystone, geometric=True),
     Kind("stretch", "Stretch", "resize the width by this factor and keep the height (another aspect ratio)",
          (Param("width", 0.75, 0.25, 4.0, "×"),), _stretch, geometric=True),
+    Kind("pad", "Pad", "place the image on a larger flat canvas of which it fills this share of the area; aspect "
+         "changes the canvas's width/height (1 keeps the image's); x and y place the image (0: left/top edge, "
+         "0.5: centred, 1: right/bottom edge); level is the canvas's grey (0 black, 1 white)",
+         (_area(0.7), Param("aspect", 1.0, 0.25, 4.0), Param("x", 0.5, 0.0, 1.0), Param("y", 0.5, 0.0, 1.0),
+          Param("level", 1.0, 0.0, 1.0)), _pad, geometric=True),
     Kind("fit", "Fit", "resize so that the longer side has this many pixels",
          (Param("long side", 1080, 16, 20000, " px", step=10, decimals=0, integer=True),), _fit, geometric=True),
     Kind("flip", "Flip", "mirror left to right", (),

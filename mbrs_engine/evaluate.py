@@ -56,15 +56,17 @@ DEFAULT_ATTACKS = ("identity", "jpeg:90", "jpeg:75", "jpeg:50", "crop:0.8", "res
 #: brought to a 1080-pixel long side, JPEG 80, and the sides leant by up to 3 degrees either way (a shear, as a
 #: perspective correction leans them), JPEG 85, and a keystone perspective (the top or bottom edge shrunk by up
 #: to 3 % of the width at each end), JPEG 85, and a crop of 60-90 % mirrored, or turned by quarter turns, brought to
-#: a 1080-pixel long side, JPEG 80 (a photo posted mirrored or turned).  New edits go at the end: an edit's draws
-#: depend on its place.
+#: a 1080-pixel long side, JPEG 80 (a photo posted mirrored or turned), and the photo on a larger flat canvas
+#: (a frame, a letterbox: 50-90 % of its area, anywhere, any grey) brought to 1080 px, JPEG 85.  New edits go at the
+#: end: an edit's draws depend on its place.
 GEOMETRIC_SUITE = ("crop:0.5~0.9,0.75~1.333,0~1,0~1+jpeg:85", "crop:0.25~0.5,1,0~1,0~1", "rotate:-5~5+jpeg:85",
                    "flip", "crop:0.6~0.9,1,0~1,0~1+fit:1080+jpeg:80", "jpeg:50", "jpeg:30", "resize:0.25",
                    "turn:1~3+crop:0.5~0.9,0.75~1.333,0~1,0~1+jpeg:85", "flip+crop:0.5~0.9,0.75~1.333,0~1,0~1+jpeg:85",
                    "crop:0.6~0.9,1,0~1,0~1+rotate:-15~15+jpeg:85", "stretch:0.667~1.5+jpeg:85",
                    "crop:0.6~0.9,1,0~1,0~1+stretch:0.75~1.333+fit:1080+jpeg:80", "shear:-3~3+jpeg:85",
                    "keystone:-0.03~0.03+jpeg:85", "flip+crop:0.6~0.9,1,0~1,0~1+fit:1080+jpeg:80",
-                   "turn:1~3+crop:0.6~0.9,1,0~1,0~1+fit:1080+jpeg:80")
+                   "turn:1~3+crop:0.6~0.9,1,0~1,0~1+fit:1080+jpeg:80",
+                   "pad:0.5~0.9,0.75~1.333,0~1,0~1,0~1+fit:1080+jpeg:85")
 SUITES = {"default": DEFAULT_ATTACKS, "geometric": GEOMETRIC_SUITE}
 _TEXT_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 "
 _SSIM_MIN_SIDE = 11

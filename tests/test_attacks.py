@@ -126,6 +126,28 @@ def test_a_quarter_turn_turns_anticlockwise_as_pil_does_and_four_make_none(image
             parse_attack(bad)
 
 
+def test_pad_places_the_image_unchanged_on_a_flat_canvas(image):
+    arr = np.asarray(image)
+    framed = np.asarray(apply_chain(image, parse_chain("pad:0.5")))  # centred, white, the image's aspect
+    (ch, cw, _), (h, w, _) = framed.shape, arr.shape
+    assert abs(h * w / (ch * cw) - 0.5) < 0.01 and abs((cw / ch) / (w / h) - 1) < 0.01
+    top, left = (ch - h) // 2, (cw - w) // 2
+    assert np.array_equal(framed[top:top + h, left:left + w], arr)
+    canvas = np.ones(framed.shape[:2], bool)
+    canvas[top:top + h, left:left + w] = False
+    assert (framed[canvas] == 255).all()
+    # a letterbox of a 4:3 image to a square, the image at the bottom-left, on black
+    square = np.asarray(apply_chain(image, parse_chain("pad:0.75,0.75,0,1,0")))
+    assert square.shape == (160, 160, 3) and np.array_equal(square[40:, :160], arr) and (square[:40] == 0).all()
+    # a side never shorter than the image's: an aspect the area cannot give pads one side only
+    assert apply_chain(image, parse_chain("pad:0.9,2")).size[1] == 120
+    assert np.array_equal(np.asarray(apply_chain(image, parse_chain("pad:1"))), arr)
+    assert np.asarray(apply_chain(image, parse_chain("pad:0.5,1,0.5,0.5,0.5")))[0, 0].tolist() == [128] * 3
+    for bad in ("pad:0", "pad:1.5", "pad:0.5,1,2", "pad:0.5,1,0.5,0.5,2"):
+        with pytest.raises(AttackError):
+            parse_attack(bad)
+
+
 def test_a_stretch_resizes_the_width_only(image):
     assert apply_chain(image, parse_chain("stretch:1.5")).size == (240, 120)
     assert apply_chain(image, parse_chain("stretch:0.5")).size == (80, 120)

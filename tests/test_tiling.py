@@ -671,6 +671,7 @@ def test_a_large_photo_turned_is_read_from_a_shrunk_copy(shipped):
     "stretch:1.3+jpeg:85",  # resized to another aspect (the pilot's template rates it 8.0-8.4: the gate is 6)
     "shear:2+jpeg:90",  # the sides leaning, as a perspective correction leans them (rated 7.8-7.9)
     "crop:0.9,1,0.2,0.6+stretch:0.75+jpeg:90",  # (rated 7.7-7.9)
+    "pad:0.6,0.8,0.2,0.9,0+jpeg:85",  # on a black canvas, off-centre, another aspect
     "jpeg:50",
     "resize:0.5",
 ])
