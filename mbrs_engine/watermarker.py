@@ -48,7 +48,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from . import orientations, payload, tiling
+from . import borders, orientations, payload, tiling
 from .frames import (CENTRAL_SEARCH, CORNER_SEARCH, SEARCH_OVERSAMPLING, Frame, SearchConfig,  # noqa: F401
                      decoder_input, erased_cells, frame_view)
 from .imageio import join_alpha, split_alpha
@@ -390,9 +390,12 @@ class Watermarker:
         in_place = tiling.in_place_tiles(*rgb.size, self.config) if self.tiled else ()
         if self.tiled:  # the tiles in place in each orientation, then every hypothesis of the tile search
             count += len(in_place) * turns + (tiling.hypotheses(*rgb.size, self.config) if search else 0)
+        inside = borders.inner_box(rgb) if search else None  # a photo on a flat canvas: read the part inside too
+        if inside is not None:
+            count += 1 + len(self._in_place_inside(inside))
         first = None
         for soft, where, erased, soft_decoding, outlines in self._readings(rgb, frames, config, bool(search),
-                                                                         turns, in_place):
+                                                                         turns, in_place, inside):
             result = payload.decode_payload(soft, key, hypotheses=count, threshold=threshold, erased=erased,
                                             soft_decoding=soft_decoding)
             result.frame, result.model = where, self.name
@@ -402,8 +405,12 @@ class Watermarker:
             first = first or result
         return first
 
+    def _in_place_inside(self, box: tuple[int, int, int, int]) -> tuple[int, ...]:
+        """The tiles a side of each reading in place of the part of an image inside flat borders at ``box``."""
+        return tiling.in_place_tiles(box[2] - box[0], box[3] - box[1], self.config) if self.tiled else ()
+
     def _readings(self, rgb: Image.Image, frames: list[Frame], config: SearchConfig, search: bool, turns: int,
-                  in_place: tuple[int, ...]):
+                  in_place: tuple[int, ...], inside: tuple[int, int, int, int] | None = None):
         """(soft bits, where, erased bits, soft decoding, outlines) of every reading :meth:`decode` tests,
         likeliest and cheapest first: the full frame and the tiles in place (``in_place``: tiles a side of each
         reading; in the first ``turns`` orientations, :mod:`orientations`), then the other frames and the tile
@@ -413,8 +420,9 @@ class Watermarker:
         likelier than a cropped whole-frame mark), which are worked out meanwhile on the cores the search leaves
         idle (:class:`parallel.Ahead`): a crop that must be searched for reads as soon as without them, and an
         unmarked photo, which needs every reading, is done sooner (at 12 MP, a median of 2.95 s against 3.50:
-        docs/watermarking.md, "Decode time").  ``outlines(width, height)`` gives where the reading lies
-        (:attr:`DecodeResult.outlines`)."""
+        docs/watermarking.md, "Decode time").  ``inside``: the part of the image inside flat borders
+        (:func:`borders.inner_box`), read as an image after the full frame: its whole frame and its tiles in place.
+        ``outlines(width, height)`` gives where the reading lies (:attr:`DecodeResult.outlines`)."""
         def whole(width: int, height: int) -> list:
             return [((0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height)))]
 
@@ -426,6 +434,23 @@ class Watermarker:
                     yield reading.soft, reading.describe(), None, agrees, reading.tile_outlines
                     if not agrees:  # no tiles where the rule puts them: reading more of them is no use
                         break
+
+        def inside_borders():
+            if inside is None:
+                return
+            left, top, right, bottom = inside
+            part, where = rgb.crop(inside), f"inside flat borders ({left}, {top}) to ({right}, {bottom})"
+
+            def moved(outlines):  # outlines in the part's pixels, moved onto the image
+                return lambda *_: [tuple((x + left, y + top) for x, y in outline)
+                                   for outline in outlines(part.width, part.height)]
+            yield self._frame_bits(part), f"full, {where}", None, True, moved(whole)
+            for tiles in self._in_place_inside(inside):
+                reading = tiling.read_in_place(self.decoder, part, self.config, 0, tiles)
+                agrees = reading.pilot >= tiling.IN_PLACE_PILOT
+                yield reading.soft, f"{reading.describe()}, {where}", None, agrees, moved(reading.tile_outlines)
+                if not agrees:
+                    break
 
         # the pilot's template matched against this image (made once, when needed: the search's and the
         # orientations' in place)
@@ -443,6 +468,7 @@ class Watermarker:
         # decoding of the 10 frames took 0.21 s of an unmarked 12 MP photo's 2.6 s)
         soft_frames = not tiled_here
         yield self._decode_batch(batch)[0], full[0].describe(), None, soft_frames, whole
+        yield from inside_borders()
         if not tiled_here:  # (none when this watermarker does not tile: ``in_place`` is empty)
             yield from tiles_in_place(range(turns))
 
