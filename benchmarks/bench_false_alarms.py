@@ -2,8 +2,9 @@
 
 Clean images, seeded: random crops (random position, 10-100 % of the area,
 aspect up to 2:1 either way) of the evaluation photos resized to a random
-long side of 200-1200 px, half of them saved as JPEG 50-95; white noise;
-flat colours; linear gradients.  Each is decoded with the default model
+long side of 200-1200 px, a fifth of them then put on a flat canvas of any
+grey (``pad``: 30-95 % of its area, anywhere), half of them saved as JPEG
+50-95; white noise; flat colours; linear gradients.  Each is decoded with the default model
 (every hypothesis of the search, tiles included: the p-value counts them)
 and must not be detected.  Prints the number of images, detections, the
 worst (lowest) p-value seen, the hypotheses per image, and decode times
@@ -30,12 +31,14 @@ from mbrs_engine import Watermarker  # first: it sets OMP_WAIT_POLICY before tor
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from mbrs_engine.attacks import Attack, apply_chain  # noqa: E402
 from mbrs_engine.imageio import ModeWarning, list_images, open_image  # noqa: E402
 
 
 def clean_images(photos: list[Image.Image], count: int, seed: int = 0):
-    """``count`` (name, image) pairs: mostly crops of the photos, then noise, flat and gradient images."""
-    rng = np.random.default_rng(seed)
+    """``count`` (name, image) pairs: mostly crops of the photos (a fifth of them on a flat canvas), then noise,
+    flat and gradient images."""
+    rng, canvas_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
     synthetic = max(count // 10, 3) if photos else count
     for i in range(count - synthetic):
         photo = photos[i % len(photos)]
@@ -48,11 +51,14 @@ def clean_images(photos: list[Image.Image], count: int, seed: int = 0):
         scale = side / max(crop.size)
         crop = crop.resize((max(16, round(crop.width * scale)), max(16, round(crop.height * scale))),
                            Image.Resampling.BICUBIC)
+        if i % 5 == 4:  # a fifth on a flat canvas (drawn apart: the crops are those of the set before canvases)
+            area, aspect, x, y, level = canvas_rng.uniform((0.3, 0.6, 0, 0, 0), (0.95, 1.6, 1, 1, 1))
+            crop = apply_chain(crop, (Attack("pad", (area, aspect, x, y, level)),))
         if rng.random() < 0.5:
             buffer = io.BytesIO()
             crop.save(buffer, "JPEG", quality=int(rng.integers(50, 96)))
             crop = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-        yield f"crop {i}", crop
+        yield f"crop {i}" + (" on a canvas" if i % 5 == 4 else ""), crop
     for i in range(synthetic):
         w, h = (int(v) for v in rng.integers(64, 1025, 2))
         kind = i % 3
@@ -93,7 +99,8 @@ def main() -> None:
             print(f"  {n} images, {len(detections)} detections, median decode {statistics.median(times):.2f} s",
                   flush=True)
     times.sort()
-    print(f"clean images: {len(times)} ({len(photos)} photos cropped and resized, noise, flat, gradients)")
+    print(f"clean images: {len(times)} ({len(photos)} photos cropped and resized, some on a canvas, noise, flat, "
+          "gradients)")
     print(f"detections: {len(detections)}  (worst p-value {worst_p:.3g}; bound per image: the threshold 1e-06)")
     for name, message, p in detections:
         print(f"  DETECTED {name}: {message!r} p = {p:.3g}")
