@@ -426,31 +426,32 @@ class Watermarker:
         def whole(width: int, height: int) -> list:
             return [((0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height)))]
 
-        def tiles_in_place(read: Iterable[int]):
+        def placed(where: str, outlines, box=None):
+            """A reading's description and outlines; for one of the part inside flat borders at ``box``, said so
+            and moved onto the image."""
+            if box is None:
+                return where, outlines
+            left, top, right, bottom = box
+            return (f"{where}, inside flat borders ({left}, {top}) to ({right}, {bottom})",
+                    lambda *_: [tuple((x + left, y + top) for x, y in outline)
+                                for outline in outlines(right - left, bottom - top)])
+
+        def tiles_in_place(read: Iterable[int], box=None):
+            image, counts = (rgb, in_place) if box is None else (rgb.crop(box), self._in_place_inside(box))
             for orientation in read:
-                for tiles in in_place:
-                    reading = tiling.read_in_place(self.decoder, rgb, self.config, orientation, tiles)
+                for tiles in counts:
+                    reading = tiling.read_in_place(self.decoder, image, self.config, orientation, tiles)
                     agrees = reading.pilot >= tiling.IN_PLACE_PILOT
-                    yield reading.soft, reading.describe(), None, agrees, reading.tile_outlines
+                    where, outlines = placed(reading.describe(), reading.tile_outlines, box)
+                    yield reading.soft, where, None, agrees, outlines
                     if not agrees:  # no tiles where the rule puts them: reading more of them is no use
                         break
 
         def inside_borders():
-            if inside is None:
-                return
-            left, top, right, bottom = inside
-            part, where = rgb.crop(inside), f"inside flat borders ({left}, {top}) to ({right}, {bottom})"
-
-            def moved(outlines):  # outlines in the part's pixels, moved onto the image
-                return lambda *_: [tuple((x + left, y + top) for x, y in outline)
-                                   for outline in outlines(part.width, part.height)]
-            yield self._frame_bits(part), f"full, {where}", None, True, moved(whole)
-            for tiles in self._in_place_inside(inside):
-                reading = tiling.read_in_place(self.decoder, part, self.config, 0, tiles)
-                agrees = reading.pilot >= tiling.IN_PLACE_PILOT
-                yield reading.soft, f"{reading.describe()}, {where}", None, agrees, moved(reading.tile_outlines)
-                if not agrees:
-                    break
+            if inside is not None:  # the part inside read as an image: its whole frame, its tiles in place
+                where, outlines = placed("full", whole, inside)
+                yield self._frame_bits(rgb.crop(inside)), where, None, True, outlines
+                yield from tiles_in_place([0], inside)
 
         # the pilot's template matched against this image (made once, when needed: the search's and the
         # orientations' in place)

@@ -48,3 +48,16 @@ def test_a_small_photo_marked_in_the_whole_frame_is_read_on_a_canvas(pad):
     left, top, right, bottom = borders.inner_box(framed)
     (corners,) = result.outlines  # the whole frame read, where it lies in the image
     assert corners == ((left, top), (right, top), (right, bottom), (left, bottom))
+
+
+def test_a_tiled_photo_in_a_frame_is_read_in_place_inside_it():
+    import skimage.data
+
+    wm = Watermarker.from_pretrained()
+    framed = apply_chain(wm.embed(Image.fromarray(skimage.data.coffee()), "framed"),
+                         parse_chain("pad:0.7,1,0.3,0.6,0+jpeg:90"))  # a black frame, no resize: no search needed
+    result = wm.decode(framed)
+    assert result.message == "framed" and result.frame.startswith("tiles of") and "inside flat borders" in result.frame
+    left, top, right, bottom = borders.inner_box(framed)
+    assert all(left - 1 <= x <= right + 1 and top - 1 <= y <= bottom + 1 for outline in result.outlines
+               for x, y in outline)
